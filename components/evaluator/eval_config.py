@@ -1,0 +1,56 @@
+"""The Evaluator's TFMA EvalConfig: metrics, slices and the blessing thresholds."""
+
+from __future__ import annotations
+
+import tensorflow_model_analysis as tfma
+
+from transform import features as f
+
+# Slices reported besides the overall one. Age buckets come from the transformed features.
+SLICE_FEATURES = (f.USER_GENDER, f.USER_AGE_BUCKET_XF, f.USER_OCCUPATION)
+METRICS = ("ExampleCount", "RootMeanSquaredError", "MeanAbsoluteError", "MeanLabel", "MeanPrediction")
+GATE_CLASS = "RootMeanSquaredError"
+GATE_METRIC = "root_mean_squared_error"  # TFMA's name for GATE_CLASS
+
+
+def make_eval_config(rmse_upper_bound: float, rmse_max_increase: float) -> tfma.EvalConfig:
+    """RMSE/MAE/means overall and per slice; blessed iff overall RMSE <= bound and not worse
+    than the last blessed model by more than `rmse_max_increase`.
+
+    The thresholds apply to the overall slice only (a small slice may legitimately be worse).
+    """
+    threshold = tfma.MetricThreshold(
+        value_threshold=tfma.GenericValueThreshold(upper_bound={"value": rmse_upper_bound}),
+        change_threshold=tfma.GenericChangeThreshold(
+            direction=tfma.MetricDirection.LOWER_IS_BETTER, absolute={"value": rmse_max_increase}
+        ),
+    )
+    # Thresholds go on the MetricConfig (MetricsSpec.per_slice_thresholds is for in-graph
+    # metrics only and would never match TFMA's computed keys: "Metric not found").
+    overall_only = [tfma.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()], threshold=threshold)]
+    metrics = [
+        tfma.MetricConfig(class_name=name, per_slice_thresholds=overall_only if name == GATE_CLASS else [])
+        for name in METRICS
+    ]
+    options = tfma.Options()
+    # TFMA would otherwise call the Keras model on raw features, which a TFRS model can't take.
+    options.include_default_metrics.value = False
+    return tfma.EvalConfig(
+        model_specs=[
+            tfma.ModelSpec(
+                signature_name=f.SERVING_SIGNATURE,
+                label_key=f.LABEL_KEY,
+                prediction_key=f.PREDICTION_KEY,
+                preprocessing_function_names=[f.TRANSFORM_SIGNATURE],
+            )
+        ],
+        slicing_specs=[tfma.SlicingSpec()] + [tfma.SlicingSpec(feature_keys=[key]) for key in SLICE_FEATURES],
+        metrics_specs=[
+            tfma.MetricsSpec(
+                metrics=metrics,
+                # Explicit, so threshold keys match the computed (unweighted) metric keys.
+                example_weights=tfma.ExampleWeightOptions(unweighted=True),
+            )
+        ],
+        options=options,
+    )

@@ -1,0 +1,47 @@
+"""Datasets of transformed examples for the Trainer and Tuner."""
+
+from __future__ import annotations
+
+import tensorflow as tf
+import tensorflow_transform as tft
+from tfx import v1 as tfx
+from tfx_bsl.public import tfxio
+
+from components.trainer.model import Vocabularies
+from transform import features as f
+
+
+def make_dataset(
+    file_pattern: list[str],
+    data_accessor: tfx.components.DataAccessor,
+    tft_output: tft.TFTransformOutput,
+    batch_size: int,
+    shuffle: bool,
+    seed: int,
+) -> tf.data.Dataset:
+    """(transformed features, label) batches; one pass over the data per epoch."""
+    return data_accessor.tf_dataset_factory(
+        file_pattern,
+        tfxio.TensorFlowDatasetOptions(
+            batch_size=batch_size, label_key=f.LABEL_XF, shuffle=shuffle, shuffle_seed=seed, num_epochs=1
+        ),
+        tft_output.transformed_metadata.schema,
+    )
+
+
+def vocabularies(tft_output: tft.TFTransformOutput, train: tf.data.Dataset) -> Vocabularies:
+    """Vocabulary sizes from Transform and the mean training label (one pass over `train`)."""
+    total, count = train.reduce(
+        (tf.constant(0.0, tf.float64), tf.constant(0, tf.int64)),
+        lambda acc, batch: (
+            acc[0] + tf.reduce_sum(tf.cast(batch[1], tf.float64)),
+            acc[1] + tf.size(batch[1], out_type=tf.int64),
+        ),
+    )
+    if int(count) == 0:
+        raise ValueError("the train split is empty")
+    return Vocabularies(
+        sizes={name: tft_output.vocabulary_size_by_name(vocab) for name, vocab in f.VOCAB_FEATURES.items()},
+        genres=tft_output.vocabulary_size_by_name(f.GENRES_VOCAB),
+        label_mean=float(total) / int(count),
+    )

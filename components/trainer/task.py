@@ -1,0 +1,80 @@
+"""The Trainer's entry point: `run_fn`, called by the TFX Trainer component.
+
+It only orchestrates: data.py builds the datasets, model.py the model, export.py the
+signatures. Hyperparameters come from the Tuner when it ran, else from TrainerConfig.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import keras_tuner
+import tensorflow as tf
+import tensorflow_transform as tft
+from tfx import v1 as tfx
+
+from components.trainer import data, export
+from components.trainer.model import Hyperparameters, build_model
+from pipeline.config import TrainerConfig
+
+HISTORY_FILE = "history.json"  # Per-epoch loss/RMSE, written next to the model.
+
+
+def hyperparameters(config: TrainerConfig, tuned: dict | None) -> Hyperparameters:
+    """The Tuner's best values when given (its HyperParameters config), else the config's defaults."""
+    defaults = Hyperparameters(config.learning_rate, config.embedding_dim, config.layer_sizes, config.l2)
+    if not tuned:
+        return defaults
+    values = keras_tuner.HyperParameters.from_config(tuned).values
+    return hyperparameters_from_values(values, defaults)
+
+
+def hyperparameters_from_values(values: dict, defaults: Hyperparameters) -> Hyperparameters:
+    """Hyperparameters from a KerasTuner values dict (layer sizes are encoded as '64-32')."""
+    layers = values.get("layer_sizes")
+    return Hyperparameters(
+        learning_rate=float(values.get("learning_rate", defaults.learning_rate)),
+        embedding_dim=int(values.get("embedding_dim", defaults.embedding_dim)),
+        layer_sizes=tuple(int(x) for x in layers.split("-")) if layers else defaults.layer_sizes,
+        l2=float(values.get("l2", defaults.l2)),
+    )
+
+
+def distribution_strategy() -> tf.distribute.Strategy:
+    """MirroredStrategy over all visible GPUs, else the default (CPU) strategy."""
+    gpus = tf.config.list_physical_devices("GPU")
+    return tf.distribute.MirroredStrategy() if gpus else tf.distribute.get_strategy()
+
+
+# Called by the TFX Trainer component.
+def run_fn(fn_args: tfx.components.FnArgs) -> None:
+    """Trains the ranking model with early stopping on eval RMSE and exports it for serving."""
+    config = TrainerConfig.from_dict(fn_args.custom_config or {})
+    tf.keras.utils.set_random_seed(config.seed)
+    tft_output = tft.TFTransformOutput(fn_args.transform_graph_path)
+    train = data.make_dataset(fn_args.train_files, fn_args.data_accessor, tft_output, config.batch_size, True, config.seed)
+    val = data.make_dataset(fn_args.eval_files, fn_args.data_accessor, tft_output, config.batch_size, False, config.seed)
+    hp = hyperparameters(config, fn_args.hyperparameters)
+    vocab = data.vocabularies(tft_output, train)
+
+    with distribution_strategy().scope():
+        model = build_model(hp, vocab)
+    history = model.fit(
+        train,
+        validation_data=val,
+        epochs=config.epochs,
+        verbose=0,
+        callbacks=[
+            tf.keras.callbacks.EarlyStopping(
+                monitor="val_root_mean_squared_error",
+                mode="min",
+                patience=config.early_stopping_patience,
+                restore_best_weights=True,
+            )
+        ],
+    )
+    export.export_serving_model(model, tft_output, fn_args.serving_model_dir)
+    tf.io.gfile.makedirs(fn_args.model_run_dir)
+    with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, HISTORY_FILE), "w") as out:
+        json.dump({"hyperparameters": hp.to_dict(), "history": history.history}, out, indent=1)

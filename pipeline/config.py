@@ -1,0 +1,102 @@
+"""The pipeline's configuration: frozen dataclasses built once, at the entry point.
+
+`PipelineConfig` is everything `create_pipeline` needs; `TrainerConfig` travels to
+`run_fn`/`tuner_fn` as a plain dict in `custom_config` and is rebuilt there.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any
+
+DEFAULT_PIPELINE_NAME = "movielens-recommender"
+DEFAULT_MODEL_NAME = "movielens_ranker"
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainerConfig:
+    """Training settings passed to run_fn and tuner_fn (hyperparameter defaults included)."""
+
+    epochs: int = 5
+    batch_size: int = 256
+    early_stopping_patience: int = 2
+    seed: int = 42
+    tuner_epochs: int = 1
+    tuner_trials: int = 2
+    # Defaults used when the Tuner is skipped; the Tuner searches around them.
+    learning_rate: float = 0.01
+    embedding_dim: int = 16
+    layer_sizes: tuple[int, ...] = (64, 32)
+    l2: float = 1e-5
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError("epochs and batch_size must be positive")
+        if self.tuner_trials < 0:
+            raise ValueError("tuner_trials must be >= 0 (0 skips the Tuner)")
+        object.__setattr__(self, "layer_sizes", tuple(self.layer_sizes))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainerConfig:
+        known = {field.name for field in dataclasses.fields(cls)}
+        return cls(**{key: value for key, value in values.items() if key in known})
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineConfig:
+    """Everything the DAG needs. Paths may be local or gs://."""
+
+    pipeline_root: str
+    data_dir: str  # A MovieLens-100k directory (u.data, u.user, u.item).
+    serving_dir: str
+    pipeline_name: str = DEFAULT_PIPELINE_NAME
+    model_name: str = DEFAULT_MODEL_NAME
+    metadata_path: str | None = None  # SQLite MLMD file; local runs only.
+    split_names: tuple[str, ...] = ("train", "eval", "test")
+    split_fractions: tuple[float, ...] = (0.6, 0.2, 0.2)
+    trainer: TrainerConfig = TrainerConfig()
+    rmse_upper_bound: float = 1.10
+    rmse_max_increase: float = 0.01  # vs the last blessed model
+    enable_cache: bool = True
+    beam_pipeline_args: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if len(self.split_names) != 3 or len(self.split_fractions) != 3:
+            raise ValueError("the pipeline needs three splits: train, eval (validation) and test (evaluation)")
+        if any(x <= 0 for x in self.split_fractions) or abs(sum(self.split_fractions) - 1) > 1e-6:
+            raise ValueError(f"split fractions must be positive and sum to 1, got {self.split_fractions}")
+        if self.rmse_upper_bound <= 0 or self.rmse_max_increase < 0:
+            raise ValueError("rmse_upper_bound must be > 0 and rmse_max_increase >= 0")
+
+    @property
+    def train_split(self) -> str:
+        return self.split_names[0]
+
+    @property
+    def eval_split(self) -> str:
+        return self.split_names[1]
+
+    @property
+    def test_split(self) -> str:
+        return self.split_names[2]
+
+    @property
+    def metadata_file(self) -> str:
+        return self.metadata_path or os.path.join(self.pipeline_root, "metadata.sqlite")
+
+    @property
+    def model_serving_dir(self) -> str:
+        """`<serving_dir>/<model_name>`: TF Serving's model base path; versions go below it."""
+        return os.path.join(self.serving_dir, self.model_name)
+
+
+def direct_runner_args(mode: str = "in_memory", workers: int = 0) -> tuple[str, ...]:
+    """Beam DirectRunner args: `in_memory` (default) or `multi_processing` with N workers (0 = all cores)."""
+    if mode not in ("in_memory", "multi_processing", "multi_threading"):
+        raise ValueError(f"unknown Beam direct running mode {mode!r}")
+    args = ("--runner=DirectRunner", f"--direct_running_mode={mode}")
+    return args if mode == "in_memory" else (*args, f"--direct_num_workers={workers}")

@@ -1,0 +1,203 @@
+"""Running the DAG locally: LocalDagRunner, Beam DirectRunner, SQLite MLMD under the pipeline root.
+
+Prints one line per component (started / finished in N s / cached) instead of
+TFX's INFO logs, and reads the run's outcome back from ML Metadata.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import io
+import json
+import logging
+import os
+import sys
+import time
+import warnings
+from collections.abc import Callable
+
+import tensorflow as tf
+from absl import logging as absl_logging
+from tfx import v1 as tfx
+
+from pipeline import metadata
+from pipeline import pipeline as dag
+from pipeline.config import PipelineConfig
+
+Echo = Callable[[str], None]
+
+
+class PipelineRunError(RuntimeError):
+    """A component failed; the message names it and the root cause."""
+
+
+class _ProgressHandler(logging.Handler):
+    """Turns LocalDagRunner/launcher log records into one progress line per component."""
+
+    def __init__(self, echo: Echo):
+        super().__init__(level=logging.INFO)
+        self._echo = echo
+        self.current: str | None = None
+        self._started = 0.0
+        self._cached = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message, args = record.msg, record.args
+        if message == "Component %s is running.":
+            self.current, self._started, self._cached = args[0], time.monotonic(), False
+            self._echo(f"  {self.current:<28} started")
+        elif message == "A cached execution %d is used.":
+            self._cached = True
+        elif message == "Component %s is finished." and self.current:
+            outcome = "cached" if self._cached else f"finished in {time.monotonic() - self._started:.1f} s"
+            self._echo(f"  {self.current:<28} {outcome}")
+            self.current = None
+
+    def failed(self) -> None:
+        if self.current:
+            self._echo(f"  {self.current:<28} FAILED after {time.monotonic() - self._started:.1f} s")
+
+
+def quiet_logs() -> None:
+    """Only errors from TFX/TF/Beam; progress lines come from _ProgressHandler."""
+    warnings.filterwarnings("ignore")
+    logging.getLogger().setLevel(logging.WARNING)
+    for handler in logging.getLogger().handlers:
+        handler.setLevel(logging.WARNING)
+    absl_logging.get_absl_handler().setLevel(logging.ERROR)
+    for name in ("apache_beam", "tensorflow"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    tf.get_logger().setLevel(logging.ERROR)
+
+
+def _root_cause(error: BaseException) -> BaseException:
+    seen = set()
+    while (error.__cause__ or error.__context__) and id(error) not in seen:
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return error
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSummary:
+    """What a run produced, read from MLMD."""
+
+    run_id: str
+    executions: list[metadata.ComponentExecution]
+    split_rows: dict[str, int]
+    test_rmse: float | None
+    blessed: bool | None
+    pushed_path: str | None
+
+    def lines(self) -> list[str]:
+        rows = ", ".join(f"{name} {count:,}" for name, count in self.split_rows.items())
+        rmse = "n/a" if self.test_rmse is None else f"{self.test_rmse:.4f}"
+        blessed = {None: "n/a", True: "yes", False: "no"}[self.blessed]
+        return [
+            f"run {self.run_id}",
+            f"  rows per split : {rows}",
+            f"  test RMSE      : {rmse}",
+            f"  blessed        : {blessed}",
+            f"  pushed model   : {self.pushed_path or 'nothing pushed'}",
+        ]
+
+
+def _split_rows(statistics: metadata.metadata_store_pb2.Artifact) -> dict[str, int]:
+    import tensorflow_data_validation as tfdv
+
+    rows = {}
+    for split in json.loads(statistics.properties["split_names"].string_value):
+        path = os.path.join(statistics.uri, f"Split-{split}", "FeatureStats.pb")
+        rows[split] = tfdv.load_stats_binary(path).datasets[0].num_examples
+    return rows
+
+
+def _overall_rmse(evaluation_uri: str) -> float | None:
+    import tensorflow_model_analysis as tfma
+
+    from components.evaluator.eval_config import GATE_METRIC
+
+    result = tfma.load_eval_result(evaluation_uri)
+    for slice_key, metrics in result.slicing_metrics:
+        if slice_key == ():
+            for by_output in metrics.values():
+                for by_class in by_output.values():
+                    if GATE_METRIC in by_class:
+                        return float(by_class[GATE_METRIC]["doubleValue"])
+    return None
+
+
+def summarize(config: PipelineConfig, run_id: str | None = None) -> RunSummary:
+    """Reads the outcome of `run_id` (default: the latest run) from MLMD."""
+    store = metadata.open_store(config.metadata_file)
+    runs = metadata.run_ids(store, config.pipeline_name)
+    if not runs:
+        raise PipelineRunError(f"no run of {config.pipeline_name} in {config.metadata_file}")
+    run_id = run_id or runs[-1]
+    executions = metadata.run_executions(store, config.pipeline_name, run_id)
+    by_name = {e.component: e for e in executions}
+
+    def output(component: str, key: str):
+        execution = by_name.get(component)
+        artifacts = execution.outputs.get(key) if execution else None
+        return artifacts[0] if artifacts else None
+
+    statistics = output(dag.STATISTICS_GEN, "statistics")
+    evaluation = output(dag.EVALUATOR, "evaluation")
+    blessing = output(dag.EVALUATOR, "blessing")
+    pushed = output(dag.PUSHER, "pushed_model")
+    pushed_path = None
+    if pushed is not None and pushed.custom_properties["pushed"].int_value == 1:
+        pushed_path = pushed.custom_properties["pushed_destination"].string_value
+    return RunSummary(
+        run_id=run_id,
+        executions=executions,
+        split_rows=_split_rows(statistics) if statistics else {},
+        test_rmse=_overall_rmse(evaluation.uri) if evaluation else None,
+        blessed=bool(blessing.custom_properties["blessed"].int_value) if blessing else None,
+        pushed_path=pushed_path,
+    )
+
+
+def run_local(config: PipelineConfig, echo: Echo | None = None, verbose: bool = False) -> RunSummary:
+    """Runs the whole DAG with LocalDagRunner and returns its summary; raises PipelineRunError on failure."""
+    if echo is None:
+        stream = sys.stdout  # bound now: stdout is redirected while the DAG runs
+
+        def echo(line: str) -> None:
+            print(line, file=stream, flush=True)
+
+    os.makedirs(config.pipeline_root, exist_ok=True)
+    absl_logging.set_verbosity(absl_logging.INFO)
+    if not verbose:
+        quiet_logs()
+    progress = _ProgressHandler(echo)
+    absl_logger = logging.getLogger("absl")
+    absl_logger.addHandler(progress)
+    propagate = absl_logger.propagate
+    if not verbose:  # Other libraries add root handlers mid-run; keep absl INFO/WARNING off them.
+        absl_logger.propagate = False
+        errors = logging.StreamHandler(sys.stderr)
+        errors.setLevel(logging.ERROR)
+        absl_logger.addHandler(errors)
+    connection = tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_file)
+    echo(f"Running {config.pipeline_name} (pipeline root {config.pipeline_root})")
+    pipeline = dag.create_pipeline(config, connection)
+    # KerasTuner prints its search space and results to stdout; keep them out of the progress view.
+    stdout = contextlib.nullcontext() if verbose else contextlib.redirect_stdout(io.StringIO())
+    try:
+        with stdout:
+            tfx.orchestration.LocalDagRunner().run(pipeline)
+    except Exception as error:  # Re-raised with the component and root cause named.
+        progress.failed()
+        cause = _root_cause(error)
+        raise PipelineRunError(
+            f"component {progress.current or '?'} failed: {type(cause).__name__}: {cause}"
+        ) from error
+    finally:
+        absl_logger.removeHandler(progress)
+        absl_logger.propagate = propagate
+        if not verbose:
+            absl_logger.removeHandler(errors)
+    return summarize(config)

@@ -1,0 +1,123 @@
+"""`create_pipeline(config)`: the DAG, wiring only. Shared by the local and Kubeflow runners."""
+
+from __future__ import annotations
+
+import importlib.resources
+
+from tfx import v1 as tfx
+
+from components import gates
+from components.evaluator.eval_config import make_eval_config
+from components.example_gen.component import movielens_example_gen
+from pipeline.config import PipelineConfig
+from pipeline.fingerprint import code_fingerprint
+
+PREPROCESSING_FN = "transform.preprocessing.preprocessing_fn"
+RUN_FN = "components.trainer.task.run_fn"
+TUNER_FN = "components.tuner.tuner.tuner_fn"
+
+# Component ids, as they appear in MLMD and in the progress lines.
+EXAMPLE_GEN = "ExampleGen"
+STATISTICS_GEN = "StatisticsGen"
+SCHEMA_IMPORTER = "ImportSchemaGen"
+EXAMPLE_VALIDATOR = "ExampleValidator"
+VALIDATION_GATE = "ValidationGate"
+TRANSFORM = "Transform"
+TUNER = "Tuner"
+TRAINER = "Trainer"
+MODEL_RESOLVER = "LatestBlessedModelResolver"
+EVALUATOR = "Evaluator"
+PUSHER = "Pusher"
+
+
+def schema_path() -> str:
+    """Path of the curated schema shipped in the `schemas` package."""
+    return str(importlib.resources.files("schemas") / "schema.pbtxt")
+
+
+def create_pipeline(config: PipelineConfig, metadata_connection_config=None) -> tfx.dsl.Pipeline:
+    """The MovieLens recommender DAG (see README/DESIGN.md); tuner included iff tuner_trials > 0."""
+    trainer_config = config.trainer.to_dict()
+    model_code = code_fingerprint("components.trainer", "components.tuner", "transform", "pipeline.config")
+
+    example_gen = movielens_example_gen(
+        config.data_dir,
+        list(config.split_names),
+        list(config.split_fractions),
+        code_fingerprint("components.example_gen", "transform.features"),
+    ).with_id(EXAMPLE_GEN)
+    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"]).with_id(STATISTICS_GEN)
+    schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_path()).with_id(SCHEMA_IMPORTER)
+    example_validator = tfx.components.ExampleValidator(
+        statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]
+    ).with_id(EXAMPLE_VALIDATOR)
+    gate = gates.ValidationGate(
+        anomalies=example_validator.outputs["anomalies"],
+        schema=schema_gen.outputs["schema"],
+        code_fingerprint=code_fingerprint("components.gates"),
+    ).with_id(VALIDATION_GATE)
+    transform = tfx.components.Transform(
+        examples=example_gen.outputs["examples"],
+        schema=gate.outputs["validated_schema"],
+        preprocessing_fn=PREPROCESSING_FN,
+        splits_config=tfx.proto.SplitsConfig(
+            analyze=[config.train_split], transform=[config.train_split, config.eval_split]
+        ),
+        custom_config={"code_fingerprint": code_fingerprint("transform")},
+    ).with_id(TRANSFORM)
+    components = [example_gen, statistics_gen, schema_gen, example_validator, gate, transform]
+
+    hyperparameters = None
+    custom_config = {**trainer_config, "code_fingerprint": model_code}
+    if config.trainer.tuner_trials > 0:
+        tuner = tfx.components.Tuner(
+            tuner_fn=TUNER_FN,
+            examples=transform.outputs["transformed_examples"],
+            transform_graph=transform.outputs["transform_graph"],
+            schema=gate.outputs["validated_schema"],
+            train_args=tfx.proto.TrainArgs(splits=[config.train_split]),
+            eval_args=tfx.proto.EvalArgs(splits=[config.eval_split]),
+            custom_config=custom_config,
+        ).with_id(TUNER)
+        components.append(tuner)
+        hyperparameters = tuner.outputs["best_hyperparameters"]
+
+    trainer = tfx.components.Trainer(
+        run_fn=RUN_FN,
+        examples=transform.outputs["transformed_examples"],
+        transform_graph=transform.outputs["transform_graph"],
+        schema=gate.outputs["validated_schema"],
+        hyperparameters=hyperparameters,
+        train_args=tfx.proto.TrainArgs(splits=[config.train_split]),
+        eval_args=tfx.proto.EvalArgs(splits=[config.eval_split]),
+        custom_config=custom_config,
+    ).with_id(TRAINER)
+    model_resolver = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+    ).with_id(MODEL_RESOLVER)
+    evaluator = tfx.components.Evaluator(
+        examples=example_gen.outputs["examples"],
+        model=trainer.outputs["model"],
+        baseline_model=model_resolver.outputs["model"],
+        eval_config=make_eval_config(config.rmse_upper_bound, config.rmse_max_increase),
+        example_splits=[config.test_split],
+    ).with_id(EVALUATOR)
+    pusher = tfx.components.Pusher(
+        model=trainer.outputs["model"],
+        model_blessing=evaluator.outputs["blessing"],
+        push_destination=tfx.proto.PushDestination(
+            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=config.model_serving_dir)
+        ),
+    ).with_id(PUSHER)
+    components += [trainer, model_resolver, evaluator, pusher]
+
+    return tfx.dsl.Pipeline(
+        pipeline_name=config.pipeline_name,
+        pipeline_root=config.pipeline_root,
+        components=components,
+        enable_cache=config.enable_cache,
+        metadata_connection_config=metadata_connection_config,
+        beam_pipeline_args=list(config.beam_pipeline_args),
+    )

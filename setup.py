@@ -1,0 +1,30 @@
+"""Package for the MovieLens TFX recommender. Install with the pinned constraints:
+
+    pip install -c constraints.txt -e .
+"""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="movielens-recommender",
+    version="0.1.0",
+    description="Production TFX pipeline for a MovieLens rating model (TFRS), local and Kubeflow",
+    python_requires=">=3.9,<3.11",
+    packages=find_packages(include=["pipeline", "pipeline.*", "components", "components.*", "transform", "transform.*", "schemas", "kubeflow", "kubeflow.*"]),
+    package_data={"schemas": ["*.pbtxt"]},
+    install_requires=[
+        "tfx[kfp]==1.16.0",
+        "tensorflow==2.16.2",
+        "tf-keras==2.16.0",
+        "tensorflow-recommenders==0.7.3",
+        "tensorflow-transform==1.16.0",
+        "tensorflow-data-validation==1.16.1",
+        "tensorflow-model-analysis==0.47.1",
+        "apache-beam[gcp]==2.59.0",
+        "kfp==2.5.0",
+        "keras-tuner==1.3.5",
+        "click>=8",
+    ],
+    extras_require={"dev": ["pytest", "ruff"]},
+    entry_points={"console_scripts": ["recommender=pipeline.cli:main"]},
+)

@@ -1,0 +1,97 @@
+"""Every feature, label and vocabulary name of the recommender, defined once.
+
+ExampleGen writes the raw names, Transform reads them and writes the transformed
+names, and the Trainer, Evaluator config and serving signatures import them from
+here. No other module spells a feature name as a string literal.
+"""
+
+from __future__ import annotations
+
+# ---- Raw features written by the MovieLens ExampleGen ------------------------
+USER_ID = "user_id"
+MOVIE_ID = "movie_id"
+RATING = "rating"  # The label. Absent in the SERVING environment.
+TIMESTAMP = "timestamp"
+USER_AGE = "user_age"
+USER_GENDER = "user_gender"
+USER_OCCUPATION = "user_occupation"
+USER_ZIP = "user_zip"
+MOVIE_TITLE = "movie_title"
+MOVIE_GENRES = "movie_genres"
+MOVIE_RELEASE_YEAR = "movie_release_year"
+
+LABEL_KEY = RATING
+
+# Raw value written for a movie whose release date is missing (ml-100k movie 267).
+# Transform imputes it and exposes MOVIE_YEAR_MISSING so the model can tell.
+RELEASE_YEAR_UNKNOWN = 0
+
+# Raw string features and their Python/TF dtypes, in ExampleGen's output order.
+STRING_FEATURES = (USER_ID, MOVIE_ID, USER_GENDER, USER_OCCUPATION, USER_ZIP, MOVIE_TITLE)
+INT_FEATURES = (TIMESTAMP, USER_AGE, MOVIE_RELEASE_YEAR)
+FLOAT_FEATURES = (RATING,)
+MULTI_STRING_FEATURES = (MOVIE_GENRES,)  # Variable-length lists.
+RAW_FEATURES = STRING_FEATURES + INT_FEATURES + FLOAT_FEATURES + MULTI_STRING_FEATURES
+SERVING_FEATURES = tuple(name for name in RAW_FEATURES if name != LABEL_KEY)
+
+RATING_MIN = 1.0
+RATING_MAX = 5.0
+
+# ---- Transformed features written by transform/preprocessing.py -------------
+def transformed_name(key: str) -> str:
+    """Name of the transformed counterpart of a raw feature."""
+    return f"{key}_xf"
+
+
+USER_ID_XF = transformed_name(USER_ID)
+MOVIE_ID_XF = transformed_name(MOVIE_ID)
+USER_GENDER_XF = transformed_name(USER_GENDER)
+USER_OCCUPATION_XF = transformed_name(USER_OCCUPATION)
+USER_ZIP_PREFIX_XF = transformed_name("user_zip_prefix")
+MOVIE_GENRES_XF = transformed_name(MOVIE_GENRES)  # Dense [batch, MAX_GENRES], -1 = padding.
+USER_AGE_XF = transformed_name(USER_AGE)  # z-score
+USER_AGE_BUCKET_XF = transformed_name("user_age_bucket")  # string, used for slicing
+MOVIE_YEAR_XF = transformed_name(MOVIE_RELEASE_YEAR)  # z-score, unknown imputed
+MOVIE_YEAR_MISSING_XF = transformed_name("movie_year_missing")  # 0/1
+MOVIE_AGE_XF = transformed_name("movie_age_at_rating")  # z-score of years
+HOUR_XF = transformed_name("hour_of_day")  # int 0..23
+DAY_OF_WEEK_XF = transformed_name("day_of_week")  # int 0..6, Monday = 0
+HOUR_SIN_XF = transformed_name("hour_sin")
+HOUR_COS_XF = transformed_name("hour_cos")
+DOW_SIN_XF = transformed_name("day_of_week_sin")
+DOW_COS_XF = transformed_name("day_of_week_cos")
+LABEL_XF = transformed_name(LABEL_KEY)
+
+# Categorical features embedded by the model: transformed name -> vocabulary name.
+VOCAB_FEATURES = {
+    USER_ID_XF: "user_id_vocab",
+    MOVIE_ID_XF: "movie_id_vocab",
+    USER_GENDER_XF: "user_gender_vocab",
+    USER_OCCUPATION_XF: "user_occupation_vocab",
+    USER_ZIP_PREFIX_XF: "user_zip_prefix_vocab",
+}
+GENRES_VOCAB = "movie_genres_vocab"
+NUM_OOV_BUCKETS = 1  # Unknown ids all map to index vocab_size.
+MAX_GENRES = 6  # Genres kept per movie (ml-100k has at most 6).
+ZIP_PREFIX_LENGTH = 3
+
+DENSE_FLOAT_FEATURES = (
+    USER_AGE_XF,
+    MOVIE_YEAR_XF,
+    MOVIE_YEAR_MISSING_XF,
+    MOVIE_AGE_XF,
+    HOUR_SIN_XF,
+    HOUR_COS_XF,
+    DOW_SIN_XF,
+    DOW_COS_XF,
+)
+
+# Age groups used for slicing (the MovieLens-1M demographic bands).
+AGE_BUCKET_BOUNDARIES = (18, 25, 35, 45, 50, 56)
+AGE_BUCKET_NAMES = ("under_18", "18-24", "25-34", "35-44", "45-49", "50-55", "56_plus")
+
+# ---- Serving -----------------------------------------------------------------
+SERVING_SIGNATURE = "serving_default"
+TRANSFORM_SIGNATURE = "transform_features"
+RAW_SIGNATURE = "predict_raw"
+PREDICTION_KEY = "predicted_rating"

@@ -1,0 +1,97 @@
+"""Feature engineering for the recommender: the Transform component's preprocessing_fn.
+
+Transform analyses the `train` split only, so vocabularies, means and variances
+never see eval/test data. Everything here also runs at serving time inside the
+exported SavedModel, so it must not depend on the label.
+"""
+
+from __future__ import annotations
+
+import math
+
+import tensorflow as tf
+import tensorflow_transform as tft
+
+from transform import features as f
+
+_SECONDS_PER_DAY = 86_400
+_SECONDS_PER_YEAR = 365.2425 * _SECONDS_PER_DAY
+_EPOCH_WEEKDAY = 3  # 1970-01-01 was a Thursday; Monday = 0.
+
+
+def _dense(x: tf.Tensor | tf.SparseTensor, default) -> tf.Tensor:
+    """[batch, 1] (or sparse) input → [batch] dense tensor."""
+    if isinstance(x, tf.SparseTensor):
+        x = tf.sparse.to_dense(tf.sparse.reset_shape(x, [x.dense_shape[0], 1]), default_value=default)
+    return tf.reshape(x, [-1])
+
+
+def _vocab(x: tf.Tensor, name: str) -> tf.Tensor:
+    return tft.compute_and_apply_vocabulary(x, num_oov_buckets=f.NUM_OOV_BUCKETS, vocab_filename=name)
+
+
+def time_features(timestamp: tf.Tensor) -> dict[str, tf.Tensor]:
+    """Hour of day and day of week (UTC), with their cyclic sin/cos encodings."""
+    seconds_of_day = tf.math.floormod(timestamp, _SECONDS_PER_DAY)
+    hour = seconds_of_day // 3600
+    day_of_week = tf.math.floormod(timestamp // _SECONDS_PER_DAY + _EPOCH_WEEKDAY, 7)
+    hour_angle = 2.0 * math.pi * tf.cast(seconds_of_day, tf.float32) / _SECONDS_PER_DAY
+    dow_angle = 2.0 * math.pi * tf.cast(day_of_week, tf.float32) / 7.0
+    return {
+        f.HOUR_XF: hour,
+        f.DAY_OF_WEEK_XF: day_of_week,
+        f.HOUR_SIN_XF: tf.sin(hour_angle),
+        f.HOUR_COS_XF: tf.cos(hour_angle),
+        f.DOW_SIN_XF: tf.sin(dow_angle),
+        f.DOW_COS_XF: tf.cos(dow_angle),
+    }
+
+
+def age_bucket(age: tf.Tensor) -> tf.Tensor:
+    """MovieLens-1M demographic age band of each age, as a string (used for slicing)."""
+    index = tf.raw_ops.Bucketize(input=tf.cast(age, tf.float32), boundaries=[float(b) for b in f.AGE_BUCKET_BOUNDARIES])
+    return tf.gather(tf.constant(f.AGE_BUCKET_NAMES), index)
+
+
+def genre_indices(genres: tf.SparseTensor) -> tf.Tensor:
+    """Genre list → dense [batch, MAX_GENRES] vocabulary indices, -1 as padding."""
+    ids = tft.compute_and_apply_vocabulary(genres, num_oov_buckets=f.NUM_OOV_BUCKETS, vocab_filename=f.GENRES_VOCAB)
+    dense = tf.sparse.to_dense(ids, default_value=-1)
+    padded = tf.pad(dense, [[0, 0], [0, f.MAX_GENRES]], constant_values=-1)[:, : f.MAX_GENRES]
+    return tf.reshape(padded, [-1, f.MAX_GENRES])
+
+
+# Called by the TFX Transform component (and again inside the serving SavedModel).
+def preprocessing_fn(inputs: dict[str, tf.Tensor | tf.SparseTensor]) -> dict[str, tf.Tensor]:
+    """Raw MovieLens features → model features. See transform/features.py for the names."""
+    timestamp = _dense(inputs[f.TIMESTAMP], 0)
+    age = tf.cast(_dense(inputs[f.USER_AGE], 0), tf.float32)
+    year = _dense(inputs[f.MOVIE_RELEASE_YEAR], f.RELEASE_YEAR_UNKNOWN)
+    year_known = tf.not_equal(year, f.RELEASE_YEAR_UNKNOWN)
+    year_float = tf.cast(year, tf.float32)
+    # Impute unknown release years with the mean of the known ones (train split).
+    mean_year = tft.mean(tf.boolean_mask(year_float, year_known))
+    year_imputed = tf.where(year_known, year_float, mean_year)
+    rating_year = 1970.0 + tf.cast(timestamp, tf.float32) / _SECONDS_PER_YEAR
+    movie_age = tf.maximum(rating_year - (year_imputed + 0.5), 0.0)
+    zip_prefix = tf.strings.substr(tf.strings.upper(_dense(inputs[f.USER_ZIP], "")), 0, f.ZIP_PREFIX_LENGTH)
+
+    outputs = {
+        f.USER_ID_XF: _vocab(_dense(inputs[f.USER_ID], ""), f.VOCAB_FEATURES[f.USER_ID_XF]),
+        f.MOVIE_ID_XF: _vocab(_dense(inputs[f.MOVIE_ID], ""), f.VOCAB_FEATURES[f.MOVIE_ID_XF]),
+        f.USER_GENDER_XF: _vocab(_dense(inputs[f.USER_GENDER], ""), f.VOCAB_FEATURES[f.USER_GENDER_XF]),
+        f.USER_OCCUPATION_XF: _vocab(
+            _dense(inputs[f.USER_OCCUPATION], ""), f.VOCAB_FEATURES[f.USER_OCCUPATION_XF]
+        ),
+        f.USER_ZIP_PREFIX_XF: _vocab(zip_prefix, f.VOCAB_FEATURES[f.USER_ZIP_PREFIX_XF]),
+        f.MOVIE_GENRES_XF: genre_indices(inputs[f.MOVIE_GENRES]),
+        f.USER_AGE_XF: tft.scale_to_z_score(age),
+        f.USER_AGE_BUCKET_XF: age_bucket(age),
+        f.MOVIE_YEAR_XF: tft.scale_to_z_score(year_imputed),
+        f.MOVIE_YEAR_MISSING_XF: 1.0 - tf.cast(year_known, tf.float32),
+        f.MOVIE_AGE_XF: tft.scale_to_z_score(movie_age),
+        **time_features(timestamp),
+    }
+    if f.LABEL_KEY in inputs:  # Absent at serving time.
+        outputs[f.LABEL_XF] = tf.cast(_dense(inputs[f.LABEL_KEY], 0.0), tf.float32)
+    return outputs
