@@ -1,0 +1,109 @@
+"""preprocessing_fn through tft_beam on a few rows: vocabularies, OOV, time features."""
+
+import math
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_transform as tft
+import tensorflow_transform.beam as tft_beam
+from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
+from tfx.utils import io_utils
+
+from pipeline.pipeline import schema_path
+from transform import features as f
+from transform.preprocessing import preprocessing_fn
+
+pytestmark = pytest.mark.slow
+THURSDAY_15H55 = 881250949  # 1997-12-04 15:55:49 UTC
+
+
+def raw_row(user: str, movie: str, timestamp: int, age: int = 30, year: int = 1995, genres=("Action",)) -> dict:
+    return {
+        f.USER_ID: [user],
+        f.MOVIE_ID: [movie],
+        f.RATING: [4.0],
+        f.TIMESTAMP: [timestamp],
+        f.USER_AGE: [age],
+        f.USER_GENDER: ["F"],
+        f.USER_OCCUPATION: ["writer"],
+        f.USER_ZIP: ["55414"],
+        f.MOVIE_TITLE: ["Some movie"],
+        f.MOVIE_GENRES: list(genres),
+        f.MOVIE_RELEASE_YEAR: [year],
+    }
+
+
+@pytest.fixture(scope="module")
+def transformed(tmp_path_factory):
+    schema = io_utils.SchemaReader().read(schema_path())
+    metadata = dataset_metadata.DatasetMetadata(schema)
+    train = [
+        raw_row("1", "10", THURSDAY_15H55, age=17, genres=("Action", "Drama")),
+        raw_row("1", "11", THURSDAY_15H55 + 3600, age=17, year=1990),
+        raw_row("2", "10", THURSDAY_15H55 + 86_400, age=40, year=0),
+    ]
+    serve = [raw_row("unknown-user", "10", THURSDAY_15H55, genres=("Western",))]
+    output_dir = str(tmp_path_factory.mktemp("tft"))
+    with tft_beam.Context(temp_dir=str(tmp_path_factory.mktemp("tmp"))):
+        (train_out, out_metadata), transform_fn = (train, metadata) | tft_beam.AnalyzeAndTransformDataset(
+            preprocessing_fn
+        )
+        serve_out, _ = ((serve, metadata), transform_fn) | tft_beam.TransformDataset()
+        _ = transform_fn | tft_beam.WriteTransformFn(output_dir)
+    return train_out, serve_out, tft.TFTransformOutput(output_dir)
+
+
+def test_vocabularies_and_oov(transformed):
+    train, serve, tft_output = transformed
+    assert tft_output.vocabulary_by_name(f.VOCAB_FEATURES[f.USER_ID_XF]) == [b"1", b"2"]
+    assert [train[i][f.USER_ID_XF] for i in range(3)] == [0, 0, 1]
+    # An unseen user goes to the OOV bucket: index == vocabulary size.
+    assert serve[0][f.USER_ID_XF] == 2
+    assert tft_output.vocabulary_size_by_name(f.GENRES_VOCAB) == 2  # Action, Drama
+    assert sorted(train[0][f.MOVIE_GENRES_XF][:2]) == [0, 1] and list(train[0][f.MOVIE_GENRES_XF][2:]) == [-1] * 4
+    assert serve[0][f.MOVIE_GENRES_XF][0] == 2  # Western: OOV
+    assert tft_output.vocabulary_by_name(f.VOCAB_FEATURES[f.USER_ZIP_PREFIX_XF]) == [b"554"]
+
+
+def test_time_features_for_a_known_timestamp(transformed):
+    train, _, _ = transformed
+    row = train[0]
+    assert row[f.HOUR_XF] == 15
+    assert row[f.DAY_OF_WEEK_XF] == 3  # Thursday (Monday = 0)
+    angle = 2 * math.pi * (15 * 3600 + 55 * 60 + 49) / 86_400
+    assert row[f.HOUR_SIN_XF] == pytest.approx(math.sin(angle), abs=1e-5)
+    assert row[f.HOUR_COS_XF] == pytest.approx(math.cos(angle), abs=1e-5)
+    assert row[f.DOW_SIN_XF] == pytest.approx(math.sin(2 * math.pi * 3 / 7), abs=1e-5)
+    assert train[2][f.DAY_OF_WEEK_XF] == 4  # one day later: Friday
+
+
+def test_age_bucket_year_imputation_and_normalisation(transformed):
+    train, _, _ = transformed
+    assert [r[f.USER_AGE_BUCKET_XF] for r in train] == [b"under_18", b"under_18", b"35-44"]
+    assert [r[f.MOVIE_YEAR_MISSING_XF] for r in train] == [0.0, 0.0, 1.0]
+    ages = np.array([r[f.USER_AGE_XF] for r in train])
+    assert ages.mean() == pytest.approx(0.0, abs=1e-6) and ages.std() == pytest.approx(1.0, abs=1e-5)
+    # The unknown year is imputed with the mean of the known ones (1992.5): z-score 0.
+    assert train[2][f.MOVIE_YEAR_XF] == pytest.approx(0.0, abs=1e-5)
+    assert train[0][f.LABEL_XF] == pytest.approx(4.0)
+
+
+def test_serving_features_do_not_need_the_label(transformed):
+    _, _, tft_output = transformed
+    layer = tft_output.transform_features_layer()
+    schema = io_utils.SchemaReader().read(schema_path())
+    spec = schema_utils.schema_as_feature_spec(schema).feature_spec
+    del spec[f.LABEL_KEY]
+    example = tf.train.Example()
+    for key, value in raw_row("1", "10", THURSDAY_15H55).items():
+        if key == f.LABEL_KEY:
+            continue
+        feat = example.features.feature[key]
+        if isinstance(value[0], str):
+            feat.bytes_list.value.extend(v.encode() for v in value)
+        else:
+            feat.int64_list.value.extend(value)
+    out = layer(tf.io.parse_example([example.SerializeToString()], spec))
+    assert f.LABEL_XF not in out
+    assert int(out[f.USER_ID_XF][0]) == 0
