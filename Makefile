@@ -17,7 +17,7 @@ PYTHON310 ?= $(shell for c in python3.10 $$(pyenv root 2>/dev/null)/versions/3.1
 RUN_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: venv run test test-fast lint fmt clean
+.PHONY: venv run test test-fast lint fmt clean print-python
 
 venv: $(STAMP)
 
@@ -47,3 +47,6 @@ fmt: $(STAMP)
 
 clean:
 	rm -rf $(VENV) artifacts .pytest_cache .ruff_cache *.egg-info
+
+print-python:
+	@echo $(PYTHON310)

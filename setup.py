@@ -1,6 +1,6 @@
 """Package for the MovieLens TFX recommender. Install with the pinned constraints:
 
-    pip install -c constraints.txt -e .
+pip install -c constraints.txt -e .
 """
 
 from setuptools import find_packages, setup
@@ -10,7 +10,19 @@ setup(
     version="0.1.0",
     description="Production TFX pipeline for a MovieLens rating model (TFRS), local and Kubeflow",
     python_requires=">=3.9,<3.11",
-    packages=find_packages(include=["pipeline", "pipeline.*", "components", "components.*", "transform", "transform.*", "schemas", "kubeflow", "kubeflow.*"]),
+    packages=find_packages(
+        include=[
+            "pipeline",
+            "pipeline.*",
+            "components",
+            "components.*",
+            "transform",
+            "transform.*",
+            "schemas",
+            "kubeflow",
+            "kubeflow.*",
+        ]
+    ),
     package_data={"schemas": ["*.pbtxt"]},
     install_requires=[
         "tfx[kfp]==1.16.0",

@@ -6,7 +6,6 @@ data. It passes the schema through, and Transform consumes that copy, which make
 the ordering (gate before Transform) part of the DAG on every orchestrator.
 """
 
-
 import json
 import os
 

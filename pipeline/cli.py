@@ -1,7 +1,7 @@
 """The `recommender` command: fetch MovieLens and run the pipeline locally.
 
-    recommender data fetch --mirror ../shared/data/ml-100k.zip
-    recommender run --mirror ../shared/data/ml-100k.zip --epochs 5 --tuner-trials 2
+recommender data fetch --mirror ../shared/data/ml-100k.zip
+recommender run --mirror ../shared/data/ml-100k.zip --epochs 5 --tuner-trials 2
 """
 
 from __future__ import annotations

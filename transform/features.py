@@ -37,6 +37,7 @@ SERVING_FEATURES = tuple(name for name in RAW_FEATURES if name != LABEL_KEY)
 RATING_MIN = 1.0
 RATING_MAX = 5.0
 
+
 # ---- Transformed features written by transform/preprocessing.py -------------
 def transformed_name(key: str) -> str:
     """Name of the transformed counterpart of a raw feature."""

@@ -80,9 +80,7 @@ def preprocessing_fn(inputs: dict[str, tf.Tensor | tf.SparseTensor]) -> dict[str
         f.USER_ID_XF: _vocab(_dense(inputs[f.USER_ID], ""), f.VOCAB_FEATURES[f.USER_ID_XF]),
         f.MOVIE_ID_XF: _vocab(_dense(inputs[f.MOVIE_ID], ""), f.VOCAB_FEATURES[f.MOVIE_ID_XF]),
         f.USER_GENDER_XF: _vocab(_dense(inputs[f.USER_GENDER], ""), f.VOCAB_FEATURES[f.USER_GENDER_XF]),
-        f.USER_OCCUPATION_XF: _vocab(
-            _dense(inputs[f.USER_OCCUPATION], ""), f.VOCAB_FEATURES[f.USER_OCCUPATION_XF]
-        ),
+        f.USER_OCCUPATION_XF: _vocab(_dense(inputs[f.USER_OCCUPATION], ""), f.VOCAB_FEATURES[f.USER_OCCUPATION_XF]),
         f.USER_ZIP_PREFIX_XF: _vocab(zip_prefix, f.VOCAB_FEATURES[f.USER_ZIP_PREFIX_XF]),
         f.MOVIE_GENRES_XF: genre_indices(inputs[f.MOVIE_GENRES]),
         f.USER_AGE_XF: tft.scale_to_z_score(age),

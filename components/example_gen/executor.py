@@ -65,9 +65,7 @@ class _Parse(beam.DoFn):
         try:
             yield self._parse(line)
         except movielens.MalformedRecordError as error:
-            yield beam.pvalue.TaggedOutput(
-                _ERRORS, movielens.Rejection(line.file, line.line_no, str(error), line.text)
-            )
+            yield beam.pvalue.TaggedOutput(_ERRORS, movielens.Rejection(line.file, line.line_no, str(error), line.text))
 
 
 class _Join(beam.DoFn):
@@ -122,9 +120,8 @@ def _duplicates(records, key: str, file: str):
         | f"Key{file}" >> beam.Map(lambda record: (getattr(record, key), 1))
         | f"Count{file}" >> beam.CombinePerKey(sum)
         | f"Dups{file}" >> beam.Filter(lambda kv: kv[1] > 1)
-        | f"DupError{file}" >> beam.Map(
-            lambda kv: movielens.Rejection(file, 0, f"id {kv[0]} appears {kv[1]} times", "")
-        )
+        | f"DupError{file}"
+        >> beam.Map(lambda kv: movielens.Rejection(file, 0, f"id {kv[0]} appears {kv[1]} times", ""))
     )
 
 
@@ -192,7 +189,7 @@ class ReadMovieLens(beam.PTransform):
         )
         return {
             name: part | f"Example[{name}]" >> beam.Map(lambda pair: pair[1])
-            for name, part in zip(split.names, parts)
+            for name, part in zip(split.names, parts, strict=True)
         }
 
 
@@ -210,4 +207,3 @@ class Executor(BaseExampleGenExecutor):
         if names != split.names:
             raise ValueError(f"input_config splits {names} differ from the time split {split.names}")
         return pipeline | "ReadMovieLens" >> ReadMovieLens(exec_properties["input_base"], split)
-

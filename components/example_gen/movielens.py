@@ -153,7 +153,7 @@ def parse_movie(line: RawLine) -> Movie:
     flags = fields[5:]
     if any(flag not in ("0", "1") for flag in flags):
         raise MalformedRecordError("genre flags must be 0 or 1")
-    genres = tuple(genre for genre, flag in zip(GENRES, flags) if flag == "1")
+    genres = tuple(genre for genre, flag in zip(GENRES, flags, strict=True) if flag == "1")
     if not genres:
         raise MalformedRecordError("movie has no genre flag set")
     return Movie(

@@ -53,7 +53,10 @@ class RankingModel(tfrs.models.Model):
         self._genre_depth = vocab.genres + f.NUM_OOV_BUCKETS
         self._genre_projection = tf.keras.layers.Dense(hp.embedding_dim, use_bias=False, name="genres_emb")
         self._tower = tf.keras.Sequential(
-            [tf.keras.layers.Dense(units, activation="relu", kernel_regularizer=regularizer) for units in hp.layer_sizes]
+            [
+                tf.keras.layers.Dense(units, activation="relu", kernel_regularizer=regularizer)
+                for units in hp.layer_sizes
+            ]
             + [tf.keras.layers.Dense(1, bias_initializer=tf.keras.initializers.Constant(vocab.label_mean))]
         )
         self.task = tfrs.tasks.Ranking(
@@ -66,7 +69,9 @@ class RankingModel(tfrs.models.Model):
         parts = [self._embeddings[name](tf.reshape(inputs[name], [-1])) for name in sorted(self._embeddings)]
         genres = tf.one_hot(inputs[f.MOVIE_GENRES_XF], self._genre_depth)  # -1 padding → zero rows
         parts.append(self._genre_projection(tf.reduce_sum(genres, axis=1)))
-        parts.append(tf.stack([tf.cast(tf.reshape(inputs[name], [-1]), tf.float32) for name in f.DENSE_FLOAT_FEATURES], axis=1))
+        parts.append(
+            tf.stack([tf.cast(tf.reshape(inputs[name], [-1]), tf.float32) for name in f.DENSE_FLOAT_FEATURES], axis=1)
+        )
         user = tf.reshape(inputs[f.USER_ID_XF], [-1])
         movie = tf.reshape(inputs[f.MOVIE_ID_XF], [-1])
         return self._tower(tf.concat(parts, axis=1)) + self._user_bias(user) + self._movie_bias(movie)

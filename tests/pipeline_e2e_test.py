@@ -1,0 +1,182 @@
+"""The whole DAG with LocalDagRunner on a small synthetic MovieLens, asserted through MLMD.
+
+Tests in this module share one pipeline root and run in order: first run (through the
+CLI, as a user would), the pushed model, re-runs and caching, then a worse model.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from pipeline import metadata
+from pipeline import pipeline as dag
+from pipeline.config import PipelineConfig, TrainerConfig, direct_runner_args
+from pipeline.local_runner import PipelineRunError, run_local, summarize
+from transform import features as f
+
+pytestmark = pytest.mark.e2e
+
+ALL_COMPONENTS = {
+    dag.EXAMPLE_GEN, dag.STATISTICS_GEN, dag.SCHEMA_IMPORTER, dag.EXAMPLE_VALIDATOR, dag.VALIDATION_GATE,
+    dag.TRANSFORM, dag.TUNER, dag.TRAINER, dag.MODEL_RESOLVER, dag.EVALUATOR, dag.PUSHER,
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory, synthetic_dir) -> dict:
+    root = tmp_path_factory.mktemp("e2e")
+    return {"data": synthetic_dir, "root": root / "pipeline", "serving": root / "serving"}
+
+
+def config_for(ws: dict, **overrides) -> PipelineConfig:
+    values = dict(
+        pipeline_root=str(ws["root"]),
+        data_dir=str(ws["data"]),
+        serving_dir=str(ws["serving"]),
+        trainer=TrainerConfig(epochs=3, tuner_trials=1),
+        beam_pipeline_args=direct_runner_args(),
+    )
+    values.update(overrides)
+    return PipelineConfig(**values)
+
+
+def states(config: PipelineConfig) -> dict[str, str]:
+    return {e.component: e.state for e in summarize(config).executions}
+
+
+def pushed_versions(ws: dict) -> list[str]:
+    base = ws["serving"] / "movielens_ranker"
+    return sorted(os.listdir(base)) if base.exists() else []
+
+
+def serialized_example(user: str, movie: str, genres=("Drama",), occupation="writer") -> bytes:
+    feature = {
+        f.USER_ID: [user.encode()], f.MOVIE_ID: [movie.encode()], f.USER_GENDER: [b"F"],
+        f.USER_OCCUPATION: [occupation.encode()], f.USER_ZIP: [b"55414"], f.MOVIE_TITLE: [b"A movie"],
+        f.MOVIE_GENRES: [g.encode() for g in genres],
+    }  # fmt: skip
+    ints = {f.TIMESTAMP: 880_000_000, f.USER_AGE: 33, f.MOVIE_RELEASE_YEAR: 1995}
+    example = tf.train.Example()
+    for key, values in feature.items():
+        example.features.feature[key].bytes_list.value.extend(values)
+    for key, value in ints.items():
+        example.features.feature[key].int64_list.value.append(value)
+    return example.SerializeToString()
+
+
+def test_first_run_through_the_cli_executes_blesses_and_pushes(workspace):
+    command = [
+        sys.executable, "-m", "pipeline.cli", "run",
+        "--input-dir", str(workspace["data"]),
+        "--pipeline-root", str(workspace["root"]),
+        "--serving-dir", str(workspace["serving"]),
+        "--epochs", "3", "--tuner-trials", "1",
+    ]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    for component in ALL_COMPONENTS:
+        assert f"  {component}" in out
+    assert "Transform                    finished in" in out
+    assert "INFO" not in out + result.stderr and "Traceback" not in result.stderr
+    assert "rows per split : train" in out and "blessed        : yes" in out
+
+    config = config_for(workspace)
+    summary = summarize(config)
+    assert {e.component: e.state for e in summary.executions} == {c: "COMPLETE" for c in ALL_COMPONENTS}
+    assert sum(summary.split_rows.values()) == 3000
+    assert summary.blessed is True and summary.test_rmse < config.rmse_upper_bound
+    assert summary.pushed_path and Path(summary.pushed_path, "saved_model.pb").is_file()
+    assert Path(summary.pushed_path).parent == workspace["serving"] / "movielens_ranker"
+    assert f"pushed model   : {summary.pushed_path}" in out
+
+
+def test_pushed_model_scores_known_and_unknown_users(workspace):
+    [version] = pushed_versions(workspace)
+    model = tf.saved_model.load(str(workspace["serving"] / "movielens_ranker" / version))
+    assert {f.SERVING_SIGNATURE, f.TRANSFORM_SIGNATURE, f.RAW_SIGNATURE} <= set(model.signatures)
+    serve = model.signatures[f.SERVING_SIGNATURE]
+    examples = [
+        serialized_example("1", "1"),  # known user and movie
+        serialized_example("1", "2"),
+        serialized_example("no-such-user", "999999", genres=("Western", "NewGenre"), occupation="astronaut"),
+    ]
+    ratings = serve(examples=tf.constant(examples))[f.PREDICTION_KEY].numpy().ravel()
+    assert ratings.shape == (3,)
+    assert np.isfinite(ratings).all() and ((ratings >= 1) & (ratings <= 5)).all()
+    assert ratings[0] != ratings[1]  # the movie matters
+
+    raw = model.signatures[f.RAW_SIGNATURE]
+    json_like = raw(
+        user_id=tf.constant(["1", "no-such-user"]), movie_id=tf.constant(["1", "999999"]),
+        user_gender=tf.constant(["F", "F"]), user_occupation=tf.constant(["writer", "astronaut"]),
+        user_zip=tf.constant(["55414", "55414"]), movie_title=tf.constant(["A movie", "A movie"]),
+        timestamp=tf.constant([880_000_000, 880_000_000], tf.int64), user_age=tf.constant([33, 33], tf.int64),
+        movie_release_year=tf.constant([1995, 1995], tf.int64),
+        movie_genres=tf.constant([["Drama", ""], ["Western", "NewGenre"]]),
+    )[f.PREDICTION_KEY].numpy().ravel()  # fmt: skip
+    np.testing.assert_allclose(json_like, [ratings[0], ratings[2]], rtol=1e-5)
+
+
+def test_rerun_with_nothing_changed_is_cached(workspace):
+    """Second run: everything up to the Trainer is cached. The Evaluator and Pusher run once
+    more because their baseline input changed (run 1 had no blessed model; now the resolver
+    returns run 1's model): TFX's own penguin e2e test documents the same. The third run
+    executes nothing.
+    """
+    config = config_for(workspace)
+    [first_version] = pushed_versions(workspace)
+    run_local(config, echo=lambda line: None)
+    second = states(config)
+    run_local(config, echo=lambda line: None)
+    third = states(config)
+    upstream = ALL_COMPONENTS - {dag.MODEL_RESOLVER, dag.EVALUATOR, dag.PUSHER}
+    assert {c: second[c] for c in upstream} == {c: "CACHED" for c in upstream}
+    assert second[dag.EVALUATOR] == second[dag.PUSHER] == "COMPLETE"
+    executors = ALL_COMPONENTS - {dag.MODEL_RESOLVER}  # the resolver is a query, not an executor
+    assert {c: third[c] for c in executors} == {c: "CACHED" for c in executors}
+    # The second run re-pushed the same model (same graph) as a new version; the third pushed nothing.
+    versions = pushed_versions(workspace)
+    assert len(versions) == 2 and versions[0] == first_version
+    base = workspace["serving"] / "movielens_ranker"
+    assert (base / versions[0] / "saved_model.pb").read_bytes() == (base / versions[1] / "saved_model.pb").read_bytes()
+
+
+def test_a_model_worse_than_the_blessed_one_is_not_pushed(workspace):
+    versions = pushed_versions(workspace)
+    config = config_for(
+        workspace,
+        trainer=TrainerConfig(epochs=1, tuner_trials=0, learning_rate=1e-6, layer_sizes=(8,)),
+        rmse_upper_bound=10.0,  # only the comparison with the blessed model can refuse it
+        rmse_max_increase=0.0,
+    )
+    summary = run_local(config, echo=lambda line: None)
+    by_name = {e.component: e for e in summary.executions}
+    assert by_name[dag.TRAINER].state == "COMPLETE" and by_name[dag.EVALUATOR].state == "COMPLETE"
+    assert summary.blessed is False and summary.pushed_path is None
+    assert pushed_versions(workspace) == versions
+
+
+def test_schema_violation_stops_the_run_at_the_gate(synthetic_dir, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(synthetic_dir, data)
+    users = (data / "u.user").read_text("latin-1").splitlines()
+    users[0] = "|".join(users[0].split("|")[:3] + ["astronaut"] + users[0].split("|")[4:])
+    (data / "u.user").write_text("\n".join(users) + "\n", encoding="latin-1")
+    ws = {"data": data, "root": tmp_path / "pipeline", "serving": tmp_path / "serving"}
+    config = config_for(ws, trainer=TrainerConfig(epochs=1, tuner_trials=0))
+    lines = []
+    with pytest.raises(PipelineRunError, match=r"(?s)ValidationGate failed.*user_occupation.*astronaut"):
+        run_local(config, echo=lines.append)
+    assert "  ValidationGate               FAILED" in "\n".join(lines)
+    store = metadata.open_store(config.metadata_file)
+    [run_id] = metadata.run_ids(store, config.pipeline_name)
+    ran = {e.component for e in metadata.run_executions(store, config.pipeline_name, run_id)}
+    assert dag.EXAMPLE_VALIDATOR in ran and dag.TRANSFORM not in ran and dag.PUSHER not in ran
+    assert not ws["serving"].exists()
