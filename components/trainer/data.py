@@ -29,6 +29,15 @@ def make_dataset(
     )
 
 
+def train_and_eval(
+    fn_args: tfx.components.FnArgs, tft_output: tft.TFTransformOutput, batch_size: int, seed: int
+) -> tuple[tf.data.Dataset, tf.data.Dataset]:
+    """The shuffled train dataset and the eval dataset that the Trainer/Tuner were given."""
+    train = make_dataset(fn_args.train_files, fn_args.data_accessor, tft_output, batch_size, True, seed)
+    val = make_dataset(fn_args.eval_files, fn_args.data_accessor, tft_output, batch_size, False, seed)
+    return train, val
+
+
 def vocabularies(tft_output: tft.TFTransformOutput, train: tf.data.Dataset) -> Vocabularies:
     """Vocabulary sizes from Transform and the mean training label (one pass over `train`)."""
     total, count = train.reduce(

@@ -53,12 +53,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     config = TrainerConfig.from_dict(fn_args.custom_config or {})
     tf.keras.utils.set_random_seed(config.seed)
     tft_output = tft.TFTransformOutput(fn_args.transform_graph_path)
-    train = data.make_dataset(
-        fn_args.train_files, fn_args.data_accessor, tft_output, config.batch_size, True, config.seed
-    )
-    val = data.make_dataset(
-        fn_args.eval_files, fn_args.data_accessor, tft_output, config.batch_size, False, config.seed
-    )
+    train, val = data.train_and_eval(fn_args, tft_output, config.batch_size, config.seed)
     hp = hyperparameters(config, fn_args.hyperparameters)
     vocab = data.vocabularies(tft_output, train)
 

@@ -32,12 +32,7 @@ def tuner_fn(fn_args: tfx.components.FnArgs) -> tfx.components.TunerFnResult:
     """A seeded RandomSearch over `search_space`, budgeted by TrainerConfig.tuner_trials."""
     config = TrainerConfig.from_dict(fn_args.custom_config or {})
     tft_output = tft.TFTransformOutput(fn_args.transform_graph_path)
-    train = data.make_dataset(
-        fn_args.train_files, fn_args.data_accessor, tft_output, config.batch_size, True, config.seed
-    )
-    val = data.make_dataset(
-        fn_args.eval_files, fn_args.data_accessor, tft_output, config.batch_size, False, config.seed
-    )
+    train, val = data.train_and_eval(fn_args, tft_output, config.batch_size, config.seed)
     vocab = data.vocabularies(tft_output, train)
     defaults = hyperparameters(config, None)
 
