@@ -21,10 +21,6 @@ class ComponentExecution:
     seconds: float
     outputs: dict[str, list[metadata_store_pb2.Artifact]]
 
-    @property
-    def cached(self) -> bool:
-        return self.state == "CACHED"
-
 
 def open_store(metadata_file: str) -> mlmd.MetadataStore:
     """A read/write store on an existing SQLite MLMD file."""
@@ -40,8 +36,6 @@ def run_ids(store: mlmd.MetadataStore, pipeline_name: str) -> list[str]:
     if pipeline is None:
         return []
     runs = [c for c in store.get_children_contexts_by_context(pipeline.id) if c.type == "pipeline_run"]
-    if not runs:  # Older MLMD layouts: no parent links.
-        runs = store.get_contexts_by_type("pipeline_run")
     return [c.name for c in sorted(runs, key=lambda c: (c.create_time_since_epoch, c.id))]
 
 

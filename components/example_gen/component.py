@@ -24,6 +24,6 @@ def movielens_example_gen(
     return FileBasedExampleGen(
         input_base=input_base,
         input_config=input_config,
-        custom_config=executor.make_custom_config(split_names, split_fractions, code_fingerprint),
+        custom_config=executor.make_custom_config(split_fractions, code_fingerprint),
         custom_executor_spec=executor_spec.BeamExecutorSpec(executor.Executor),
     )

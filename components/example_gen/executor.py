@@ -23,34 +23,34 @@ MAX_REPORTED_ERRORS = 20
 _ERRORS = "errors"
 
 
-def make_custom_config(split_names: list[str], split_fractions: list[float], code_fingerprint: str):
-    """The ExampleGen `custom_config` proto carrying our typed settings."""
+def make_custom_config(split_fractions: list[float], code_fingerprint: str):
+    """The ExampleGen `custom_config` proto carrying our typed settings.
+
+    Split names are not repeated here: they come from the component's input_config.
+    """
     struct = struct_pb2.Struct()
-    struct.update(
-        {
-            "split_names": list(split_names),
-            "split_fractions": list(split_fractions),
-            "code_fingerprint": code_fingerprint,
-        }
-    )
+    struct.update({"split_fractions": list(split_fractions), "code_fingerprint": code_fingerprint})
     config = example_gen_pb2.CustomConfig()
     config.custom_config.Pack(struct)
     return config
 
 
-def _read_custom_config(exec_properties: dict[str, Any]) -> movielens.TimeSplit:
+def _time_split(exec_properties: dict[str, Any]) -> movielens.TimeSplit:
+    """Split names from input_config, fractions from custom_config."""
+    input_config = example_gen_pb2.Input()
+    json_format.Parse(exec_properties["input_config"], input_config)
     config = example_gen_pb2.CustomConfig()
     json_format.Parse(exec_properties["custom_config"], config)
     struct = struct_pb2.Struct()
     config.custom_config.Unpack(struct)
-    values = json_format.MessageToDict(struct)
-    return movielens.TimeSplit(tuple(values["split_names"]), tuple(values["split_fractions"]))
+    fractions = json_format.MessageToDict(struct)["split_fractions"]
+    return movielens.TimeSplit(tuple(split.name for split in input_config.splits), tuple(fractions))
 
 
-def _read_numbered_lines(path: str, encoding: str) -> Iterator[movielens.RawLine]:
+def _read_numbered_lines(path: str) -> Iterator[movielens.RawLine]:
     name = os.path.basename(path)
     with FileSystems.open(path) as handle:
-        data = handle.read().decode(encoding)
+        data = handle.read().decode(movielens.ENCODING)
     for line_no, text in enumerate(data.splitlines(), start=1):
         yield movielens.RawLine(name, line_no, text)
 
@@ -136,30 +136,26 @@ class ReadMovieLens(beam.PTransform):
         self._input_base = input_base
         self._split = split
 
-    def _read(self, pipeline, file: str, encoding: str, parse):
-        path = os.path.join(self._input_base, file)
+    def _lines(self, pipeline, file: str):
+        """The numbered lines of one raw file, spread over workers."""
         return (
             pipeline
-            | f"Path[{file}]" >> beam.Create([path])
-            | f"Read[{file}]" >> beam.FlatMap(_read_numbered_lines, encoding)
+            | f"Path[{file}]" >> beam.Create([os.path.join(self._input_base, file)])
+            | f"Read[{file}]" >> beam.FlatMap(_read_numbered_lines)
             | f"Reshuffle[{file}]" >> beam.Reshuffle()
-            | f"Parse[{file}]" >> beam.ParDo(_Parse(parse)).with_outputs(_ERRORS, main="parsed")
+        )
+
+    def _parse(self, pipeline, file: str, parse):
+        return self._lines(pipeline, file) | f"Parse[{file}]" >> beam.ParDo(_Parse(parse)).with_outputs(
+            _ERRORS, main="parsed"
         )
 
     def expand(self, pipeline):
         ml = movielens
-        users = self._read(pipeline, ml.USERS_FILE, ml.ENCODING, ml.parse_user)
-        movies = self._read(pipeline, ml.MOVIES_FILE, ml.ENCODING, ml.parse_movie)
-        path = os.path.join(self._input_base, ml.RATINGS_FILE)
-        lines = (
-            pipeline
-            | "Path[ratings]" >> beam.Create([path])
-            | "Read[ratings]" >> beam.FlatMap(_read_numbered_lines, ml.ENCODING)
-            | "Reshuffle[ratings]" >> beam.Reshuffle()
-        )
-        parsed = lines | "Parse[ratings]" >> beam.ParDo(
-            _Parse(lambda line: (line, ml.parse_rating(line)))
-        ).with_outputs(_ERRORS, main="parsed")
+        users = self._parse(pipeline, ml.USERS_FILE, ml.parse_user)
+        movies = self._parse(pipeline, ml.MOVIES_FILE, ml.parse_movie)
+        # Ratings keep their line, so join errors can name it.
+        parsed = self._parse(pipeline, ml.RATINGS_FILE, lambda line: (line, ml.parse_rating(line)))
         joined = parsed.parsed | "Join" >> beam.ParDo(
             _Join(),
             users=beam.pvalue.AsDict(users.parsed | "UserKV" >> beam.Map(lambda u: (u.user_id, u))),
@@ -200,10 +196,5 @@ class Executor(BaseExampleGenExecutor):
         raise NotImplementedError("MovieLens ExampleGen reads all splits at once; see GenerateExamplesByBeam")
 
     def GenerateExamplesByBeam(self, pipeline: beam.Pipeline, exec_properties: dict[str, Any]):
-        split = _read_custom_config(exec_properties)
-        input_config = example_gen_pb2.Input()
-        json_format.Parse(exec_properties["input_config"], input_config)
-        names = tuple(s.name for s in input_config.splits)
-        if names != split.names:
-            raise ValueError(f"input_config splits {names} differ from the time split {split.names}")
+        split = _time_split(exec_properties)
         return pipeline | "ReadMovieLens" >> ReadMovieLens(exec_properties["input_base"], split)

@@ -46,9 +46,6 @@ class RawLine:
     line_no: int
     text: str
 
-    def where(self) -> str:
-        return f"{self.file}:{self.line_no}"
-
 
 @dataclasses.dataclass(frozen=True)
 class Rejection:
