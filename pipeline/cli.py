@@ -1,7 +1,9 @@
-"""The `recommender` command: fetch MovieLens and run the pipeline locally.
+"""The `recommender` command: fetch MovieLens, run the pipeline locally, compile and submit it to Kubeflow.
 
 recommender data fetch --mirror ../shared/data/ml-100k.zip
 recommender run --mirror ../shared/data/ml-100k.zip --epochs 5 --tuner-trials 2
+recommender compile --image REGISTRY/recommender:TAG --pipeline-root gs://b/root --data-root gs://b/data ...
+recommender submit --host https://KFP_HOST movielens-recommender.yaml
 """
 
 from __future__ import annotations
@@ -15,6 +17,9 @@ import click
 import pipeline  # noqa: F401  (sets TF_USE_LEGACY_KERAS before anything imports TensorFlow)
 
 DEFAULT_WORKDIR = "artifacts"
+# Trainer/Tuner limits on Kubeflow when --gpus is given without --trainer-cpu/--trainer-memory.
+GPU_DEFAULT_CPU = 8.0
+GPU_DEFAULT_MEMORY_GB = 32.0
 
 
 def _fail(message: str) -> None:
@@ -65,6 +70,42 @@ def fetch_command(mirror: str | None, data_root: str, url: str | None) -> None:
     click.echo(_fetch(data_root, mirror, url))
 
 
+def _model_options(command):
+    """Training and blessing options shared by `run` and `compile`."""
+    options = [
+        click.option("--epochs", default=5, show_default=True, type=click.IntRange(min=1)),
+        click.option(
+            "--tuner-trials", default=2, show_default=True, type=click.IntRange(min=0), help="0 skips the Tuner."
+        ),
+        click.option("--tuner-epochs", default=1, show_default=True, type=click.IntRange(min=1)),
+        click.option("--seed", default=42, show_default=True, type=int),
+        click.option("--rmse-upper-bound", default=1.10, show_default=True, type=float, help="Blessing: max RMSE."),
+        click.option(
+            "--rmse-max-increase",
+            default=0.01,
+            show_default=True,
+            type=float,
+            help="Blessing: max RMSE increase over the last blessed model.",
+        ),
+        click.option("--no-cache", is_flag=True, help="Re-run every component even if its inputs are unchanged."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _config(**kwargs):
+    """Builds the frozen PipelineConfig from CLI values; a bad value is a usage error, not a traceback."""
+    from pipeline.config import PipelineConfig, TrainerConfig
+
+    trainer = {key: kwargs.pop(key) for key in ("epochs", "tuner_trials", "tuner_epochs", "seed")}
+    kwargs["enable_cache"] = not kwargs.pop("no_cache")
+    try:
+        return PipelineConfig(trainer=TrainerConfig(**trainer), **kwargs)
+    except ValueError as error:
+        _fail(str(error))
+
+
 @main.command("run")
 @_mirror
 @_data_root
@@ -76,18 +117,7 @@ def fetch_command(mirror: str | None, data_root: str, url: str | None) -> None:
 @click.option("--pipeline-root", default=os.path.join(DEFAULT_WORKDIR, "pipeline"), show_default=True)
 @click.option("--serving-dir", default=os.path.join(DEFAULT_WORKDIR, "serving"), show_default=True)
 @click.option("--metadata-path", default=None, help="SQLite MLMD file [default: PIPELINE_ROOT/metadata.sqlite].")
-@click.option("--epochs", default=5, show_default=True, type=click.IntRange(min=1))
-@click.option("--tuner-trials", default=2, show_default=True, type=click.IntRange(min=0), help="0 skips the Tuner.")
-@click.option("--tuner-epochs", default=1, show_default=True, type=click.IntRange(min=1))
-@click.option("--seed", default=42, show_default=True, type=int)
-@click.option("--rmse-upper-bound", default=1.10, show_default=True, type=float, help="Blessing: max test RMSE.")
-@click.option(
-    "--rmse-max-increase",
-    default=0.01,
-    show_default=True,
-    type=float,
-    help="Blessing: max RMSE increase over the last blessed model.",
-)
+@_model_options
 @click.option(
     "--beam-mode",
     type=click.Choice(["in_memory", "multi_processing", "multi_threading"]),
@@ -96,31 +126,28 @@ def fetch_command(mirror: str | None, data_root: str, url: str | None) -> None:
     help="Beam DirectRunner running mode.",
 )
 @click.option("--beam-workers", default=0, show_default=True, type=int, help="DirectRunner workers (0 = all cores).")
-@click.option("--no-cache", is_flag=True, help="Re-run every component even if its inputs are unchanged.")
 @click.option("-v", "--verbose", is_flag=True, help="Show TFX/TensorFlow/Beam logs.")
 def run_command(
-    mirror, data_root, input_dir, pipeline_root, serving_dir, metadata_path, epochs, tuner_trials, tuner_epochs,
-    seed, rmse_upper_bound, rmse_max_increase, beam_mode, beam_workers, no_cache, verbose,
+    mirror, data_root, input_dir, pipeline_root, serving_dir, metadata_path, beam_mode, beam_workers, verbose,
+    **model_options,
 ) -> None:  # fmt: skip
     """Run the whole pipeline locally (LocalDagRunner, Beam DirectRunner, SQLite MLMD)."""
-    from pipeline.config import PipelineConfig, TrainerConfig, direct_runner_args
+    from pipeline.config import direct_runner_args
     from pipeline.local_runner import PipelineRunError, run_local
 
     data_dir = input_dir or _fetch(data_root, mirror)
     try:
-        config = PipelineConfig(
-            pipeline_root=os.path.abspath(pipeline_root),
-            data_dir=os.path.abspath(data_dir),
-            serving_dir=os.path.abspath(serving_dir),
-            metadata_path=os.path.abspath(metadata_path) if metadata_path else None,
-            trainer=TrainerConfig(epochs=epochs, tuner_trials=tuner_trials, tuner_epochs=tuner_epochs, seed=seed),
-            rmse_upper_bound=rmse_upper_bound,
-            rmse_max_increase=rmse_max_increase,
-            enable_cache=not no_cache,
-            beam_pipeline_args=direct_runner_args(beam_mode, beam_workers),
-        )
+        beam = direct_runner_args(beam_mode, beam_workers)
     except ValueError as error:
         _fail(str(error))
+    config = _config(
+        pipeline_root=os.path.abspath(pipeline_root),
+        data_dir=os.path.abspath(data_dir),
+        serving_dir=os.path.abspath(serving_dir),
+        metadata_path=os.path.abspath(metadata_path) if metadata_path else None,
+        beam_pipeline_args=beam,
+        **model_options,
+    )
     started = time.monotonic()
     try:
         summary = run_local(config, verbose=verbose)
@@ -129,6 +156,115 @@ def run_command(
     click.echo(f"Done in {time.monotonic() - started:.0f} s.")
     for line in summary.lines():
         click.echo(line)
+
+
+@main.command("compile")
+@click.option("--target", type=click.Choice(["kubeflow"]), default="kubeflow", show_default=True)
+@click.option("--image", required=True, help="Pipeline image built from kubeflow/Dockerfile (REGISTRY/NAME:TAG).")
+@click.option("--pipeline-root", required=True, help="Pipeline root the cluster can write, e.g. gs://bucket/root.")
+@click.option("--data-root", required=True, help="Holds the verified ml-100k/ directory, e.g. gs://bucket/movielens.")
+@click.option("--serving-dir", required=True, help="TF Serving model root; versions go to SERVING_DIR/MODEL_NAME/N/.")
+@click.option(
+    "--output",
+    default="movielens-recommender.yaml",
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="Where to write the KFP v2 PipelineSpec YAML.",
+)
+@click.option("--pipeline-name", default="movielens-recommender", show_default=True)
+@click.option(
+    "--schema-file",
+    default=None,
+    help="Curated schema as seen from the pods [default: the copy inside the image].",
+)
+@_model_options
+@click.option("--gpus", default=0, show_default=True, type=click.IntRange(min=0), help="GPUs for Trainer and Tuner.")
+@click.option("--gpu-type", default="nvidia.com/gpu", show_default=True, help="Kubernetes GPU resource name.")
+@click.option(
+    "--trainer-cpu",
+    type=click.FloatRange(min=0, min_open=True),
+    help=f"Trainer/Tuner CPU cores [with --gpus: {GPU_DEFAULT_CPU:g}].",
+)
+@click.option(
+    "--trainer-memory",
+    type=click.FloatRange(min=0, min_open=True),
+    help=f"Trainer/Tuner memory in GB [with --gpus: {GPU_DEFAULT_MEMORY_GB:g}].",
+)
+@click.option(
+    "--beam-runner",
+    type=click.Choice(["DirectRunner", "DataflowRunner", "FlinkRunner", "SparkRunner", "PortableRunner"]),
+    default="DirectRunner",
+    show_default=True,
+    help="Beam runner of ExampleGen, StatisticsGen, Transform and Evaluator.",
+)
+@click.option(
+    "--beam-arg",
+    "beam_extra",
+    multiple=True,
+    help="Extra Beam pipeline arg, repeatable, e.g. --beam-arg=--project=P (see README).",
+)
+def compile_command(
+    target, image, pipeline_root, data_root, serving_dir, output, pipeline_name, schema_file, gpus, gpu_type,
+    trainer_cpu, trainer_memory, beam_runner, beam_extra, **model_options,
+) -> None:  # fmt: skip
+    """Compile the pipeline for Kubeflow Pipelines v2 into a PipelineSpec YAML (offline, nothing uploaded)."""
+    from kubeflow.runner import IMAGE_SCHEMA_FILE, CompileError, compile_pipeline
+    from pipeline.config import Resources, beam_args
+
+    try:
+        beam = beam_args(beam_runner, beam_extra)
+        resources = None
+        if gpus:
+            cpu, memory = trainer_cpu or GPU_DEFAULT_CPU, trainer_memory or GPU_DEFAULT_MEMORY_GB
+            resources = Resources(gpus=gpus, gpu_type=gpu_type, cpu=cpu, memory_gb=memory)
+        elif trainer_cpu or trainer_memory:
+            resources = Resources(cpu=trainer_cpu, memory_gb=trainer_memory)
+    except ValueError as error:
+        _fail(str(error))
+    config = _config(
+        pipeline_root=pipeline_root,
+        data_dir=f"{data_root.rstrip('/')}/ml-100k",
+        serving_dir=serving_dir,
+        pipeline_name=pipeline_name,
+        schema_file=schema_file or IMAGE_SCHEMA_FILE,
+        trainer_resources=resources,
+        beam_pipeline_args=beam,
+        **model_options,
+    )
+    try:
+        path = compile_pipeline(config, image, output)
+    except CompileError as error:
+        _fail(str(error))
+    click.echo(f"Wrote {path} (KFP v2 PipelineSpec, image {image}).")
+
+
+@main.command("submit")
+@click.argument("package", type=click.Path(exists=True, dir_okay=False))
+@click.option("--host", required=True, envvar="KF_PIPELINES_ENDPOINT", help="KFP API URL (env KF_PIPELINES_ENDPOINT).")
+@click.option("--experiment", default="movielens-recommender", show_default=True)
+@click.option("--namespace", default=None, help="Kubeflow profile namespace (multi-user deployments).")
+@click.option("--run-name", default=None, help="Run display name [default: pipeline name and UTC time].")
+@click.option(
+    "--token-env",
+    default=None,
+    metavar="VAR",
+    help="Name of the environment variable holding a bearer token (the token itself is never a flag).",
+)
+def submit_command(package, host, experiment, namespace, run_name, token_env) -> None:
+    """Upload a compiled PipelineSpec to Kubeflow Pipelines and start a run."""
+    from kubeflow.submit import SubmitError, submit
+
+    token = None
+    if token_env:
+        token = os.environ.get(token_env)
+        if not token:
+            _fail(f"--token-env {token_env}: that environment variable is not set or empty")
+    try:
+        run = submit(package, host, experiment=experiment, namespace=namespace, token=token, run_name=run_name)
+    except SubmitError as error:
+        _fail(str(error))
+    click.echo(f"Run id: {run.run_id}")
+    click.echo(f"Run URL: {run.url}")
 
 
 if __name__ == "__main__":

@@ -47,6 +47,28 @@ class TrainerConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class Resources:
+    """Container resources requested for the Trainer and Tuner on Kubeflow (ignored by the local runner).
+
+    `gpu_type` is the Kubernetes extended resource name the KFP backend requests (`nvidia.com/gpu`);
+    `memory_gb` is in GB, as TFX's ResourceSpec expects.
+    """
+
+    gpus: int = 0
+    gpu_type: str = "nvidia.com/gpu"
+    cpu: float | None = None
+    memory_gb: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.gpus < 0:
+            raise ValueError(f"gpus must be >= 0, got {self.gpus}")
+        if self.gpus and not self.gpu_type:
+            raise ValueError("gpu_type is required when gpus > 0")
+        if (self.cpu is not None and self.cpu <= 0) or (self.memory_gb is not None and self.memory_gb <= 0):
+            raise ValueError("cpu and memory_gb must be positive")
+
+
+@dataclasses.dataclass(frozen=True)
 class PipelineConfig:
     """Everything the DAG needs. Paths may be local or gs://."""
 
@@ -63,6 +85,8 @@ class PipelineConfig:
     rmse_max_increase: float = 0.01  # vs the last blessed model
     enable_cache: bool = True
     beam_pipeline_args: tuple[str, ...] = ()
+    schema_file: str | None = None  # Curated schema; default: the copy shipped in the `schemas` package.
+    trainer_resources: Resources | None = None  # Kubeflow only: CPU/memory/GPUs for Trainer and Tuner.
 
     def __post_init__(self) -> None:
         if len(self.split_names) != 3 or len(self.split_fractions) != 3:
@@ -92,6 +116,21 @@ class PipelineConfig:
     def model_serving_dir(self) -> str:
         """`<serving_dir>/<model_name>`: TF Serving's model base path; versions go below it."""
         return os.path.join(self.serving_dir, self.model_name)
+
+
+BEAM_RUNNERS = ("DirectRunner", "DataflowRunner", "FlinkRunner", "SparkRunner", "PortableRunner")
+
+
+def beam_args(runner: str, extra: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """`--runner=<runner>` plus the user's extra Beam args, refusing a second `--runner`."""
+    if runner not in BEAM_RUNNERS:
+        raise ValueError(f"unknown Beam runner {runner!r}; expected one of {', '.join(BEAM_RUNNERS)}")
+    for arg in extra:
+        if not arg.startswith("--"):
+            raise ValueError(f"Beam args look like --name=value, got {arg!r}")
+        if arg.split("=", 1)[0] == "--runner":
+            raise ValueError("give the Beam runner with --beam-runner, not as a --beam-arg")
+    return (f"--runner={runner}", *extra)
 
 
 def direct_runner_args(mode: str = "in_memory", workers: int = 0) -> tuple[str, ...]:

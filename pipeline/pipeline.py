@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import importlib.resources
 
+from kfp.pipeline_spec import pipeline_spec_pb2
 from tfx import v1 as tfx
 
 from components import gates
 from components.evaluator.eval_config import make_eval_config
 from components.example_gen.component import movielens_example_gen
-from pipeline.config import PipelineConfig
+from pipeline.config import PipelineConfig, Resources
 from pipeline.fingerprint import code_fingerprint
 
 PREPROCESSING_FN = "transform.preprocessing.preprocessing_fn"
@@ -35,6 +36,22 @@ def schema_path() -> str:
     return str(importlib.resources.files("schemas") / "schema.pbtxt")
 
 
+ResourceSpec = pipeline_spec_pb2.PipelineDeploymentConfig.PipelineContainerSpec.ResourceSpec
+
+
+def resource_spec(resources: Resources) -> ResourceSpec:
+    """The KFP v2 container ResourceSpec: CPU/memory (request = limit), accelerator type and count."""
+    spec = ResourceSpec()
+    if resources.cpu is not None:
+        spec.cpu_limit = spec.cpu_request = resources.cpu
+    if resources.memory_gb is not None:
+        spec.memory_limit = spec.memory_request = resources.memory_gb
+    if resources.gpus:
+        spec.accelerator.type = resources.gpu_type
+        spec.accelerator.count = resources.gpus
+    return spec
+
+
 def create_pipeline(config: PipelineConfig, metadata_connection_config=None) -> tfx.dsl.Pipeline:
     """The MovieLens recommender DAG (see README/DESIGN.md); tuner included iff tuner_trials > 0."""
     trainer_config = config.trainer.to_dict()
@@ -47,7 +64,8 @@ def create_pipeline(config: PipelineConfig, metadata_connection_config=None) -> 
         code_fingerprint("components.example_gen", "transform.features"),
     ).with_id(EXAMPLE_GEN)
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"]).with_id(STATISTICS_GEN)
-    schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_path()).with_id(SCHEMA_IMPORTER)
+    schema_file = config.schema_file or schema_path()
+    schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_file).with_id(SCHEMA_IMPORTER)
     example_validator = tfx.components.ExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]
     ).with_id(EXAMPLE_VALIDATOR)
@@ -79,6 +97,8 @@ def create_pipeline(config: PipelineConfig, metadata_connection_config=None) -> 
             eval_args=tfx.proto.EvalArgs(splits=[config.eval_split]),
             custom_config=custom_config,
         ).with_id(TUNER)
+        if config.trainer_resources:
+            tuner.with_platform_config(resource_spec(config.trainer_resources))
         components.append(tuner)
         hyperparameters = tuner.outputs["best_hyperparameters"]
 
@@ -92,6 +112,8 @@ def create_pipeline(config: PipelineConfig, metadata_connection_config=None) -> 
         eval_args=tfx.proto.EvalArgs(splits=[config.eval_split]),
         custom_config=custom_config,
     ).with_id(TRAINER)
+    if config.trainer_resources:
+        trainer.with_platform_config(resource_spec(config.trainer_resources))
     model_resolver = tfx.dsl.Resolver(
         strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
         model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),

@@ -1,0 +1,75 @@
+"""Compile `create_pipeline(config)` for Kubeflow Pipelines v2 with TFX's KubeflowV2DagRunner.
+
+The output is a bare KFP v2 PipelineSpec YAML (schema 2.1.0, what `kfp.Client` uploads and the KFP v2
+backend runs). Nothing is uploaded at compile time: every module the components run (`preprocessing_fn`,
+`run_fn`, `tuner_fn`, the custom executors) is referenced by dotted path into this package, which the
+pipeline image installs (kubeflow/Dockerfile).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+import yaml
+from tfx import v1 as tfx
+
+from pipeline.config import PipelineConfig
+from pipeline.pipeline import create_pipeline
+
+# Where kubeflow/Dockerfile puts the source tree (and so the curated schema) inside the image.
+IMAGE_SOURCE_DIR = "/opt/recommender"
+IMAGE_SCHEMA_FILE = f"{IMAGE_SOURCE_DIR}/schemas/schema.pbtxt"
+# The entry point every compiled executor runs (the KFP launcher fills in `{{$}}`).
+EXECUTOR_ENTRYPOINT = "tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor"
+
+
+class CompileError(RuntimeError):
+    """The pipeline could not be compiled (bad image, paths or options)."""
+
+
+def _check(config: PipelineConfig, image: str) -> None:
+    if not image or any(c.isspace() for c in image):
+        raise CompileError(f"--image must be a container image reference, got {image!r}")
+    for name in ("pipeline_root", "data_dir", "serving_dir"):
+        path = getattr(config, name)
+        if not path or "://" not in path and not os.path.isabs(path):
+            raise CompileError(
+                f"{name} must be a URI the cluster can reach (gs://, s3://, minio://) or an absolute path "
+                f"mounted in every pod, got {path!r}"
+            )
+    if config.metadata_path:
+        raise CompileError("metadata_path is for local runs; on Kubeflow, ML Metadata is the cluster's")
+
+
+def pipeline_spec(config: PipelineConfig, image: str) -> dict:
+    """The KFP v2 PipelineSpec (as a dict) of the pipeline, every executor running `image`.
+
+    `defaultPipelineRoot` is set from `config.pipeline_root`, so a run needs no extra pipeline-root
+    argument; the bare YAML written by TFX itself leaves it out.
+    """
+    _check(config, image)
+    runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
+        config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(
+            default_image=image, use_pipeline_spec_2_1=True
+        ),
+        output_dir=tempfile.gettempdir(),  # Unused: write_out=False.
+    )
+    job = runner.run(create_pipeline(config), write_out=False)
+    spec = job["pipelineSpec"]
+    spec["defaultPipelineRoot"] = config.pipeline_root
+    return spec
+
+
+def compile_pipeline(config: PipelineConfig, image: str, output: str) -> str:
+    """Writes the PipelineSpec YAML to `output` (created atomically) and returns its path."""
+    if not output.endswith((".yaml", ".yml")):
+        raise CompileError(f"the output must be a .yaml file (a bare PipelineSpec), got {output!r}")
+    spec = pipeline_spec(config, image)
+    directory = os.path.dirname(os.path.abspath(output))
+    os.makedirs(directory, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=directory, suffix=".tmp", delete=False) as handle:
+        handle.write(f"# KFP v2 PipelineSpec of {config.pipeline_name}, compiled by `recommender compile`.\n")
+        yaml.safe_dump(spec, handle, sort_keys=True)
+    os.replace(handle.name, output)
+    return output
