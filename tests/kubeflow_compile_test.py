@@ -1,0 +1,178 @@
+"""`recommender compile --target kubeflow`: the PipelineSpec is the local DAG, on the given image and paths."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import json
+
+import kfp.components
+import pytest
+import yaml
+from click.testing import CliRunner
+from google.protobuf import json_format
+from kfp.pipeline_spec import pipeline_spec_pb2
+from tfx.utils import import_utils
+
+from kubeflow.runner import EXECUTOR_ENTRYPOINT, IMAGE_SCHEMA_FILE
+from pipeline import pipeline as dag
+from pipeline.cli import main
+from pipeline.config import PipelineConfig, TrainerConfig
+
+IMAGE = "registry.example.com/ml/recommender:1.2.3"
+ROOT = "gs://bucket/root"
+DATA = "gs://bucket/movielens"
+SERVING = "gs://bucket/serving"
+BEAM_COMPONENTS = (dag.EXAMPLE_GEN, dag.STATISTICS_GEN, dag.TRANSFORM, dag.EVALUATOR)
+DATAFLOW_ARGS = ("--project=my-project", "--region=europe-west4", "--temp_location=gs://bucket/tmp")
+
+
+def _compile(tmp_path, *extra: str) -> dict:
+    output = tmp_path / "pipeline.yaml"
+    args = ["compile", "--image", IMAGE, "--pipeline-root", ROOT, "--data-root", DATA, "--serving-dir", SERVING]
+    result = CliRunner().invoke(main, [*args, "--output", str(output), *extra])
+    assert result.exit_code == 0, result.output
+    assert f"Wrote {output}" in result.output
+    return yaml.safe_load(output.read_text())
+
+
+@pytest.fixture(scope="module")
+def cpu_spec(tmp_path_factory) -> dict:
+    return _compile(tmp_path_factory.mktemp("cpu"))
+
+
+@pytest.fixture(scope="module")
+def gpu_spec(tmp_path_factory) -> dict:
+    beam = [f"--beam-arg={arg}" for arg in DATAFLOW_ARGS]
+    return _compile(tmp_path_factory.mktemp("gpu"), "--gpus", "2", "--beam-runner", "DataflowRunner", *beam)
+
+
+def _containers(spec: dict) -> dict[str, dict]:
+    """Task name -> its executor's container (resolver tasks have none)."""
+    executors = spec["deploymentSpec"]["executors"]
+    result = {}
+    for task, task_spec in spec["root"]["dag"]["tasks"].items():
+        executor = executors[spec["components"][task_spec["componentRef"]["name"]]["executorLabel"]]
+        if "container" in executor:
+            result[task] = executor["container"]
+    return result
+
+
+def _parameter(spec: dict, task: str, name: str):
+    return spec["root"]["dag"]["tasks"][task]["inputs"]["parameters"][name]["runtimeValue"]["constant"]
+
+
+def _local_node(task: str) -> str:
+    """KFP splits the TFX Resolver into two resolver tasks named after it."""
+    return dag.MODEL_RESOLVER if task.startswith(dag.MODEL_RESOLVER) else task
+
+
+def test_the_yaml_is_a_pipeline_spec_the_kfp_sdk_loads(cpu_spec, tmp_path):
+    proto = pipeline_spec_pb2.PipelineSpec()
+    json_format.ParseDict(cpu_spec, proto)  # Unknown fields would raise.
+    assert proto.schema_version == "2.1.0"
+    assert proto.pipeline_info.name == "movielens-recommender"
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(cpu_spec))
+    component = kfp.components.load_component_from_file(str(path))
+    assert component.pipeline_spec.root.dag.tasks.keys() == cpu_spec["root"]["dag"]["tasks"].keys()
+
+
+def test_same_components_and_edges_as_the_local_dag(cpu_spec):
+    config = PipelineConfig(pipeline_root=ROOT, data_dir=f"{DATA}/ml-100k", serving_dir=SERVING)
+    local = {node.id: {up.id for up in node.upstream_nodes} for node in dag.create_pipeline(config).components}
+    compiled: dict[str, set[str]] = {}
+    for task, task_spec in cpu_spec["root"]["dag"]["tasks"].items():
+        upstream = {_local_node(t) for t in task_spec.get("dependentTasks", [])} - {_local_node(task)}
+        compiled.setdefault(_local_node(task), set()).update(upstream)
+    assert compiled == local
+    assert dag.TUNER in compiled and compiled[dag.TRAINER] >= {dag.TRANSFORM, dag.TUNER, dag.VALIDATION_GATE}
+
+
+def test_every_executor_runs_the_given_image_through_the_tfx_v2_entrypoint(cpu_spec):
+    containers = _containers(cpu_spec)
+    assert set(containers) == set(cpu_spec["root"]["dag"]["tasks"]) - {
+        t for t in cpu_spec["root"]["dag"]["tasks"] if t.startswith(dag.MODEL_RESOLVER)
+    }
+    for task, container in containers.items():
+        assert container["image"] == IMAGE, task
+        assert container["command"] == ["python", "-m", EXECUTOR_ENTRYPOINT], task
+
+
+def test_accelerators_only_for_trainer_and_tuner_and_only_with_gpus(cpu_spec, gpu_spec):
+    assert not any("resources" in c for c in _containers(cpu_spec).values())
+    for task, container in _containers(gpu_spec).items():
+        if task in (dag.TRAINER, dag.TUNER):
+            resources = container["resources"]
+            assert resources["accelerator"] == {"type": "nvidia.com/gpu", "count": "2"}
+            assert resources["cpuLimit"] == 8.0 and resources["memoryLimit"] == 32.0
+        else:
+            assert "resources" not in container, task
+
+
+def test_beam_args_reach_the_beam_components(cpu_spec, gpu_spec):
+    expected = ["--runner=DataflowRunner", *DATAFLOW_ARGS]
+    containers = _containers(gpu_spec)
+    for task in BEAM_COMPONENTS:
+        assert containers[task]["args"][-len(expected) :] == expected, task
+    driver = containers[dag.EXAMPLE_GEN]["lifecycle"]["preCacheCheck"]
+    assert driver["args"][-len(expected) :] == expected
+    for task in BEAM_COMPONENTS:  # Default: Beam's DirectRunner inside the step's pod.
+        assert _containers(cpu_spec)[task]["args"][-1] == "--runner=DirectRunner"
+
+
+def test_paths_are_the_given_ones(cpu_spec):
+    assert cpu_spec["defaultPipelineRoot"] == ROOT
+    assert _parameter(cpu_spec, dag.EXAMPLE_GEN, "input_base") == f"{DATA}/ml-100k"
+    assert _parameter(cpu_spec, dag.SCHEMA_IMPORTER, "schema_file") == IMAGE_SCHEMA_FILE
+    destination = json.loads(_parameter(cpu_spec, dag.PUSHER, "push_destination"))
+    assert destination["filesystem"]["base_directory"] == f"{SERVING}/movielens_ranker"
+    text = yaml.safe_dump(cpu_spec)
+    assert "/work/" not in text and "/tmp/" not in text  # Nothing from the compiling machine leaks in.
+
+
+def test_every_dotted_path_in_the_spec_is_importable(cpu_spec):
+    paths = set()
+    for container in _containers(cpu_spec).values():
+        steps = [container, container.get("lifecycle", {}).get("preCacheCheck")]
+        for step in filter(None, steps):
+            module = step["command"][step["command"].index("-m") + 1]
+            assert importlib.util.find_spec(module) is not None, module
+        args = container["args"]
+        paths.add(args[args.index("--executor_class_path") + 1])
+    for path in paths:
+        assert isinstance(import_utils.import_class_by_path(path), type), path
+    functions = [
+        _parameter(cpu_spec, dag.TRANSFORM, "preprocessing_fn"),
+        _parameter(cpu_spec, dag.TRAINER, "run_fn"),
+        _parameter(cpu_spec, dag.TUNER, "tuner_fn"),
+    ]
+    assert functions == [dag.PREPROCESSING_FN, dag.RUN_FN, dag.TUNER_FN]
+    for function in functions:
+        module, name = function.rsplit(".", 1)
+        assert callable(getattr(importlib.import_module(module), name)), function
+
+
+def test_trainer_settings_travel_in_custom_config(tmp_path):
+    spec = _compile(tmp_path, "--epochs", "7", "--tuner-trials", "0", "--seed", "3")
+    assert dag.TUNER not in spec["root"]["dag"]["tasks"]
+    trainer = TrainerConfig.from_dict(json.loads(_parameter(spec, dag.TRAINER, "custom_config")))
+    assert (trainer.epochs, trainer.tuner_trials, trainer.seed) == (7, 0, 3)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--pipeline-root", "relative/root"], "pipeline_root must be a URI"),
+        (["--beam-arg=--runner=FlinkRunner"], "give the Beam runner with --beam-runner"),
+        (["--beam-arg=project=p"], "Beam args look like --name=value"),
+        (["--output", "pipeline.json"], "must be a .yaml file"),
+        (["--image", "bad image"], "--image must be a container image reference"),
+    ],
+)
+def test_bad_options_are_clear_errors(tmp_path, extra, message):
+    args = ["compile", "--image", IMAGE, "--pipeline-root", ROOT, "--data-root", DATA, "--serving-dir", SERVING]
+    result = CliRunner().invoke(main, [*args, "--output", str(tmp_path / "p.yaml"), *extra])
+    assert result.exit_code == 1, result.output
+    assert message in result.output
+    assert "Traceback" not in result.output
