@@ -74,6 +74,15 @@ def _quiet():
         logger.setLevel(level)
 
 
+def _check_reachable(host: str, token: str | None) -> None:
+    """One healthz call, no retries: kfp.Client would retry 5 times, 5 s apart, before failing."""
+    config = kfp_server_api.Configuration(host=host)
+    if token:
+        config.api_key["authorization"] = token
+        config.api_key_prefix["authorization"] = "Bearer"
+    kfp_server_api.HealthzServiceApi(kfp_server_api.ApiClient(config)).get_healthz()
+
+
 def submit(
     package: str,
     host: str,
@@ -90,6 +99,7 @@ def submit(
     host = host.rstrip("/")
     try:
         with _quiet():
+            _check_reachable(host, token)
             client = kfp.Client(host=host, existing_token=token, namespace=namespace or "kubeflow")
             pipeline_id = client.get_pipeline_id(name)
             if pipeline_id is None:  # First submit: the upload creates the pipeline and its first version.

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import tensorflow as tf
 import yaml
-
 from kfp_launcher import EXECUTOR_INPUT_PLACEHOLDER, LocalLauncher, image_env
+
 from kubeflow.runner import EXECUTOR_ENTRYPOINT, compile_pipeline
 from pipeline import pipeline as dag
 from pipeline.config import PipelineConfig, TrainerConfig, beam_args

@@ -1,0 +1,100 @@
+"""kubeflow/manifests: TF Serving Deployment + Service, checked against the Kubernetes client's models.
+
+Each document is deserialized into its `kubernetes.client` model (which validates required fields and
+types) and serialized back: a misspelt or misplaced field would be dropped on the way and the round trip
+would differ from the file.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+from kubernetes import client
+
+MANIFESTS = Path(__file__).resolve().parents[1] / "kubeflow" / "manifests"
+MODELS = {("apps/v1", "Deployment"): "V1Deployment", ("v1", "Service"): "V1Service"}
+
+
+class _Response:
+    """What ApiClient.deserialize reads: an object with `.data`."""
+
+    def __init__(self, document: dict):
+        self.data = json.dumps(document)
+
+
+def _load(document: dict):
+    api = client.ApiClient()
+    model = api.deserialize(_Response(document), MODELS[(document["apiVersion"], document["kind"])])
+    assert api.sanitize_for_serialization(model) == document, "unknown or misplaced fields"
+    return model
+
+
+@pytest.fixture(scope="module")
+def kustomization() -> dict:
+    return yaml.safe_load((MANIFESTS / "kustomization.yaml").read_text())
+
+
+@pytest.fixture(scope="module")
+def objects(kustomization) -> dict[str, object]:
+    result = {}
+    for resource in kustomization["resources"]:
+        for document in yaml.safe_load_all((MANIFESTS / resource).read_text()):
+            result[document["kind"]] = _load(document)
+    return result
+
+
+def _config_literals(kustomization: dict) -> dict[str, str]:
+    (generator,) = kustomization["configMapGenerator"]
+    return dict(literal.split("=", 1) for literal in generator["literals"])
+
+
+def test_every_manifest_is_a_valid_kubernetes_object(objects):
+    assert set(objects) == {"Deployment", "Service"}
+
+
+def test_tf_serving_pinned_with_rest_and_grpc_ports(objects):
+    container = objects["Deployment"].spec.template.spec.containers[0]
+    image, _, tag = container.image.partition(":")
+    assert image == "tensorflow/serving" and re.fullmatch(r"\d+\.\d+\.\d+", tag)
+    assert {p.name: p.container_port for p in container.ports} == {"grpc": 8500, "http": 8501}
+    assert "--port=8500" in container.args and "--rest_api_port=8501" in container.args
+    service = objects["Service"]
+    assert {p.name: (p.port, p.target_port) for p in service.spec.ports} == {
+        "grpc": (8500, "grpc"),
+        "http": (8501, "http"),
+    }
+    assert service.spec.selector == objects["Deployment"].spec.template.metadata.labels
+
+
+def test_model_path_and_readiness_probe_on_the_model_status_endpoint(objects, kustomization):
+    deployment = objects["Deployment"]
+    container = deployment.spec.template.spec.containers[0]
+    literals = _config_literals(kustomization)
+    assert container.env_from[0].config_map_ref.name == kustomization["configMapGenerator"][0]["name"]
+    assert "--model_base_path=$(MODEL_BASE_PATH)" in container.args
+    assert "--model_name=$(MODEL_NAME)" in container.args
+    assert literals["MODEL_NAME"] == "movielens_ranker"  # pipeline.config.DEFAULT_MODEL_NAME
+    probe = container.readiness_probe.http_get
+    assert (probe.path, probe.port) == (f"/v1/models/{literals['MODEL_NAME']}", "http")
+
+
+def test_resource_limits_and_non_root(objects):
+    pod = objects["Deployment"].spec.template.spec
+    container = pod.containers[0]
+    assert set(container.resources.limits) == {"cpu", "memory"}
+    assert set(container.resources.requests) == {"cpu", "memory"}
+    assert pod.security_context.run_as_non_root is True and pod.security_context.run_as_user != 0
+    assert container.security_context.allow_privilege_escalation is False
+    assert container.security_context.capabilities.drop == ["ALL"]
+
+
+def test_model_name_matches_the_pipeline_default(kustomization):
+    from pipeline.config import DEFAULT_MODEL_NAME
+
+    literals = _config_literals(kustomization)
+    assert literals["MODEL_NAME"] == DEFAULT_MODEL_NAME
+    assert literals["MODEL_BASE_PATH"].endswith(f"/{DEFAULT_MODEL_NAME}")
