@@ -20,6 +20,8 @@ from pipeline.pipeline import create_pipeline
 # Where kubeflow/Dockerfile puts the source tree (and so the curated schema) inside the image.
 IMAGE_SOURCE_DIR = "/opt/recommender"
 IMAGE_SCHEMA_FILE = f"{IMAGE_SOURCE_DIR}/schemas/schema.pbtxt"
+# URI schemes tf.io.gfile reads without extra plugins (s3:// needs tensorflow-io; minio:// is KFP-only).
+GFILE_SCHEMES = ("gs",)
 # The entry point every compiled executor runs (the KFP launcher fills in `{{$}}`).
 EXECUTOR_ENTRYPOINT = "tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor"
 
@@ -33,11 +35,14 @@ def _check(config: PipelineConfig, image: str) -> None:
         raise CompileError(f"--image must be a container image reference, got {image!r}")
     for name in ("pipeline_root", "data_dir", "serving_dir"):
         path = getattr(config, name)
-        if not path or "://" not in path and not os.path.isabs(path):
+        scheme = path.split("://", 1)[0] if "://" in path else ""
+        if scheme and scheme not in GFILE_SCHEMES:
             raise CompileError(
-                f"{name} must be a URI the cluster can reach (gs://, s3://, minio://) or an absolute path "
-                f"mounted in every pod, got {path!r}"
+                f"{name}: TFX executors open artifact URIs with tf.io.gfile, which cannot read {scheme}:// "
+                f"in this image (supported: {', '.join(s + '://' for s in GFILE_SCHEMES)}), got {path!r}"
             )
+        if not scheme and not os.path.isabs(path):
+            raise CompileError(f"{name} must be a gs:// URI or an absolute path mounted in every pod, got {path!r}")
     if config.metadata_path:
         raise CompileError("metadata_path is for local runs; on Kubeflow, ML Metadata is the cluster's")
 

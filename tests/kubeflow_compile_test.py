@@ -163,7 +163,8 @@ def test_trainer_settings_travel_in_custom_config(tmp_path):
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--pipeline-root", "relative/root"], "pipeline_root must be a URI"),
+        (["--pipeline-root", "relative/root"], "pipeline_root must be a gs:// URI or an absolute path"),
+        (["--serving-dir", "minio://mlpipeline/serving"], "cannot read minio://"),
         (["--beam-arg=--runner=FlinkRunner"], "give the Beam runner with --beam-runner"),
         (["--beam-arg=project=p"], "Beam args look like --name=value"),
         (["--output", "pipeline.json"], "must be a .yaml file"),
