@@ -59,8 +59,10 @@ class RankingModel(tfrs.models.Model):
             ]
             + [tf.keras.layers.Dense(1, bias_initializer=tf.keras.initializers.Constant(vocab.label_mean))]
         )
+        # Per-example losses, averaged over the global batch in compute_loss: Keras refuses a reducing
+        # loss inside a tf.distribute strategy (the Trainer's MirroredStrategy on GPUs).
         self.task = tfrs.tasks.Ranking(
-            loss=tf.keras.losses.MeanSquaredError(),
+            loss=tf.keras.losses.MeanSquaredError(reduction=tf.keras.losses.Reduction.NONE),
             metrics=[tf.keras.metrics.RootMeanSquaredError()],
         )
 
@@ -77,8 +79,36 @@ class RankingModel(tfrs.models.Model):
         return self._tower(tf.concat(parts, axis=1)) + self._user_bias(user) + self._movie_bias(movie)
 
     def compute_loss(self, inputs, training: bool = False) -> tf.Tensor:
+        """Mean squared error over the global batch (this replica's share of it under a strategy)."""
         features, labels = inputs
-        return self.task(labels=tf.reshape(labels, [-1, 1]), predictions=self(features))
+        per_example = self.task(labels=tf.reshape(labels, [-1, 1]), predictions=self(features))
+        return tf.nn.compute_average_loss(per_example)
+
+    def _loss_terms(self, inputs, training: bool) -> tuple[tf.Tensor, tf.Tensor]:
+        loss = self.compute_loss(inputs, training=training)
+        regularization = tf.add_n(self.losses) if self.losses else tf.constant(0.0)
+        # Replicas' gradients are summed: each replica contributes 1/N of the regularization.
+        return loss, tf.nn.scale_regularization_loss(regularization)
+
+    def train_step(self, inputs):
+        """tfrs.Model.train_step with replica-correct loss scaling (identical on a single device)."""
+        with tf.GradientTape() as tape:
+            loss, regularization = self._loss_terms(inputs, training=True)
+            total = loss + regularization
+        gradients = tape.gradient(total, self.trainable_variables)
+        self.optimizer.apply_gradients(zip(gradients, self.trainable_variables, strict=True))
+        return self._logs(loss, regularization)
+
+    def test_step(self, inputs):
+        return self._logs(*self._loss_terms(inputs, training=False))
+
+    def _logs(self, loss: tf.Tensor, regularization: tf.Tensor) -> dict:
+        """Keras reports the first replica's values: scale them back to whole-batch figures."""
+        replicas = tf.cast(tf.distribute.get_strategy().num_replicas_in_sync, tf.float32)
+        logs = {metric.name: metric.result() for metric in self.metrics}
+        logs.update(loss=loss * replicas, regularization_loss=regularization * replicas)
+        logs["total_loss"] = logs["loss"] + logs["regularization_loss"]
+        return logs
 
 
 def build_model(hp: Hyperparameters, vocab: Vocabularies) -> RankingModel:
