@@ -20,6 +20,35 @@ class ComponentExecution:
     state: str  # COMPLETE, CACHED, FAILED, RUNNING, ...
     seconds: float
     outputs: dict[str, list[metadata_store_pb2.Artifact]]
+    inputs: dict[str, list[metadata_store_pb2.Artifact]] = dataclasses.field(default_factory=dict)
+    execution: metadata_store_pb2.Execution | None = None
+
+    def output(self, key: str) -> metadata_store_pb2.Artifact | None:
+        """The first artifact under an output key, if any."""
+        artifacts = self.outputs.get(key)
+        return artifacts[0] if artifacts else None
+
+    def property(self, name: str):
+        """An execution property (TFX stores exec properties as custom properties)."""
+        if self.execution is None:
+            return None
+        for properties in (self.execution.custom_properties, self.execution.properties):
+            if name in properties:
+                return value(properties[name])
+        return None
+
+
+def value(proto: metadata_store_pb2.Value):
+    """The Python value of an MLMD property."""
+    kind = proto.WhichOneof("value")
+    return getattr(proto, kind) if kind and kind != "struct_value" else None
+
+
+def component_name(store: mlmd.MetadataStore, execution: metadata_store_pb2.Execution, pipeline_name: str) -> str:
+    """The component id of an execution (from its node context; else the execution type)."""
+    prefix = f"{pipeline_name}."
+    nodes = [c.name for c in store.get_contexts_by_execution(execution.id) if c.type == "node"]
+    return nodes[0][len(prefix) :] if nodes and nodes[0].startswith(prefix) else execution.type
 
 
 def open_store(metadata_file: str) -> mlmd.MetadataStore:
@@ -44,21 +73,20 @@ def run_executions(store: mlmd.MetadataStore, pipeline_name: str, run_id: str) -
     run = store.get_context_by_type_and_name("pipeline_run", run_id)
     if run is None:
         raise KeyError(f"no run {run_id!r} in the metadata store")
-    prefix = f"{pipeline_name}."
     result = []
     for execution in sorted(store.get_executions_by_context(run.id), key=lambda e: e.id):
-        nodes = [c.name for c in store.get_contexts_by_execution(execution.id) if c.type == "node"]
-        component = nodes[0][len(prefix) :] if nodes and nodes[0].startswith(prefix) else execution.type
-        outputs: dict[str, list[metadata_store_pb2.Artifact]] = {}
-        events = [
-            e
-            for e in store.get_events_by_execution_ids([execution.id])
-            if e.type in (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.PENDING_OUTPUT)
-        ]
+        component = component_name(store, execution, pipeline_name)
+        events = store.get_events_by_execution_ids([execution.id])
         artifacts = {a.id: a for a in store.get_artifacts_by_id([e.artifact_id for e in events])}
+        outputs: dict[str, list[metadata_store_pb2.Artifact]] = {}
+        inputs: dict[str, list[metadata_store_pb2.Artifact]] = {}
         for event in events:
             key = event.path.steps[0].key if event.path.steps else ""
-            outputs.setdefault(key, []).append(artifacts[event.artifact_id])
+            if event.type in (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.PENDING_OUTPUT):
+                outputs.setdefault(key, []).append(artifacts[event.artifact_id])
+            elif event.type == metadata_store_pb2.Event.INPUT:
+                inputs.setdefault(key, []).append(artifacts[event.artifact_id])
         seconds = (execution.last_update_time_since_epoch - execution.create_time_since_epoch) / 1000
-        result.append(ComponentExecution(component, _STATES.Name(execution.last_known_state), seconds, outputs))
+        state = _STATES.Name(execution.last_known_state)
+        result.append(ComponentExecution(component, state, seconds, outputs, inputs, execution))
     return result

@@ -76,8 +76,13 @@ def preprocessing_fn(inputs: dict[str, tf.Tensor | tf.SparseTensor]) -> dict[str
     movie_age = tf.maximum(rating_year - (year_imputed + 0.5), 0.0)
     zip_prefix = tf.strings.substr(tf.strings.upper(_dense(inputs[f.USER_ZIP], "")), 0, f.ZIP_PREFIX_LENGTH)
 
+    user_id = _dense(inputs[f.USER_ID], "")
+    user_vocab = tft.vocabulary(user_id, vocab_filename=f.VOCAB_FEATURES[f.USER_ID_XF])
+    user_known = tft.apply_vocabulary(user_id, user_vocab, default_value=-1) >= 0
+
     outputs = {
-        f.USER_ID_XF: _vocab(_dense(inputs[f.USER_ID], ""), f.VOCAB_FEATURES[f.USER_ID_XF]),
+        f.USER_ID_XF: tft.apply_vocabulary(user_id, user_vocab, num_oov_buckets=f.NUM_OOV_BUCKETS),
+        f.USER_SEEN_XF: tf.where(user_known, *f.USER_SEEN_VALUES),
         f.MOVIE_ID_XF: _vocab(_dense(inputs[f.MOVIE_ID], ""), f.VOCAB_FEATURES[f.MOVIE_ID_XF]),
         f.USER_GENDER_XF: _vocab(_dense(inputs[f.USER_GENDER], ""), f.VOCAB_FEATURES[f.USER_GENDER_XF]),
         f.USER_OCCUPATION_XF: _vocab(_dense(inputs[f.USER_OCCUPATION], ""), f.VOCAB_FEATURES[f.USER_OCCUPATION_XF]),

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import json
+
 import tensorflow_model_analysis as tfma
 
 from transform import features as f
 
 # Slices reported besides the overall one. Age buckets come from the transformed features.
-SLICE_FEATURES = (f.USER_GENDER, f.USER_AGE_BUCKET_XF, f.USER_OCCUPATION)
+SLICE_FEATURES = (f.USER_GENDER, f.USER_AGE_BUCKET_XF, f.USER_OCCUPATION, f.USER_SEEN_XF)
 METRICS = ("ExampleCount", "RootMeanSquaredError", "MeanAbsoluteError", "MeanLabel", "MeanPrediction")
 GATE_CLASS = "RootMeanSquaredError"
 GATE_METRIC = "root_mean_squared_error"  # TFMA's name for GATE_CLASS
+# Predicted vs actual over the rating range: the report's prediction histogram and calibration plot.
+CALIBRATION_PLOT = "calibration_plot"
+CALIBRATION_BUCKETS = 40
+RATING_RANGE = (1.0, 5.0)
 
 
 def make_eval_config(rmse_upper_bound: float, rmse_max_increase: float) -> tfma.EvalConfig:
@@ -32,6 +38,9 @@ def make_eval_config(rmse_upper_bound: float, rmse_max_increase: float) -> tfma.
         tfma.MetricConfig(class_name=name, per_slice_thresholds=overall_only if name == GATE_CLASS else [])
         for name in METRICS
     ]
+    left, right = RATING_RANGE
+    plot = {"num_buckets": CALIBRATION_BUCKETS, "left": left, "right": right, "name": CALIBRATION_PLOT}
+    metrics.append(tfma.MetricConfig(class_name="CalibrationPlot", config=json.dumps(plot)))
     options = tfma.Options()
     # TFMA would otherwise call the Keras model on raw features, which a TFRS model can't take.
     options.include_default_metrics.value = False

@@ -1,0 +1,318 @@
+"""What a run saw and decided, read from ML Metadata and the artifacts MLMD points to.
+
+`inspect_run` returns plain JSON-able data: `recommender inspect` prints it (or dumps it with
+`--json`) and `recommender report` renders it, with plots, into one HTML file. Nothing here
+guesses a path: every file read is under the URI of an artifact MLMD recorded for the run.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+from typing import Any
+
+import ml_metadata as mlmd
+from ml_metadata.proto import metadata_store_pb2
+
+from pipeline import metadata
+from pipeline import pipeline as dag
+from pipeline.config import DEFAULT_PIPELINE_NAME
+
+OVERALL = "Overall"
+# Reported metric names (TFMA keys) → short labels, in display order.
+METRIC_LABELS = {
+    "example_count": "examples",
+    "root_mean_squared_error": "RMSE",
+    "mean_absolute_error": "MAE",
+    "mean_label": "mean rating",
+    "mean_prediction": "mean prediction",
+}
+
+
+class InspectionError(RuntimeError):
+    """No store, no run, or an unknown run id; the message says which."""
+
+
+def _iso(milliseconds: int) -> str:
+    return datetime.datetime.fromtimestamp(milliseconds / 1000, datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def _status(executions: list[metadata.ComponentExecution]) -> str:
+    states = {e.state for e in executions}
+    if "FAILED" in states:
+        return "FAILED"
+    if states & {"NEW", "RUNNING", "UNKNOWN"}:
+        return "INCOMPLETE"  # Still running, or killed.
+    return "COMPLETE"
+
+
+def _json_file(uri: str, name: str) -> Any:
+    import tensorflow as tf
+
+    path = os.path.join(uri, name)
+    if not tf.io.gfile.exists(path):
+        return None
+    with tf.io.gfile.GFile(path) as handle:
+        return json.load(handle)
+
+
+def list_runs(store: mlmd.MetadataStore, pipeline_name: str) -> list[dict]:
+    """Every run of the pipeline, oldest first: id, start time, status."""
+    runs = []
+    for run_id in metadata.run_ids(store, pipeline_name):
+        context = store.get_context_by_type_and_name("pipeline_run", run_id)
+        executions = metadata.run_executions(store, pipeline_name, run_id)
+        runs.append({"run_id": run_id, "started": _iso(context.create_time_since_epoch), "status": _status(executions)})
+    return runs
+
+
+def split_rows(statistics: metadata_store_pb2.Artifact) -> dict[str, int]:
+    """Examples per split, from StatisticsGen's output."""
+    import tensorflow_data_validation as tfdv
+
+    rows = {}
+    for split in json.loads(statistics.properties["split_names"].string_value):
+        path = os.path.join(statistics.uri, f"Split-{split}", "FeatureStats.pb")
+        rows[split] = int(tfdv.load_stats_binary(path).datasets[0].num_examples)
+    return rows
+
+
+def _anomalies(anomalies: metadata_store_pb2.Artifact) -> list[str]:
+    from components import gates
+
+    splits = json.loads(anomalies.properties["split_names"].string_value)
+    return gates.describe_anomalies(gates.read_anomalies(anomalies.uri, splits))
+
+
+def _slice_name(slice_key: tuple) -> tuple[str, str | None, str | None]:
+    if not slice_key:
+        return OVERALL, None, None
+    feature, value = slice_key[0]
+    value = value.decode() if isinstance(value, bytes) else str(value)
+    return f"{feature}={value}", feature, value
+
+
+def evaluation(evaluation_uri: str) -> list[dict]:
+    """TFMA metrics per slice (overall first), from the Evaluator's output."""
+    import tensorflow_model_analysis as tfma
+
+    result = tfma.load_eval_result(evaluation_uri)
+    slices = []
+    for slice_key, by_output in result.slicing_metrics:
+        values = {}
+        for by_class in by_output.values():
+            for metrics in by_class.values():
+                for name, metric in metrics.items():
+                    if name in METRIC_LABELS and "doubleValue" in metric:
+                        values[name] = float(metric["doubleValue"])
+        name, feature, value = _slice_name(slice_key)
+        slices.append({"slice": name, "feature": feature, "value": value, "metrics": values})
+    return sorted(slices, key=lambda s: (s["feature"] is not None, s["feature"] or "", s["value"] or ""))
+
+
+def calibration(evaluation_uri: str) -> list[dict]:
+    """The overall calibration buckets (prediction range, count, mean label, mean prediction)."""
+    import tensorflow_model_analysis as tfma
+
+    from components.evaluator.eval_config import CALIBRATION_PLOT
+
+    result = tfma.load_eval_result(evaluation_uri)
+    for slice_key, by_output in result.plots:
+        if slice_key != ():
+            continue
+        for by_class in by_output.values():
+            for plots in by_class.values():
+                histogram = plots.get(CALIBRATION_PLOT, plots.get("calibrationHistogramBuckets"))
+                if histogram is None:
+                    continue
+                buckets = histogram.get("buckets", [])
+                rows = []
+                for bucket in buckets:
+                    count = float(bucket.get("numWeightedExamples", {}).get("value", 0.0))
+                    if count <= 0:
+                        continue
+                    rows.append(
+                        {
+                            "low": float(bucket.get("lowerThresholdInclusive", float("-inf"))),
+                            "high": float(bucket.get("upperThresholdExclusive", float("inf"))),
+                            "count": count,
+                            "mean_label": float(bucket["totalWeightedLabel"]["value"]) / count,
+                            "mean_prediction": float(bucket["totalWeightedRefinedPrediction"]["value"]) / count,
+                        }
+                    )
+                return rows
+    return []
+
+
+def _thresholds(eval_config_json: str | None) -> dict:
+    if not eval_config_json:
+        return {}
+    config = json.loads(eval_config_json)
+    for spec in config.get("metrics_specs", []):
+        for metric in spec.get("metrics", []):
+            for per_slice in metric.get("per_slice_thresholds", []):
+                threshold = per_slice.get("threshold", {})
+                return {
+                    "metric": metric["class_name"],
+                    "upper_bound": threshold.get("value_threshold", {}).get("upper_bound"),
+                    "max_increase_vs_baseline": threshold.get("change_threshold", {}).get("absolute"),
+                }
+    return {}
+
+
+def _artifact_type(store: mlmd.MetadataStore, artifact: metadata_store_pb2.Artifact) -> str:
+    return store.get_artifact_types_by_id([artifact.type_id])[0].name
+
+
+def lineage(store: mlmd.MetadataStore, pipeline_name: str, artifact: metadata_store_pb2.Artifact) -> dict:
+    """The artifact, the component execution that produced it and, recursively, that execution's inputs."""
+    node = {"type": _artifact_type(store, artifact), "id": artifact.id, "uri": artifact.uri}
+    produced = [
+        e
+        for e in store.get_events_by_artifact_ids([artifact.id])
+        if e.type in (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT)
+    ]
+    if not produced:
+        return node
+    execution = store.get_executions_by_id([produced[0].execution_id])[0]
+    node["produced_by"] = metadata.component_name(store, execution, pipeline_name)
+    node["execution_id"] = execution.id
+    inputs: dict[str, list[dict]] = {}
+    events = [e for e in store.get_events_by_execution_ids([execution.id]) if e.type == metadata_store_pb2.Event.INPUT]
+    for event in events:
+        key = event.path.steps[0].key if event.path.steps else ""
+        (upstream,) = store.get_artifacts_by_id([event.artifact_id])
+        inputs.setdefault(key, []).append(lineage(store, pipeline_name, upstream))
+    if inputs:
+        node["inputs"] = inputs
+    return node
+
+
+def inspect_run(metadata_file: str, pipeline_name: str = DEFAULT_PIPELINE_NAME, run: str = "latest") -> dict:
+    """Everything `inspect` shows about one run (default: the latest), as JSON-able data."""
+    try:
+        store = metadata.open_store(metadata_file)
+    except FileNotFoundError as error:
+        raise InspectionError(str(error)) from error
+    runs = list_runs(store, pipeline_name)
+    if not runs:
+        raise InspectionError(f"no run of {pipeline_name} recorded in {metadata_file} yet")
+    chosen = runs[-1] if run == "latest" else next((r for r in runs if r["run_id"] == run), None)
+    if chosen is None:
+        raise InspectionError(f"no run {run!r} in {metadata_file}; runs: {', '.join(r['run_id'] for r in runs)}")
+    executions = metadata.run_executions(store, pipeline_name, chosen["run_id"])
+    by_name = {e.component: e for e in executions}
+
+    def output(component: str, key: str) -> metadata_store_pb2.Artifact | None:
+        execution = by_name.get(component)
+        return execution.output(key) if execution else None
+
+    report: dict[str, Any] = {
+        "pipeline": pipeline_name,
+        "metadata": os.path.abspath(metadata_file),
+        "runs": runs,
+        "run": chosen,
+        "components": [
+            {"component": e.component, "state": e.state, "seconds": round(e.seconds, 1), "cached": e.state == "CACHED"}
+            for e in executions
+        ],
+        "artifacts": {
+            f"{e.component}.{key}": artifacts[0].uri for e in executions for key, artifacts in e.outputs.items()
+        },
+    }
+    statistics = output(dag.STATISTICS_GEN, "statistics")
+    report["splits"] = split_rows(statistics) if statistics else {}
+    anomalies = output(dag.EXAMPLE_VALIDATOR, "anomalies")
+    report["anomalies"] = _anomalies(anomalies) if anomalies else None
+
+    evaluation_artifact = output(dag.EVALUATOR, "evaluation")
+    report["evaluation"] = evaluation(evaluation_artifact.uri) if evaluation_artifact else []
+    blessing = output(dag.EVALUATOR, "blessing")
+    evaluator = by_name.get(dag.EVALUATOR)
+    if blessing is not None and evaluator is not None:
+        baseline = evaluator.inputs.get("baseline_model") or []
+        report["decision"] = {
+            "blessed": bool(blessing.custom_properties["blessed"].int_value),
+            "candidate_model": blessing.custom_properties["current_model"].string_value or None,
+            "baseline_model": baseline[0].uri if baseline else None,
+            "thresholds": _thresholds(evaluator.property("eval_config")),
+        }
+    else:
+        report["decision"] = None
+    pushed = output(dag.PUSHER, "pushed_model")
+    pusher = by_name.get(dag.PUSHER)
+    if pushed is not None and pushed.custom_properties["pushed"].int_value == 1:
+        report["pushed"] = {
+            "version": pushed.custom_properties["pushed_version"].string_value,
+            "destination": pushed.custom_properties["pushed_destination"].string_value,
+        }
+        (model,) = pusher.inputs["model"]
+        report["lineage"] = lineage(store, pipeline_name, model)
+    else:
+        report["pushed"] = None
+        report["lineage"] = None
+
+    model_run = output(dag.TRAINER, "model_run")
+    history = _json_file(model_run.uri, "history.json") if model_run else None
+    tuner_results = output(dag.TUNER, "tuner_results")
+    report["training"] = {
+        "hyperparameters": history["hyperparameters"] if history else None,
+        "history": history["history"] if history else None,
+        "tuner_trials": _json_file(tuner_results.uri, "tuner_results.json") if tuner_results else None,
+    }
+    return report
+
+
+def _lineage_lines(node: dict, indent: str = "    ", seen: set | None = None) -> list[str]:
+    seen = set() if seen is None else seen
+    producer = f" ← {node['produced_by']}" if "produced_by" in node else ""
+    lines = [f"{indent}{node['type']} #{node['id']}{producer}  {node['uri']}"]
+    if node["id"] in seen:
+        return [lines[0] + "  (see above)"]
+    seen.add(node["id"])
+    for key, upstream in sorted(node.get("inputs", {}).items()):
+        for item in upstream:
+            lines += [f"{indent}  {key}:"] + _lineage_lines(item, indent + "    ", seen)
+    return lines
+
+
+def render_text(report: dict) -> list[str]:
+    """The terminal view of `inspect_run`'s data."""
+    lines = [f"Runs of {report['pipeline']} ({report['metadata']}):"]
+    for run in report["runs"]:
+        marker = "*" if run["run_id"] == report["run"]["run_id"] else " "
+        lines.append(f" {marker} {run['run_id']:<28} {run['started']}  {run['status']}")
+    lines += ["", f"Run {report['run']['run_id']}: {report['run']['status']}", "  components:"]
+    for c in report["components"]:
+        how = "cached" if c["cached"] else ("executed" if c["state"] == "COMPLETE" else c["state"].lower())
+        lines.append(f"    {c['component']:<28} {how:<9} {c['seconds']:>7.1f} s")
+    if report["splits"]:
+        lines.append("  rows per split: " + ", ".join(f"{k} {v:,}" for k, v in report["splits"].items()))
+    if report["anomalies"] is not None:
+        lines.append("  schema anomalies: " + ("none" if not report["anomalies"] else ""))
+        lines += [f"    {a}" for a in report["anomalies"]]
+    if report["evaluation"]:
+        lines.append("  evaluation (test split):")
+        header = "".join(f"{label:>16}" for label in METRIC_LABELS.values())
+        lines.append(f"    {'slice':<34}{header}")
+        for s in report["evaluation"]:
+            cells = "".join(
+                f"{s['metrics'][k]:>16,.0f}" if k == "example_count" else f"{s['metrics'][k]:>16.4f}"
+                for k in METRIC_LABELS
+                if k in s["metrics"]
+            )
+            lines.append(f"    {s['slice']:<34}{cells}")
+    decision = report["decision"]
+    if decision:
+        t = decision["thresholds"]
+        lines.append(
+            f"  blessed: {'yes' if decision['blessed'] else 'no'} (RMSE <= {t.get('upper_bound')}, "
+            f"at most +{t.get('max_increase_vs_baseline')} vs baseline {decision['baseline_model'] or 'none (first)'})"
+        )
+    pushed = report["pushed"]
+    lines.append(f"  pushed: version {pushed['version']} → {pushed['destination']}" if pushed else "  pushed: nothing")
+    if report["lineage"]:
+        lines.append("  lineage of the pushed model:")
+        lines += _lineage_lines(report["lineage"])
+    return lines
