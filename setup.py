@@ -36,6 +36,7 @@ setup(
         "kfp==2.5.0",
         "keras-tuner==1.3.5",
         "click>=8",
+        "matplotlib>=3.8",  # report plots
     ],
     extras_require={"dev": ["pytest", "ruff"]},
     entry_points={"console_scripts": ["recommender=pipeline.cli:main"]},

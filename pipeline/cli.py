@@ -158,6 +158,74 @@ def run_command(
         click.echo(line)
 
 
+_store_options = [
+    click.option(
+        "--pipeline-root",
+        default=os.path.join(DEFAULT_WORKDIR, "pipeline"),
+        show_default=True,
+        help="Pipeline root of the local runs.",
+    ),
+    click.option("--metadata-path", default=None, help="SQLite MLMD file [default: PIPELINE_ROOT/metadata.sqlite]."),
+    click.option("--pipeline-name", default="movielens-recommender", show_default=True),
+    click.option("--run", "run_id", default="latest", show_default=True, help="Run id (see the list) or 'latest'."),
+]
+
+
+def _with_store_options(command):
+    for option in reversed(_store_options):
+        command = option(command)
+    return command
+
+
+def _inspect(pipeline_root: str, metadata_path: str | None, pipeline_name: str, run_id: str) -> dict:
+    from pipeline.inspection import InspectionError, inspect_run
+    from pipeline.local_runner import quiet_logs
+
+    quiet_logs()
+    metadata_file = metadata_path or os.path.join(pipeline_root, "metadata.sqlite")
+    try:
+        return inspect_run(metadata_file, pipeline_name, run_id)
+    except InspectionError as error:
+        _fail(str(error))
+
+
+def _failed(data: dict) -> None:
+    """Exit non-zero (after showing the run) when the run did not complete."""
+    if data["run"]["status"] != "COMPLETE":
+        broken = [c["component"] for c in data["components"] if c["state"] not in ("COMPLETE", "CACHED")]
+        _fail(f"run {data['run']['run_id']} is {data['run']['status']} (at {', '.join(broken) or '?'})")
+
+
+@main.command("inspect")
+@_with_store_options
+@click.option("--json", "as_json", is_flag=True, help="Print the same as JSON.")
+def inspect_command(pipeline_root, metadata_path, pipeline_name, run_id, as_json) -> None:
+    """What a run saw and decided: components, splits, anomalies, metrics, blessing, push, lineage."""
+    import json
+
+    from pipeline.inspection import render_text
+
+    data = _inspect(pipeline_root, metadata_path, pipeline_name, run_id)
+    if as_json:
+        click.echo(json.dumps(data, indent=1))
+    else:
+        for line in render_text(data):
+            click.echo(line)
+    _failed(data)
+
+
+@main.command("report")
+@_with_store_options
+@click.option("--output", default="report.html", show_default=True, type=click.Path(dir_okay=False))
+def report_command(pipeline_root, metadata_path, pipeline_name, run_id, output) -> None:
+    """Write a self-contained HTML report of a run (data, training, evaluation, decision)."""
+    from pipeline.report import write_report
+
+    data = _inspect(pipeline_root, metadata_path, pipeline_name, run_id)
+    click.echo(f"Wrote {write_report(data, output)} (run {data['run']['run_id']}, {data['run']['status']}).")
+    _failed(data)
+
+
 @main.command("compile")
 @click.option("--target", type=click.Choice(["kubeflow"]), default="kubeflow", show_default=True)
 @click.option("--image", required=True, help="Pipeline image built from kubeflow/Dockerfile (REGISTRY/NAME:TAG).")

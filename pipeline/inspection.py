@@ -119,7 +119,7 @@ def calibration(evaluation_uri: str) -> list[dict]:
 
     result = tfma.load_eval_result(evaluation_uri)
     for slice_key, by_output in result.plots:
-        if slice_key != ():
+        if slice_key != () or not by_output:
             continue
         for by_class in by_output.values():
             for plots in by_class.values():
@@ -264,7 +264,8 @@ def inspect_run(metadata_file: str, pipeline_name: str = DEFAULT_PIPELINE_NAME, 
     return report
 
 
-def _lineage_lines(node: dict, indent: str = "    ", seen: set | None = None) -> list[str]:
+def lineage_lines(node: dict, indent: str = "    ", seen: set | None = None) -> list[str]:
+    """The lineage tree as indented lines; an artifact shown once is referred to after that."""
     seen = set() if seen is None else seen
     producer = f" ← {node['produced_by']}" if "produced_by" in node else ""
     lines = [f"{indent}{node['type']} #{node['id']}{producer}  {node['uri']}"]
@@ -273,7 +274,7 @@ def _lineage_lines(node: dict, indent: str = "    ", seen: set | None = None) ->
     seen.add(node["id"])
     for key, upstream in sorted(node.get("inputs", {}).items()):
         for item in upstream:
-            lines += [f"{indent}  {key}:"] + _lineage_lines(item, indent + "    ", seen)
+            lines += [f"{indent}  {key}:"] + lineage_lines(item, indent + "    ", seen)
     return lines
 
 
@@ -314,5 +315,5 @@ def render_text(report: dict) -> list[str]:
     lines.append(f"  pushed: version {pushed['version']} → {pushed['destination']}" if pushed else "  pushed: nothing")
     if report["lineage"]:
         lines.append("  lineage of the pushed model:")
-        lines += _lineage_lines(report["lineage"])
+        lines += lineage_lines(report["lineage"])
     return lines
