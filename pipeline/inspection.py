@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import math
 import os
 from typing import Any
 
@@ -105,17 +106,24 @@ def evaluation(evaluation_uri: str) -> list[dict]:
             for metrics in by_class.values():
                 for name, metric in metrics.items():
                     if name in METRIC_LABELS and "doubleValue" in metric:
-                        values[name] = float(metric["doubleValue"])
+                        number = float(metric["doubleValue"])
+                        values[name] = int(number) if name == "example_count" else number
         name, feature, value = _slice_name(slice_key)
         slices.append({"slice": name, "feature": feature, "value": value, "metrics": values})
     return sorted(slices, key=lambda s: (s["feature"] is not None, s["feature"] or "", s["value"] or ""))
 
 
-def calibration(evaluation_uri: str) -> list[dict]:
-    """The overall calibration buckets (prediction range, count, mean label, mean prediction)."""
-    import tensorflow_model_analysis as tfma
+def _number(value) -> float:
+    """TFMA writes plot numbers either bare or as {"value": x}; infinities as strings."""
+    return float(value.get("value", 0.0) if isinstance(value, dict) else value)
 
-    from components.evaluator.eval_config import CALIBRATION_PLOT
+
+def calibration(evaluation_uri: str) -> list[dict]:
+    """The overall calibration buckets with examples: prediction range, count, mean label and prediction.
+
+    The open-ended edge buckets (predictions of exactly 5.0 land in [5, inf)) get the inner width.
+    """
+    import tensorflow_model_analysis as tfma
 
     result = tfma.load_eval_result(evaluation_uri)
     for slice_key, by_output in result.plots:
@@ -123,22 +131,27 @@ def calibration(evaluation_uri: str) -> list[dict]:
             continue
         for by_class in by_output.values():
             for plots in by_class.values():
-                histogram = plots.get(CALIBRATION_PLOT, plots.get("calibrationHistogramBuckets"))
+                histogram = next((p for p in plots.values() if isinstance(p, dict) and "buckets" in p), None)
                 if histogram is None:
                     continue
-                buckets = histogram.get("buckets", [])
+                buckets = [{k: _number(v) for k, v in bucket.items()} for bucket in histogram["buckets"]]
+                finite = [b for b in buckets if math.isfinite(b["lowerThresholdInclusive"])]
+                width = finite[0]["upperThresholdExclusive"] - finite[0]["lowerThresholdInclusive"] if finite else 1.0
                 rows = []
                 for bucket in buckets:
-                    count = float(bucket.get("numWeightedExamples", {}).get("value", 0.0))
+                    count = bucket.get("numWeightedExamples", 0.0)
                     if count <= 0:
                         continue
+                    low, high = bucket["lowerThresholdInclusive"], bucket["upperThresholdExclusive"]
+                    low = low if math.isfinite(low) else high - width
+                    high = high if math.isfinite(high) else low + width
                     rows.append(
                         {
-                            "low": float(bucket.get("lowerThresholdInclusive", float("-inf"))),
-                            "high": float(bucket.get("upperThresholdExclusive", float("inf"))),
+                            "low": low,
+                            "high": high,
                             "count": count,
-                            "mean_label": float(bucket["totalWeightedLabel"]["value"]) / count,
-                            "mean_prediction": float(bucket["totalWeightedRefinedPrediction"]["value"]) / count,
+                            "mean_label": bucket["totalWeightedLabel"] / count,
+                            "mean_prediction": bucket["totalWeightedRefinedPrediction"] / count,
                         }
                     )
                 return rows

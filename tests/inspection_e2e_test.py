@@ -1,0 +1,217 @@
+"""`recommender inspect` and `recommender report` on the artifacts of real tiny pipeline runs.
+
+Two runs on synthetic data share a pipeline root (the second reuses everything but Evaluator and
+Pusher); a third root holds a run that fails at the validation gate. Every number the commands show is
+checked against an independent reading of MLMD, TFMA's output or the examples themselves.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import tensorflow as tf
+import tensorflow_model_analysis as tfma
+from headless_browser import chromium, render
+
+from pipeline import metadata
+from pipeline import pipeline as dag
+from pipeline.config import PipelineConfig, TrainerConfig, direct_runner_args
+from pipeline.local_runner import PipelineRunError, run_local
+from transform import features as f
+
+pytestmark = pytest.mark.e2e
+UPSTREAM = {dag.EXAMPLE_GEN, dag.STATISTICS_GEN, dag.SCHEMA_IMPORTER, dag.EXAMPLE_VALIDATOR,
+            dag.VALIDATION_GATE, dag.TRANSFORM, dag.TUNER, dag.TRAINER}  # fmt: skip
+
+
+def _config(data: Path, root: Path) -> PipelineConfig:
+    return PipelineConfig(
+        pipeline_root=str(root / "pipeline"),
+        data_dir=str(data),
+        serving_dir=str(root / "serving"),
+        trainer=TrainerConfig(epochs=2, tuner_trials=1),
+        rmse_upper_bound=5.0,
+        beam_pipeline_args=direct_runner_args(),
+    )
+
+
+@pytest.fixture(scope="module")
+def runs(synthetic_dir, tmp_path_factory) -> PipelineConfig:
+    config = _config(synthetic_dir, tmp_path_factory.mktemp("inspect"))
+    run_local(config, echo=lambda line: None)
+    run_local(config, echo=lambda line: None)
+    return config
+
+
+@pytest.fixture(scope="module")
+def failed(synthetic_dir, tmp_path_factory) -> PipelineConfig:
+    """A run stopped by the validation gate (an occupation outside the schema)."""
+    root = tmp_path_factory.mktemp("failed")
+    data = root / "data"
+    shutil.copytree(synthetic_dir, data)
+    users = (data / "u.user").read_text("latin-1").splitlines()
+    users[0] = "|".join(users[0].split("|")[:3] + ["astronaut"] + users[0].split("|")[4:])
+    (data / "u.user").write_text("\n".join(users) + "\n", encoding="latin-1")
+    config = _config(data, root)
+    with pytest.raises(PipelineRunError):
+        run_local(config, echo=lambda line: None)
+    return config
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", *args], capture_output=True, text=True, timeout=600, check=False
+    )
+
+
+def inspect_json(config: PipelineConfig, *extra: str) -> dict:
+    result = cli("inspect", "--pipeline-root", config.pipeline_root, "--json", *extra)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def _examples_per_split(examples_uri: str) -> dict[str, int]:
+    counts = {}
+    for split in ("train", "eval", "test"):
+        files = tf.io.gfile.glob(os.path.join(examples_uri, f"Split-{split}", "*"))
+        counts[split] = sum(1 for _ in tf.data.TFRecordDataset(files, compression_type="GZIP"))
+    return counts
+
+
+def _tfma_metrics(evaluation_uri: str) -> dict[tuple, dict[str, float]]:
+    result = {}
+    for slice_key, by_output in tfma.load_eval_result(evaluation_uri).slicing_metrics:
+        metrics = by_output[""][""]
+        result[slice_key] = {name: m["doubleValue"] for name, m in metrics.items() if "doubleValue" in m}
+    return result
+
+
+def test_json_lists_both_runs_and_flags_cached_components(runs):
+    data = inspect_json(runs)
+    store = metadata.open_store(runs.metadata_file)
+    assert [r["run_id"] for r in data["runs"]] == metadata.run_ids(store, runs.pipeline_name)
+    assert [r["status"] for r in data["runs"]] == ["COMPLETE", "COMPLETE"]
+    assert data["run"]["run_id"] == data["runs"][-1]["run_id"]
+    cached = {c["component"] for c in data["components"] if c["cached"]}
+    assert cached == UPSTREAM  # Second run: only Evaluator and Pusher execute (new baseline input).
+    first = inspect_json(runs, "--run", data["runs"][0]["run_id"])
+    assert not any(c["cached"] for c in first["components"])
+    assert {c["component"] for c in first["components"]} == UPSTREAM | {dag.MODEL_RESOLVER, dag.EVALUATOR, dag.PUSHER}
+
+
+def test_split_counts_and_metrics_equal_the_examples_and_tfma(runs):
+    data = inspect_json(runs)
+    assert data["splits"] == _examples_per_split(data["artifacts"][f"{dag.EXAMPLE_GEN}.examples"])
+    assert sum(data["splits"].values()) == 3000
+    tfma_metrics = _tfma_metrics(data["artifacts"][f"{dag.EVALUATOR}.evaluation"])
+    slices = {s["slice"]: s["metrics"] for s in data["evaluation"]}
+    assert slices["Overall"]["root_mean_squared_error"] == tfma_metrics[()]["root_mean_squared_error"]
+    assert slices["Overall"]["example_count"] == data["splits"]["test"]
+    seen = {
+        value: slices[f"{f.USER_SEEN_XF}={value}"]
+        for value in f.USER_SEEN_VALUES
+        if f"{f.USER_SEEN_XF}={value}" in slices
+    }
+    assert sum(s["example_count"] for s in seen.values()) == data["splits"]["test"]
+    for key, metrics in tfma_metrics.items():
+        name = "Overall" if key == () else f"{key[0][0]}={key[0][1]}"
+        assert slices[name]["mean_absolute_error"] == metrics["mean_absolute_error"], name
+        assert slices[name]["example_count"] == metrics["example_count"], name
+
+
+def test_decision_push_and_lineage(runs):
+    data = inspect_json(runs)
+    assert data["anomalies"] == []
+    decision = data["decision"]
+    assert decision["blessed"] is True
+    assert decision["thresholds"] == {
+        "metric": "RootMeanSquaredError",
+        "upper_bound": 5.0,
+        "max_increase_vs_baseline": 0.01,
+    }
+    first = inspect_json(runs, "--run", data["runs"][0]["run_id"])
+    assert first["decision"]["baseline_model"] is None
+    assert decision["baseline_model"] == first["artifacts"][f"{dag.TRAINER}.model"]  # Run 1's model is the baseline.
+    assert data["pushed"]["destination"] == os.path.join(runs.model_serving_dir, data["pushed"]["version"])
+    assert os.path.isfile(os.path.join(data["pushed"]["destination"], "saved_model.pb"))
+    lineage = data["lineage"]
+    assert (lineage["type"], lineage["produced_by"]) == ("Model", dag.TRAINER)
+    assert lineage["uri"] == data["artifacts"][f"{dag.TRAINER}.model"]
+    transformed = lineage["inputs"]["examples"][0]
+    assert transformed["produced_by"] == dag.TRANSFORM
+    assert transformed["inputs"]["examples"][0]["uri"] == data["artifacts"][f"{dag.EXAMPLE_GEN}.examples"]
+    assert lineage["inputs"]["hyperparameters"][0]["produced_by"] == dag.TUNER
+    assert lineage["inputs"]["transform_graph"][0]["uri"] == data["artifacts"][f"{dag.TRANSFORM}.transform_graph"]
+    assert lineage["inputs"]["schema"][0]["produced_by"] == dag.VALIDATION_GATE
+
+
+def test_text_view_shows_the_same_numbers(runs):
+    data = inspect_json(runs)
+    result = cli("inspect", "--pipeline-root", runs.pipeline_root)
+    assert result.returncode == 0, result.stderr
+    text = result.stdout
+    overall = next(s for s in data["evaluation"] if s["slice"] == "Overall")["metrics"]
+    assert re.search(rf"Overall\s+{data['splits']['test']:,}\s+{overall['root_mean_squared_error']:.4f}", text)
+    assert f"rows per split: train {data['splits']['train']:,}" in text
+    assert re.search(rf"{dag.TRANSFORM}\s+cached", text) and re.search(rf"{dag.EVALUATOR}\s+executed", text)
+    assert "schema anomalies: none" in text and "blessed: yes" in text
+    assert f"pushed: version {data['pushed']['version']}" in text
+    assert "lineage of the pushed model:" in text and "← Trainer" in text
+
+
+def test_report_is_self_contained_and_renders_in_chromium(runs, tmp_path):
+    output = tmp_path / "report.html"
+    result = cli("report", "--pipeline-root", runs.pipeline_root, "--output", str(output))
+    assert result.returncode == 0, result.stderr
+    page = output.read_text()
+    data = inspect_json(runs)
+    overall = next(s for s in data["evaluation"] if s["slice"] == "Overall")["metrics"]
+    assert f"{overall['root_mean_squared_error']:,.4f}" in page
+    for split, rows in data["splits"].items():
+        assert f"<td>{split}</td><td>{rows:,}</td>" in page
+    assert "blessed" in page and data["pushed"]["version"] in page
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", page)  # Nothing fetched from the network.
+    assert page.count("data:image/png;base64,") >= 6  # ratings, history, 4 slice charts, predictions
+
+    if chromium() is None:
+        pytest.fail("headless Chromium is needed for this test: apt-get install chromium")
+    seen = render(output, tmp_path / "report.png")
+    assert seen["errors"] == []
+    assert seen["broken_images"] == [] and seen["images"] == page.count("<img ")
+    assert all(url.startswith(("file:", "data:")) for url in seen["requests"])
+    screenshot = (tmp_path / "report.png").read_bytes()
+    assert screenshot.startswith(b"\x89PNG") and len(screenshot) > 10_000
+
+
+def test_failed_run_is_shown_and_exits_non_zero(failed, tmp_path):
+    result = cli("inspect", "--pipeline-root", failed.pipeline_root)
+    assert result.returncode == 1
+    assert re.search(rf"{dag.VALIDATION_GATE}\s+failed", result.stdout)
+    assert "user_occupation" in result.stdout  # The anomaly that stopped it.
+    assert "is FAILED (at ValidationGate)" in result.stderr and "Traceback" not in result.stderr
+    report = cli("report", "--pipeline-root", failed.pipeline_root, "--output", str(tmp_path / "r.html"))
+    assert report.returncode == 1 and (tmp_path / "r.html").exists()
+    assert "Nothing was pushed" in (tmp_path / "r.html").read_text()
+
+
+@pytest.mark.parametrize("command", ["inspect", "report"])
+def test_missing_store_and_empty_root_are_clear_errors(tmp_path, command):
+    missing = cli(command, "--pipeline-root", str(tmp_path / "nowhere"))
+    assert missing.returncode == 1
+    assert "no ML Metadata store at" in missing.stderr and "Traceback" not in missing.stderr
+    (tmp_path / "empty").mkdir()
+    empty = cli(command, "--pipeline-root", str(tmp_path / "empty"))
+    assert empty.returncode == 1 and "no ML Metadata store at" in empty.stderr
+
+
+def test_unknown_run_id_lists_the_runs(runs):
+    result = cli("inspect", "--pipeline-root", runs.pipeline_root, "--run", "no-such-run")
+    assert result.returncode == 1
+    assert "no run 'no-such-run'" in result.stderr and "Traceback" not in result.stderr
