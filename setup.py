@@ -38,6 +38,6 @@ setup(
         "click>=8",
         "matplotlib>=3.8",  # report plots
     ],
-    extras_require={"dev": ["pytest", "ruff"]},
+    extras_require={"dev": ["pytest", "ruff", "websocket-client"]},  # websocket-client: headless-browser test
     entry_points={"console_scripts": ["recommender=pipeline.cli:main"]},
 )

@@ -71,6 +71,18 @@ def cli(*args: str) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.fixture(scope="module")
+def latest(runs) -> dict:
+    """`inspect --json` of the latest (second) run."""
+    return inspect_json(runs)
+
+
+@pytest.fixture(scope="module")
+def first(runs, latest) -> dict:
+    """`inspect --json --run <first run id>`."""
+    return inspect_json(runs, "--run", latest["runs"][0]["run_id"])
+
+
 def inspect_json(config: PipelineConfig, *extra: str) -> dict:
     result = cli("inspect", "--pipeline-root", config.pipeline_root, "--json", *extra)
     assert result.returncode == 0, result.stderr
@@ -93,21 +105,20 @@ def _tfma_metrics(evaluation_uri: str) -> dict[tuple, dict[str, float]]:
     return result
 
 
-def test_json_lists_both_runs_and_flags_cached_components(runs):
-    data = inspect_json(runs)
+def test_json_lists_both_runs_and_flags_cached_components(runs, latest, first):
+    data = latest
     store = metadata.open_store(runs.metadata_file)
     assert [r["run_id"] for r in data["runs"]] == metadata.run_ids(store, runs.pipeline_name)
     assert [r["status"] for r in data["runs"]] == ["COMPLETE", "COMPLETE"]
     assert data["run"]["run_id"] == data["runs"][-1]["run_id"]
     cached = {c["component"] for c in data["components"] if c["cached"]}
     assert cached == UPSTREAM  # Second run: only Evaluator and Pusher execute (new baseline input).
-    first = inspect_json(runs, "--run", data["runs"][0]["run_id"])
     assert not any(c["cached"] for c in first["components"])
     assert {c["component"] for c in first["components"]} == UPSTREAM | {dag.MODEL_RESOLVER, dag.EVALUATOR, dag.PUSHER}
 
 
-def test_split_counts_and_metrics_equal_the_examples_and_tfma(runs):
-    data = inspect_json(runs)
+def test_split_counts_and_metrics_equal_the_examples_and_tfma(latest):
+    data = latest
     assert data["splits"] == _examples_per_split(data["artifacts"][f"{dag.EXAMPLE_GEN}.examples"])
     assert sum(data["splits"].values()) == 3000
     tfma_metrics = _tfma_metrics(data["artifacts"][f"{dag.EVALUATOR}.evaluation"])
@@ -126,8 +137,8 @@ def test_split_counts_and_metrics_equal_the_examples_and_tfma(runs):
         assert slices[name]["example_count"] == metrics["example_count"], name
 
 
-def test_decision_push_and_lineage(runs):
-    data = inspect_json(runs)
+def test_decision_push_and_lineage(runs, latest, first):
+    data = latest
     assert data["anomalies"] == []
     decision = data["decision"]
     assert decision["blessed"] is True
@@ -136,7 +147,6 @@ def test_decision_push_and_lineage(runs):
         "upper_bound": 5.0,
         "max_increase_vs_baseline": 0.01,
     }
-    first = inspect_json(runs, "--run", data["runs"][0]["run_id"])
     assert first["decision"]["baseline_model"] is None
     assert decision["baseline_model"] == first["artifacts"][f"{dag.TRAINER}.model"]  # Run 1's model is the baseline.
     assert data["pushed"]["destination"] == os.path.join(runs.model_serving_dir, data["pushed"]["version"])
@@ -152,8 +162,8 @@ def test_decision_push_and_lineage(runs):
     assert lineage["inputs"]["schema"][0]["produced_by"] == dag.VALIDATION_GATE
 
 
-def test_text_view_shows_the_same_numbers(runs):
-    data = inspect_json(runs)
+def test_text_view_shows_the_same_numbers(runs, latest):
+    data = latest
     result = cli("inspect", "--pipeline-root", runs.pipeline_root)
     assert result.returncode == 0, result.stderr
     text = result.stdout
@@ -166,12 +176,12 @@ def test_text_view_shows_the_same_numbers(runs):
     assert "lineage of the pushed model:" in text and "← Trainer" in text
 
 
-def test_report_is_self_contained_and_renders_in_chromium(runs, tmp_path):
+def test_report_is_self_contained_and_renders_in_chromium(runs, latest, tmp_path):
     output = tmp_path / "report.html"
     result = cli("report", "--pipeline-root", runs.pipeline_root, "--output", str(output))
     assert result.returncode == 0, result.stderr
     page = output.read_text()
-    data = inspect_json(runs)
+    data = latest
     overall = next(s for s in data["evaluation"] if s["slice"] == "Overall")["metrics"]
     assert f"{overall['root_mean_squared_error']:,.4f}" in page
     for split, rows in data["splits"].items():
