@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import io
-import json
 import logging
 import os
 import sys
@@ -21,7 +20,7 @@ import tensorflow as tf
 from absl import logging as absl_logging
 from tfx import v1 as tfx
 
-from pipeline import metadata
+from pipeline import inspection, metadata
 from pipeline import pipeline as dag
 from pipeline.config import PipelineConfig
 
@@ -103,29 +102,11 @@ class RunSummary:
         ]
 
 
-def _split_rows(statistics: metadata.metadata_store_pb2.Artifact) -> dict[str, int]:
-    import tensorflow_data_validation as tfdv
-
-    rows = {}
-    for split in json.loads(statistics.properties["split_names"].string_value):
-        path = os.path.join(statistics.uri, f"Split-{split}", "FeatureStats.pb")
-        rows[split] = tfdv.load_stats_binary(path).datasets[0].num_examples
-    return rows
-
-
 def _overall_rmse(evaluation_uri: str) -> float | None:
-    import tensorflow_model_analysis as tfma
-
     from components.evaluator.eval_config import GATE_METRIC
 
-    result = tfma.load_eval_result(evaluation_uri)
-    for slice_key, metrics in result.slicing_metrics:
-        if slice_key == ():
-            for by_output in metrics.values():
-                for by_class in by_output.values():
-                    if GATE_METRIC in by_class:
-                        return float(by_class[GATE_METRIC]["doubleValue"])
-    return None
+    overall = next((s for s in inspection.evaluation(evaluation_uri) if s["feature"] is None), None)
+    return overall["metrics"].get(GATE_METRIC) if overall else None
 
 
 def summarize(config: PipelineConfig, run_id: str | None = None) -> RunSummary:
@@ -153,7 +134,7 @@ def summarize(config: PipelineConfig, run_id: str | None = None) -> RunSummary:
     return RunSummary(
         run_id=run_id,
         executions=executions,
-        split_rows=_split_rows(statistics) if statistics else {},
+        split_rows=inspection.split_rows(statistics) if statistics else {},
         test_rmse=_overall_rmse(evaluation.uri) if evaluation else None,
         blessed=bool(blessing.custom_properties["blessed"].int_value) if blessing else None,
         pushed_path=pushed_path,

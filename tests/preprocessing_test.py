@@ -58,8 +58,9 @@ def test_vocabularies_and_oov(transformed):
     train, serve, tft_output = transformed
     assert tft_output.vocabulary_by_name(f.VOCAB_FEATURES[f.USER_ID_XF]) == [b"1", b"2"]
     assert [train[i][f.USER_ID_XF] for i in range(3)] == [0, 0, 1]
-    # An unseen user goes to the OOV bucket: index == vocabulary size.
+    # An unseen user goes to the OOV bucket: index == vocabulary size, and is sliced as "unseen".
     assert serve[0][f.USER_ID_XF] == 2
+    assert [r[f.USER_SEEN_XF] for r in train] == [b"seen"] * 3 and serve[0][f.USER_SEEN_XF] == b"unseen"
     assert tft_output.vocabulary_size_by_name(f.GENRES_VOCAB) == 2  # Action, Drama
     assert sorted(train[0][f.MOVIE_GENRES_XF][:2]) == [0, 1] and list(train[0][f.MOVIE_GENRES_XF][2:]) == [-1] * 4
     assert serve[0][f.MOVIE_GENRES_XF][0] == 2  # Western: OOV
