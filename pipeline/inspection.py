@@ -194,9 +194,9 @@ def lineage(store: mlmd.MetadataStore, pipeline_name: str, artifact: metadata_st
     inputs: dict[str, list[dict]] = {}
     events = [e for e in store.get_events_by_execution_ids([execution.id]) if e.type == metadata_store_pb2.Event.INPUT]
     for event in events:
-        key = event.path.steps[0].key if event.path.steps else ""
         (upstream,) = store.get_artifacts_by_id([event.artifact_id])
-        inputs.setdefault(key, []).append(lineage(store, pipeline_name, upstream))
+        for key in metadata.event_keys(event):
+            inputs.setdefault(key, []).append(lineage(store, pipeline_name, upstream))
     if inputs:
         node["inputs"] = inputs
     return node

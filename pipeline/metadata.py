@@ -44,6 +44,12 @@ def value(proto: metadata_store_pb2.Value):
     return getattr(proto, kind) if kind and kind != "struct_value" else None
 
 
+def event_keys(event: metadata_store_pb2.Event) -> list[str]:
+    """The input/output keys of an event: one artifact used under several keys (e.g. the same model as
+    `model` and `baseline_model`) is recorded as one event whose path holds every (key, index) pair."""
+    return [step.key for step in event.path.steps if step.HasField("key")] or [""]
+
+
 def component_name(store: mlmd.MetadataStore, execution: metadata_store_pb2.Execution, pipeline_name: str) -> str:
     """The component id of an execution (from its node context; else the execution type)."""
     prefix = f"{pipeline_name}."
@@ -81,11 +87,11 @@ def run_executions(store: mlmd.MetadataStore, pipeline_name: str, run_id: str) -
         outputs: dict[str, list[metadata_store_pb2.Artifact]] = {}
         inputs: dict[str, list[metadata_store_pb2.Artifact]] = {}
         for event in events:
-            key = event.path.steps[0].key if event.path.steps else ""
-            if event.type in (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.PENDING_OUTPUT):
-                outputs.setdefault(key, []).append(artifacts[event.artifact_id])
-            elif event.type == metadata_store_pb2.Event.INPUT:
-                inputs.setdefault(key, []).append(artifacts[event.artifact_id])
+            for key in event_keys(event):
+                if event.type in (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.PENDING_OUTPUT):
+                    outputs.setdefault(key, []).append(artifacts[event.artifact_id])
+                elif event.type == metadata_store_pb2.Event.INPUT:
+                    inputs.setdefault(key, []).append(artifacts[event.artifact_id])
         seconds = (execution.last_update_time_since_epoch - execution.create_time_since_epoch) / 1000
         state = _STATES.Name(execution.last_known_state)
         result.append(ComponentExecution(component, state, seconds, outputs, inputs, execution))

@@ -224,7 +224,10 @@ def render_html(data: dict) -> str:
         f"<p>Status <b>{html.escape(run['status'])}</b>, started {html.escape(run['started'])}. "
         f"Read from ML Metadata at <code>{html.escape(data['metadata'])}</code>.</p>",
         "<h2>Components</h2>",
-        _table([{**c, "cached": c["cached"]} for c in data["components"]], ["component", "state", "cached", "seconds"]),
+        _table(
+            [{**c, "seconds": f"{c['seconds']:.1f}"} for c in data["components"]],
+            ["component", "state", "cached", "seconds"],
+        ),
         "<h2>Data</h2>",
         _table([{"split": k, "examples": v} for k, v in data["splits"].items()]),
     ]
