@@ -18,7 +18,9 @@ import kfp_server_api
 import urllib3
 import yaml
 
-DEFAULT_EXPERIMENT = "movielens-recommender"
+from pipeline.config import DEFAULT_PIPELINE_NAME
+
+DEFAULT_EXPERIMENT = DEFAULT_PIPELINE_NAME
 
 
 class SubmitError(RuntimeError):

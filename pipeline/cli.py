@@ -15,6 +15,7 @@ import time
 import click
 
 import pipeline  # noqa: F401  (sets TF_USE_LEGACY_KERAS before anything imports TensorFlow)
+from pipeline.config import BEAM_RUNNERS, DEFAULT_PIPELINE_NAME, METADATA_FILE_NAME
 
 DEFAULT_WORKDIR = "artifacts"
 # Trainer/Tuner limits on Kubeflow when --gpus is given without --trainer-cpu/--trainer-memory.
@@ -70,28 +71,34 @@ def fetch_command(mirror: str | None, data_root: str, url: str | None) -> None:
     click.echo(_fetch(data_root, mirror, url))
 
 
-def _model_options(command):
-    """Training and blessing options shared by `run` and `compile`."""
-    options = [
-        click.option("--epochs", default=5, show_default=True, type=click.IntRange(min=1)),
-        click.option(
-            "--tuner-trials", default=2, show_default=True, type=click.IntRange(min=0), help="0 skips the Tuner."
-        ),
-        click.option("--tuner-epochs", default=1, show_default=True, type=click.IntRange(min=1)),
-        click.option("--seed", default=42, show_default=True, type=int),
-        click.option("--rmse-upper-bound", default=1.10, show_default=True, type=float, help="Blessing: max RMSE."),
-        click.option(
-            "--rmse-max-increase",
-            default=0.01,
-            show_default=True,
-            type=float,
-            help="Blessing: max RMSE increase over the last blessed model.",
-        ),
-        click.option("--no-cache", is_flag=True, help="Re-run every component even if its inputs are unchanged."),
-    ]
-    for option in reversed(options):
-        command = option(command)
-    return command
+def _options(*options):
+    """One decorator applying several click options, in the order given."""
+
+    def decorate(command):
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return decorate
+
+
+# Training and blessing options shared by `run` and `compile`.
+_model_options = _options(
+    click.option("--epochs", default=5, show_default=True, type=click.IntRange(min=1)),
+    click.option("--tuner-trials", default=2, show_default=True, type=click.IntRange(min=0), help="0 skips the Tuner."),
+    click.option("--tuner-epochs", default=1, show_default=True, type=click.IntRange(min=1)),
+    click.option("--seed", default=42, show_default=True, type=int),
+    click.option("--rmse-upper-bound", default=1.10, show_default=True, type=float, help="Blessing: max RMSE."),
+    click.option(
+        "--rmse-max-increase",
+        default=0.01,
+        show_default=True,
+        type=float,
+        help="Blessing: max RMSE increase over the last blessed model.",
+    ),
+    click.option("--no-cache", is_flag=True, help="Re-run every component even if its inputs are unchanged."),
+)
+_pipeline_name = click.option("--pipeline-name", default=DEFAULT_PIPELINE_NAME, show_default=True)
 
 
 def _config(**kwargs):
@@ -158,7 +165,8 @@ def run_command(
         click.echo(line)
 
 
-_store_options = [
+# Which run of which local store `inspect` and `report` read.
+_store_options = _options(
     click.option(
         "--pipeline-root",
         default=os.path.join(DEFAULT_WORKDIR, "pipeline"),
@@ -166,15 +174,9 @@ _store_options = [
         help="Pipeline root of the local runs.",
     ),
     click.option("--metadata-path", default=None, help="SQLite MLMD file [default: PIPELINE_ROOT/metadata.sqlite]."),
-    click.option("--pipeline-name", default="movielens-recommender", show_default=True),
+    _pipeline_name,
     click.option("--run", "run_id", default="latest", show_default=True, help="Run id (see the list) or 'latest'."),
-]
-
-
-def _with_store_options(command):
-    for option in reversed(_store_options):
-        command = option(command)
-    return command
+)
 
 
 def _inspect(pipeline_root: str, metadata_path: str | None, pipeline_name: str, run_id: str) -> dict:
@@ -182,7 +184,7 @@ def _inspect(pipeline_root: str, metadata_path: str | None, pipeline_name: str, 
     from pipeline.local_runner import quiet_logs
 
     quiet_logs()
-    metadata_file = metadata_path or os.path.join(pipeline_root, "metadata.sqlite")
+    metadata_file = metadata_path or os.path.join(pipeline_root, METADATA_FILE_NAME)
     try:
         return inspect_run(metadata_file, pipeline_name, run_id)
     except InspectionError as error:
@@ -197,7 +199,7 @@ def _failed(data: dict) -> None:
 
 
 @main.command("inspect")
-@_with_store_options
+@_store_options
 @click.option("--json", "as_json", is_flag=True, help="Print the same as JSON.")
 def inspect_command(pipeline_root, metadata_path, pipeline_name, run_id, as_json) -> None:
     """What a run saw and decided: components, splits, anomalies, metrics, blessing, push, lineage."""
@@ -215,7 +217,7 @@ def inspect_command(pipeline_root, metadata_path, pipeline_name, run_id, as_json
 
 
 @main.command("report")
-@_with_store_options
+@_store_options
 @click.option("--output", default="report.html", show_default=True, type=click.Path(dir_okay=False))
 def report_command(pipeline_root, metadata_path, pipeline_name, run_id, output) -> None:
     """Write a self-contained HTML report of a run (data, training, evaluation, decision)."""
@@ -234,12 +236,12 @@ def report_command(pipeline_root, metadata_path, pipeline_name, run_id, output) 
 @click.option("--serving-dir", required=True, help="TF Serving model root; versions go to SERVING_DIR/MODEL_NAME/N/.")
 @click.option(
     "--output",
-    default="movielens-recommender.yaml",
+    default=f"{DEFAULT_PIPELINE_NAME}.yaml",
     show_default=True,
     type=click.Path(dir_okay=False),
     help="Where to write the KFP v2 PipelineSpec YAML.",
 )
-@click.option("--pipeline-name", default="movielens-recommender", show_default=True)
+@_pipeline_name
 @click.option(
     "--schema-file",
     default=None,
@@ -260,7 +262,7 @@ def report_command(pipeline_root, metadata_path, pipeline_name, run_id, output) 
 )
 @click.option(
     "--beam-runner",
-    type=click.Choice(["DirectRunner", "DataflowRunner", "FlinkRunner", "SparkRunner", "PortableRunner"]),
+    type=click.Choice(BEAM_RUNNERS),
     default="DirectRunner",
     show_default=True,
     help="Beam runner of ExampleGen, StatisticsGen, Transform and Evaluator.",
@@ -309,7 +311,7 @@ def compile_command(
 @main.command("submit")
 @click.argument("package", type=click.Path(exists=True, dir_okay=False))
 @click.option("--host", required=True, envvar="KF_PIPELINES_ENDPOINT", help="KFP API URL (env KF_PIPELINES_ENDPOINT).")
-@click.option("--experiment", default="movielens-recommender", show_default=True)
+@click.option("--experiment", default=DEFAULT_PIPELINE_NAME, show_default=True)
 @click.option("--namespace", default=None, help="Kubeflow profile namespace (multi-user deployments).")
 @click.option("--run-name", default=None, help="Run display name [default: pipeline name and UTC time].")
 @click.option(

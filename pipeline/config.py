@@ -12,6 +12,7 @@ from typing import Any
 
 DEFAULT_PIPELINE_NAME = "movielens-recommender"
 DEFAULT_MODEL_NAME = "movielens_ranker"
+METADATA_FILE_NAME = "metadata.sqlite"  # Local runs: the SQLite MLMD store, in the pipeline root by default.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,7 +111,7 @@ class PipelineConfig:
 
     @property
     def metadata_file(self) -> str:
-        return self.metadata_path or os.path.join(self.pipeline_root, "metadata.sqlite")
+        return self.metadata_path or os.path.join(self.pipeline_root, METADATA_FILE_NAME)
 
     @property
     def model_serving_dir(self) -> str:

@@ -68,15 +68,17 @@ def list_runs(store: mlmd.MetadataStore, pipeline_name: str) -> list[dict]:
     return runs
 
 
-def split_rows(statistics: metadata_store_pb2.Artifact) -> dict[str, int]:
-    """Examples per split, from StatisticsGen's output."""
+def split_statistics(statistics_uri: str, split: str):
+    """StatisticsGen's DatasetFeatureStatisticsList of one split."""
     import tensorflow_data_validation as tfdv
 
-    rows = {}
-    for split in json.loads(statistics.properties["split_names"].string_value):
-        path = os.path.join(statistics.uri, f"Split-{split}", "FeatureStats.pb")
-        rows[split] = int(tfdv.load_stats_binary(path).datasets[0].num_examples)
-    return rows
+    return tfdv.load_stats_binary(os.path.join(statistics_uri, f"Split-{split}", "FeatureStats.pb"))
+
+
+def split_rows(statistics: metadata_store_pb2.Artifact) -> dict[str, int]:
+    """Examples per split, from StatisticsGen's output."""
+    splits = json.loads(statistics.properties["split_names"].string_value)
+    return {split: int(split_statistics(statistics.uri, split).datasets[0].num_examples) for split in splits}
 
 
 def _anomalies(anomalies: metadata_store_pb2.Artifact) -> list[str]:
@@ -218,8 +220,7 @@ def inspect_run(metadata_file: str, pipeline_name: str = DEFAULT_PIPELINE_NAME, 
     by_name = {e.component: e for e in executions}
 
     def output(component: str, key: str) -> metadata_store_pb2.Artifact | None:
-        execution = by_name.get(component)
-        return execution.output(key) if execution else None
+        return metadata.find_output(executions, component, key)
 
     report: dict[str, Any] = {
         "pipeline": pipeline_name,

@@ -117,17 +117,10 @@ def summarize(config: PipelineConfig, run_id: str | None = None) -> RunSummary:
         raise PipelineRunError(f"no run of {config.pipeline_name} in {config.metadata_file}")
     run_id = run_id or runs[-1]
     executions = metadata.run_executions(store, config.pipeline_name, run_id)
-    by_name = {e.component: e for e in executions}
-
-    def output(component: str, key: str):
-        execution = by_name.get(component)
-        artifacts = execution.outputs.get(key) if execution else None
-        return artifacts[0] if artifacts else None
-
-    statistics = output(dag.STATISTICS_GEN, "statistics")
-    evaluation = output(dag.EVALUATOR, "evaluation")
-    blessing = output(dag.EVALUATOR, "blessing")
-    pushed = output(dag.PUSHER, "pushed_model")
+    statistics = metadata.find_output(executions, dag.STATISTICS_GEN, "statistics")
+    evaluation = metadata.find_output(executions, dag.EVALUATOR, "evaluation")
+    blessing = metadata.find_output(executions, dag.EVALUATOR, "blessing")
+    pushed = metadata.find_output(executions, dag.PUSHER, "pushed_model")
     pushed_path = None
     if pushed is not None and pushed.custom_properties["pushed"].int_value == 1:
         pushed_path = pushed.custom_properties["pushed_destination"].string_value

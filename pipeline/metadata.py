@@ -38,6 +38,12 @@ class ComponentExecution:
         return None
 
 
+def find_output(executions: list[ComponentExecution], component: str, key: str) -> metadata_store_pb2.Artifact | None:
+    """The first `key` output of `component` among a run's executions, if it ran and produced one."""
+    execution = next((e for e in executions if e.component == component), None)
+    return execution.output(key) if execution else None
+
+
 def value(proto: metadata_store_pb2.Value):
     """The Python value of an MLMD property."""
     kind = proto.WhichOneof("value")

@@ -21,16 +21,10 @@ DRIFT_THRESHOLD = 0.1  # L-infinity (categorical) / Jensen-Shannon (numeric) dis
 _DRIFT_NAMES = {1: "L-infinity", 2: "Jensen-Shannon"}
 
 
-def _split_stats(statistics_uri: str, split: str):
-    import tensorflow_data_validation as tfdv
-
-    return tfdv.load_stats_binary(os.path.join(statistics_uri, f"Split-{split}", "FeatureStats.pb"))
-
-
 def feature_table(statistics_uri: str, split: str) -> list[dict]:
     """Per-feature statistics of one split (TFDV FeatureStats)."""
     rows = []
-    for feature in _split_stats(statistics_uri, split).datasets[0].features:
+    for feature in inspection.split_statistics(statistics_uri, split).datasets[0].features:
         kind = feature.WhichOneof("stats")
         stats = getattr(feature, kind)
         common = stats.common_stats
@@ -60,9 +54,9 @@ def drift(statistics_uri: str, schema_uri: str, baseline: str, current: str) -> 
             feature.drift_comparator.infinity_norm.threshold = DRIFT_THRESHOLD
         else:
             feature.drift_comparator.jensen_shannon_divergence.threshold = DRIFT_THRESHOLD
-    anomalies = tfdv.validate_statistics(
-        _split_stats(statistics_uri, current), schema, previous_statistics=_split_stats(statistics_uri, baseline)
-    )
+    current_stats = inspection.split_statistics(statistics_uri, current)
+    baseline_stats = inspection.split_statistics(statistics_uri, baseline)
+    anomalies = tfdv.validate_statistics(current_stats, schema, previous_statistics=baseline_stats)
     rows = []
     for info in anomalies.drift_skew_info:
         for measurement in info.drift_measurements:
