@@ -38,6 +38,7 @@ setup(
         "click>=8",
         "matplotlib>=3.8",  # report plots
     ],
-    extras_require={"dev": ["pytest", "ruff", "websocket-client"]},  # websocket-client: headless-browser test
+    # websocket-client: the headless-browser report test; hypothesis: parser property tests
+    extras_require={"dev": ["pytest", "ruff", "websocket-client", "hypothesis"]},
     entry_points={"console_scripts": ["recommender=pipeline.cli:main"]},
 )

@@ -4,9 +4,14 @@ ExampleValidator only records anomalies; it never fails a run. This component re
 its output and raises with the list of anomalies, so nothing downstream runs on bad
 data. It passes the schema through, and Transform consumes that copy, which makes
 the ordering (gate before Transform) part of the DAG on every orchestrator.
+
+Override: anomalies of the features named in `accepted_anomalies` (`*` for all) are
+let through. The list is an execution property (in MLMD) and the anomalies accepted
+are recorded on the output schema artifact (`accepted_anomalies` custom property).
 """
 
 import json
+import logging
 import os
 
 import tensorflow as tf
@@ -32,16 +37,27 @@ def read_anomalies(anomalies_uri: str, split_names: list[str]) -> dict[str, anom
     return result
 
 
-def describe_anomalies(anomalies: dict[str, anomalies_pb2.Anomalies]) -> list[str]:
-    """One line per anomaly: split, feature, short and long description."""
-    lines = []
+DATASET = "<dataset>"  # name of dataset-level anomalies (e.g. row count), for `accepted_anomalies`
+ACCEPT_ALL = "*"
+ACCEPTED_PROPERTY = "accepted_anomalies"
+
+
+def describe_anomalies(
+    anomalies: dict[str, anomalies_pb2.Anomalies], accepted: tuple[str, ...] = ()
+) -> tuple[list[str], list[str]]:
+    """(blocking, accepted): one line per anomaly (split, feature, short and long description).
+
+    An anomaly is accepted when its feature (or DATASET) is in `accepted`, or `accepted` has ACCEPT_ALL.
+    """
+    blocking, let_through = [], []
     for split, proto in anomalies.items():
-        for feature, info in sorted(proto.anomaly_info.items()):
-            lines.append(f"[{split}] {feature}: {info.short_description} ({info.description})")
+        found = [(feature, info) for feature, info in sorted(proto.anomaly_info.items())]
         if proto.HasField("dataset_anomaly_info"):
-            info = proto.dataset_anomaly_info
-            lines.append(f"[{split}] <dataset>: {info.short_description} ({info.description})")
-    return lines
+            found.append((DATASET, proto.dataset_anomaly_info))
+        for feature, info in found:
+            line = f"[{split}] {feature}: {info.short_description} ({info.description})"
+            (let_through if feature in accepted or ACCEPT_ALL in accepted else blocking).append(line)
+    return blocking, let_through
 
 
 @tfx.dsl.components.component
@@ -50,20 +66,27 @@ def ValidationGate(
     schema: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Schema],
     validated_schema: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.Schema],
     code_fingerprint: tfx.dsl.components.Parameter[str] = "",
+    accepted_anomalies: tfx.dsl.components.Parameter[str] = "[]",
 ) -> None:
-    """Fails the run if any split has anomalies; otherwise passes the schema on.
+    """Fails the run if any split has anomalies not accepted; otherwise passes the schema on.
 
-    Called by the TFX launcher. `code_fingerprint` is there only so that a change
-    to this module invalidates the cached execution.
+    Called by the TFX launcher. `accepted_anomalies` is a JSON list of feature names
+    (or "*"). `code_fingerprint` is there only so that a change to this module
+    invalidates the cached execution.
     """
     del code_fingerprint
     split_names = json.loads(anomalies.split_names)
-    problems = describe_anomalies(read_anomalies(anomalies.uri, split_names))
+    accepted = tuple(json.loads(accepted_anomalies))
+    problems, let_through = describe_anomalies(read_anomalies(anomalies.uri, split_names), accepted)
     if problems:
+        hint = "; to accept them, rerun with --accept-anomalies FEATURE (recorded in ML Metadata)"
         raise DataValidationError(
-            f"ExampleValidator found {len(problems)} anomalies; the run stops before Transform:\n  "
+            f"ExampleValidator found {len(problems)} anomalies; the run stops before Transform{hint}:\n  "
             + "\n  ".join(problems)
         )
+    if let_through:
+        logging.warning("ValidationGate: %d anomalies accepted by override: %s", len(let_through), let_through)
+    validated_schema.set_string_custom_property(ACCEPTED_PROPERTY, json.dumps(let_through))
     tf.io.gfile.makedirs(validated_schema.uri)
     tf.io.gfile.copy(
         os.path.join(schema.uri, SCHEMA_FILE), os.path.join(validated_schema.uri, SCHEMA_FILE), overwrite=True

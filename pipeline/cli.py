@@ -97,6 +97,20 @@ _model_options = _options(
         help="Blessing: max RMSE increase over the last blessed model.",
     ),
     click.option("--no-cache", is_flag=True, help="Re-run every component even if its inputs are unchanged."),
+    click.option(
+        "--max-rejected-fraction",
+        default=0.001,
+        show_default=True,
+        type=click.FloatRange(min=0, max=1, max_open=True),
+        help="ExampleGen fails the run if more than this fraction of raw records is malformed (else quarantined).",
+    ),
+    click.option(
+        "--accept-anomalies",
+        "accepted_anomalies",
+        multiple=True,
+        metavar="FEATURE",
+        help="Let schema anomalies of FEATURE through the validation gate ('*' = all); repeatable, recorded in MLMD.",
+    ),
 )
 _pipeline_name = click.option("--pipeline-name", default=DEFAULT_PIPELINE_NAME, show_default=True)
 

@@ -81,6 +81,8 @@ class PipelineConfig:
     metadata_path: str | None = None  # SQLite MLMD file; local runs only.
     split_names: tuple[str, ...] = ("train", "eval", "test")
     split_fractions: tuple[float, ...] = (0.6, 0.2, 0.2)
+    max_rejected_fraction: float = 0.001  # of raw records ExampleGen may quarantine before it fails the run
+    accepted_anomalies: tuple[str, ...] = ()  # features whose schema anomalies the gate lets through (recorded)
     trainer: TrainerConfig = TrainerConfig()
     rmse_upper_bound: float = 1.10
     rmse_max_increase: float = 0.01  # vs the last blessed model
@@ -94,6 +96,9 @@ class PipelineConfig:
             raise ValueError("the pipeline needs three splits: train, eval (validation) and test (evaluation)")
         if any(x <= 0 for x in self.split_fractions) or abs(sum(self.split_fractions) - 1) > 1e-6:
             raise ValueError(f"split fractions must be positive and sum to 1, got {self.split_fractions}")
+        if not 0 <= self.max_rejected_fraction < 1:
+            raise ValueError(f"max_rejected_fraction must be in [0, 1), got {self.max_rejected_fraction}")
+        object.__setattr__(self, "accepted_anomalies", tuple(self.accepted_anomalies))
         if self.rmse_upper_bound <= 0 or self.rmse_max_increase < 0:
             raise ValueError("rmse_upper_bound must be > 0 and rmse_max_increase >= 0")
 

@@ -85,7 +85,39 @@ def _anomalies(anomalies: metadata_store_pb2.Artifact) -> list[str]:
     from components import gates
 
     splits = json.loads(anomalies.properties["split_names"].string_value)
-    return gates.describe_anomalies(gates.read_anomalies(anomalies.uri, splits))
+    blocking, accepted = gates.describe_anomalies(gates.read_anomalies(anomalies.uri, splits))
+    return blocking + accepted
+
+
+def ingestion(examples: metadata_store_pb2.Artifact) -> dict | None:
+    """What ExampleGen read and rejected (custom properties of its Examples artifact)."""
+    from components.example_gen import executor
+
+    props = examples.custom_properties
+    if executor.RAW_RECORDS_PROPERTY not in props:
+        return None
+    return {
+        "raw_records": props[executor.RAW_RECORDS_PROPERTY].int_value,
+        "rejected": props[executor.REJECTED_RECORDS_PROPERTY].int_value,
+        "rejected_by_reason": json.loads(props[executor.REJECTED_BY_REASON_PROPERTY].string_value),
+        "quarantine": props[executor.QUARANTINE_PROPERTY].string_value,
+    }
+
+
+def ingestion_line(data: dict) -> str:
+    """`raw records: N read, M rejected (reason n, ...) → quarantine`."""
+    reasons = ", ".join(f"{reason} {count:,}" for reason, count in data["rejected_by_reason"].items())
+    where = f" → {data['quarantine']}" if data["rejected"] else ""
+    return f"{data['raw_records']:,} read, {data['rejected']:,} rejected" + (f" ({reasons})" if reasons else "") + where
+
+
+def accepted_anomalies(validated_schema: metadata_store_pb2.Artifact | None) -> list[str]:
+    """Anomalies the ValidationGate let through by override (recorded on its output)."""
+    from components import gates
+
+    if validated_schema is None or gates.ACCEPTED_PROPERTY not in validated_schema.custom_properties:
+        return []
+    return json.loads(validated_schema.custom_properties[gates.ACCEPTED_PROPERTY].string_value)
 
 
 def _slice_name(slice_key: tuple) -> tuple[str, str | None, str | None]:
@@ -235,10 +267,13 @@ def inspect_run(metadata_file: str, pipeline_name: str = DEFAULT_PIPELINE_NAME, 
             f"{e.component}.{key}": artifacts[0].uri for e in executions for key, artifacts in e.outputs.items()
         },
     }
+    examples = output(dag.EXAMPLE_GEN, "examples")
+    report["ingestion"] = ingestion(examples) if examples else None
     statistics = output(dag.STATISTICS_GEN, "statistics")
     report["splits"] = split_rows(statistics) if statistics else {}
     anomalies = output(dag.EXAMPLE_VALIDATOR, "anomalies")
     report["anomalies"] = _anomalies(anomalies) if anomalies else None
+    report["accepted_anomalies"] = accepted_anomalies(output(dag.VALIDATION_GATE, "validated_schema"))
 
     evaluation_artifact = output(dag.EVALUATOR, "evaluation")
     report["evaluation"] = evaluation(evaluation_artifact.uri) if evaluation_artifact else []
@@ -302,11 +337,16 @@ def render_text(report: dict) -> list[str]:
     for c in report["components"]:
         how = "cached" if c["cached"] else ("executed" if c["state"] == "COMPLETE" else c["state"].lower())
         lines.append(f"    {c['component']:<28} {how:<9} {c['seconds']:>7.1f} s")
+    if report["ingestion"]:
+        lines.append("  raw records: " + ingestion_line(report["ingestion"]))
     if report["splits"]:
         lines.append("  rows per split: " + ", ".join(f"{k} {v:,}" for k, v in report["splits"].items()))
     if report["anomalies"] is not None:
         lines.append("  schema anomalies: " + ("none" if not report["anomalies"] else ""))
         lines += [f"    {a}" for a in report["anomalies"]]
+    if report["accepted_anomalies"]:
+        lines.append("  anomalies accepted by override (--accept-anomalies):")
+        lines += [f"    {a}" for a in report["accepted_anomalies"]]
     if report["evaluation"]:
         lines.append("  evaluation (test split):")
         header = "".join(f"{label:>16}" for label in METRIC_LABELS.values())

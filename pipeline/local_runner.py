@@ -85,6 +85,8 @@ class RunSummary:
     run_id: str
     executions: list[metadata.ComponentExecution]
     split_rows: dict[str, int]
+    ingestion: dict | None
+    accepted_anomalies: list[str]
     test_rmse: float | None
     blessed: bool | None
     pushed_path: str | None
@@ -95,6 +97,8 @@ class RunSummary:
         blessed = {None: "n/a", True: "yes", False: "no"}[self.blessed]
         return [
             f"run {self.run_id}",
+            *([f"  raw records    : {inspection.ingestion_line(self.ingestion)}"] if self.ingestion else []),
+            *[f"  ACCEPTED anomaly (override): {line}" for line in self.accepted_anomalies],
             f"  rows per split : {rows}",
             f"  test RMSE      : {rmse}",
             f"  blessed        : {blessed}",
@@ -117,6 +121,7 @@ def summarize(config: PipelineConfig, run_id: str | None = None) -> RunSummary:
         raise PipelineRunError(f"no run of {config.pipeline_name} in {config.metadata_file}")
     run_id = run_id or runs[-1]
     executions = metadata.run_executions(store, config.pipeline_name, run_id)
+    examples = metadata.find_output(executions, dag.EXAMPLE_GEN, "examples")
     statistics = metadata.find_output(executions, dag.STATISTICS_GEN, "statistics")
     evaluation = metadata.find_output(executions, dag.EVALUATOR, "evaluation")
     blessing = metadata.find_output(executions, dag.EVALUATOR, "blessing")
@@ -128,6 +133,10 @@ def summarize(config: PipelineConfig, run_id: str | None = None) -> RunSummary:
         run_id=run_id,
         executions=executions,
         split_rows=inspection.split_rows(statistics) if statistics else {},
+        ingestion=inspection.ingestion(examples) if examples else None,
+        accepted_anomalies=inspection.accepted_anomalies(
+            metadata.find_output(executions, dag.VALIDATION_GATE, "validated_schema")
+        ),
         test_rmse=_overall_rmse(evaluation.uri) if evaluation else None,
         blessed=bool(blessing.custom_properties["blessed"].int_value) if blessing else None,
         pushed_path=pushed_path,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.resources
+import json
 
 from kfp.pipeline_spec import pipeline_spec_pb2
 from tfx import v1 as tfx
@@ -10,6 +11,7 @@ from tfx import v1 as tfx
 from components import gates
 from components.evaluator.eval_config import make_eval_config
 from components.example_gen.component import movielens_example_gen
+from components.pusher.component import AtomicPusher
 from pipeline.config import PipelineConfig, Resources
 from pipeline.fingerprint import code_fingerprint
 
@@ -62,6 +64,7 @@ def create_pipeline(config: PipelineConfig, metadata_connection_config=None) -> 
         list(config.split_names),
         list(config.split_fractions),
         code_fingerprint("components.example_gen", "transform.features"),
+        config.max_rejected_fraction,
     ).with_id(EXAMPLE_GEN)
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"]).with_id(STATISTICS_GEN)
     schema_file = config.schema_file or schema_path()
@@ -73,6 +76,7 @@ def create_pipeline(config: PipelineConfig, metadata_connection_config=None) -> 
         anomalies=example_validator.outputs["anomalies"],
         schema=schema_gen.outputs["schema"],
         code_fingerprint=code_fingerprint("components.gates"),
+        accepted_anomalies=json.dumps(sorted(config.accepted_anomalies)),
     ).with_id(VALIDATION_GATE)
     transform = tfx.components.Transform(
         examples=example_gen.outputs["examples"],
@@ -126,12 +130,13 @@ def create_pipeline(config: PipelineConfig, metadata_connection_config=None) -> 
         eval_config=make_eval_config(config.rmse_upper_bound, config.rmse_max_increase),
         example_splits=[config.test_split],
     ).with_id(EVALUATOR)
-    pusher = tfx.components.Pusher(
+    pusher = AtomicPusher(
         model=trainer.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(base_directory=config.model_serving_dir)
         ),
+        custom_config={"code_fingerprint": code_fingerprint("components.pusher")},
     ).with_id(PUSHER)
     components += [trainer, model_resolver, evaluator, pusher]
 

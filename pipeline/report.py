@@ -225,6 +225,8 @@ def render_html(data: dict) -> str:
         "<h2>Data</h2>",
         _table([{"split": k, "examples": v} for k, v in data["splits"].items()]),
     ]
+    if data.get("ingestion"):
+        parts.append(f"<p>Raw records: {html.escape(inspection.ingestion_line(data['ingestion']))}</p>")
     if extras.get("rating_counts"):
         parts.append(_img(plot_rating_distribution(extras["rating_counts"]), "rating distribution per split"))
     anomalies = data["anomalies"]
@@ -234,6 +236,9 @@ def render_html(data: dict) -> str:
         if anomalies == []
         else "<ul>" + "".join(f"<li>{html.escape(a)}</li>" for a in anomalies or ["not validated"]) + "</ul>"
     )
+    if data.get("accepted_anomalies"):
+        parts.append("<h3>Anomalies accepted by override (--accept-anomalies)</h3>")
+        parts.append("<ul>" + "".join(f"<li>{html.escape(a)}</li>" for a in data["accepted_anomalies"]) + "</ul>")
     if extras.get("drift"):
         parts.append(f"<h3>Drift, train → test (TFDV comparators, threshold {DRIFT_THRESHOLD})</h3>")
         parts.append(_table(extras["drift"]))

@@ -1,5 +1,7 @@
 """Fetching MovieLens from a mirror, with SHA-256 verification."""
 
+import re
+import stat
 import zipfile
 
 import pytest
@@ -52,3 +54,119 @@ def test_missing_mirror_and_non_https(tmp_path):
         bad = tmp_path / "bad.zip"
         bad.write_bytes(b"not a zip")
         dataset.fetch(tmp_path / "x", mirror=bad)
+
+
+def _zip_with(path, entries):
+    """A zip whose entries are (ZipInfo or name, bytes)."""
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for info, data in entries:
+            archive.writestr(info, data)
+    return path
+
+
+def _symlink(name: str, target: str) -> zipfile.ZipInfo:
+    info = zipfile.ZipInfo(name)
+    info.external_attr = (stat.S_IFLNK | 0o777) << 16
+    return info
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        (("../evil", b"x"), "unsafe path: '../evil'"),
+        (("ml-100k/../../evil", b"x"), "unsafe path"),
+        (("/tmp/evil", b"x"), "unsafe path: '/tmp/evil'"),
+        ((_symlink("ml-100k/u.data", "/etc/passwd"), b"/etc/passwd"), "symbolic link"),
+        (("ml-100k/u.data", b"\0" * (dataset.MAX_ARCHIVE_BYTES + 1)), "expands to more than 67 MB"),
+    ],
+)
+def test_unsafe_archives_are_refused_before_anything_is_written(mirror, tmp_path, entry, message):
+    with zipfile.ZipFile(mirror) as src:
+        official = [(info, src.read(info)) for info in src.infolist()]
+    crafted = _zip_with(tmp_path / "crafted.zip", [entry, *official])
+    assert crafted.stat().st_size < 2 * mirror.stat().st_size  # the bomb is small on disk
+    root = tmp_path / "out" / "data"
+    with pytest.raises(dataset.DataVerificationError, match=re.escape(message)):
+        dataset.fetch(root, mirror=crafted)
+    assert not (tmp_path / "out").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["crafted.zip"]
+
+
+@pytest.fixture()
+def https_server(tmp_path, monkeypatch):
+    """A local HTTPS server (self-signed certificate, trusted through SSL_CERT_FILE) serving `responses[path]`."""
+    import datetime
+    import ssl
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )  # fmt: skip
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    responses: dict[str, tuple[bytes, int | None]] = {}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            body, length = responses[self.path]
+            self.send_response(200)
+            self.send_header("Content-Length", str(length or len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_file, key_file)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert_file))
+    yield f"https://localhost:{server.server_address[1]}", responses
+    server.shutdown()
+
+
+def test_download_over_https_is_verified_and_a_bad_or_partial_one_is_never_kept(mirror, tmp_path, https_server):
+    base, responses = https_server
+    good = mirror.read_bytes()
+    tampered = tmp_path / "tampered.zip"
+    with zipfile.ZipFile(mirror) as src, zipfile.ZipFile(tampered, "w") as dst:
+        for info in src.infolist():
+            data = src.read(info)
+            dst.writestr(info, data.replace(b"\t3\t", b"\t4\t", 1) if info.filename.endswith("u.data") else data)
+    responses["/good.zip"] = (good, None)
+    responses["/cut.zip"] = (good[: len(good) // 2], len(good))  # the connection ends half-way
+    responses["/tampered.zip"] = (tampered.read_bytes(), None)
+    root = tmp_path / "data"
+
+    with pytest.raises(dataset.DataVerificationError, match="cut short|download failed"):
+        dataset.fetch(root, url=f"{base}/cut.zip")
+    with pytest.raises(dataset.DataVerificationError, match="download failed"):
+        dataset.fetch(root, url="https://localhost:1/nothing-listens-here.zip")
+    with pytest.raises(dataset.DataVerificationError, match="u.data does not match"):
+        dataset.fetch(root, url=f"{base}/tampered.zip")
+    assert sorted(p.name for p in root.iterdir()) == []  # no .part, no bad zip kept, nothing extracted
+
+    lines = []
+    target = dataset.fetch(root, url=f"{base}/good.zip", progress=lines.append)
+    dataset.verify_directory(target)
+    assert any("100% of" in line for line in lines)
+    assert (root / "ml-100k.zip").read_bytes() == good

@@ -8,7 +8,7 @@ from transform import features as f
 
 
 def line(text: str, file: str = "u.data") -> RawLine:
-    return RawLine(file, 7, text)
+    return RawLine(file, 7, text.encode("latin-1"))
 
 
 def test_parse_rating():
@@ -17,30 +17,60 @@ def test_parse_rating():
 
 
 @pytest.mark.parametrize(
-    ("text", "reason"),
+    ("text", "code", "reason"),
     [
-        ("196\t242\t3", "expected 4 fields, found 3"),
-        ("196\t242\t3\t881250949\t1", "expected 4 fields, found 5"),
-        ("abc\t242\t3\t881250949", "user id 'abc' is not a positive integer"),
-        ("196\t\t3\t881250949", "movie id '' is not a positive integer"),
-        ("196\t242\t6\t881250949", "rating 6 is outside 1..5"),
-        ("196\t242\t0\t881250949", "rating 0 is outside 1..5"),
-        ("196\t242\t3.5\t881250949", "rating '3.5' is not an integer"),
-        ("196\t242\t3\t-5", "timestamp '-5' is not a non-negative integer"),
-        ("", "blank line"),
+        ("196\t242\t3", movielens.WRONG_FIELD_COUNT, "expected 4 fields, found 3"),
+        ("196\t242\t3\t881250949\t1", movielens.WRONG_FIELD_COUNT, "expected 4 fields, found 5"),
+        ("abc\t242\t3\t881250949", movielens.BAD_ID, "user id 'abc' is not a positive integer"),
+        ("196\t\t3\t881250949", movielens.BAD_ID, "movie id '' is not a positive integer"),
+        ("0\t242\t3\t881250949", movielens.BAD_ID, "user id '0' is not a positive integer"),
+        ("196\t242\t6\t881250949", movielens.BAD_RATING, "rating 6 is outside 1..5"),
+        ("196\t242\t0\t881250949", movielens.BAD_RATING, "rating 0 is outside 1..5"),
+        ("196\t242\t3.5\t881250949", movielens.BAD_RATING, "rating '3.5' is not an integer"),
+        ("196\t242\t3\t-5", movielens.BAD_TIMESTAMP, "timestamp '-5' is not a non-negative integer"),
+        ("196\t242\t3\t", movielens.BAD_TIMESTAMP, "timestamp '' is not a non-negative integer"),
+        ("196\t242\t3\t4102444800", movielens.FUTURE_TIMESTAMP, "timestamp 4102444800 is in the future"),
+        ("", movielens.BLANK_LINE, "blank line"),
+        ("  \t ", movielens.BLANK_LINE, "blank line"),
+        ("user_id\titem_id\trating\ttimestamp", movielens.HEADER_LINE, "looks like a header line"),
+        ("196\t242\t3\t88125\x00", movielens.BAD_ENCODING, "control characters"),
+        ("196\t242\xe9\t3\t881250949", movielens.BAD_ENCODING, "non-ASCII bytes in u.data"),
     ],
 )
-def test_parse_rating_rejects(text, reason):
-    with pytest.raises(MalformedRecordError, match=reason.replace(".", r"\.")):
-        movielens.parse_rating(line(text))
+def test_parse_rating_rejects(text, code, reason):
+    with pytest.raises(MalformedRecordError, match=reason.replace(".", r"\.")) as raised:
+        movielens.parse_rating(line(text), max_timestamp=1_800_000_000)
+    assert raised.value.reason == code
+
+
+def test_split_lines_numbers_every_line_and_flags_a_cut_off_last_line():
+    lines = movielens.split_lines("u.data", b"1\t2\t3\t4\r\n\n5\t6\t3\t881")
+    assert [(x.line_no, x.data, x.terminated) for x in lines] == [
+        (1, b"1\t2\t3\t4", True), (2, b"", True), (3, b"5\t6\t3\t881", False),
+    ]  # fmt: skip
+    with pytest.raises(MalformedRecordError, match="no end-of-line") as raised:
+        movielens.parse_rating(lines[2])
+    assert raised.value.reason == movielens.TRUNCATED_LINE
+    assert movielens.split_lines("u.data", b"") == []
+    assert len(movielens.split_lines("u.data", b"a\nb\n")) == 2
+
+
+def test_duplicates_keep_the_first_line():
+    pairs = [(RawLine("u.data", n, b"x"), n) for n in (9, 3, 5)]
+    kept, rejected = movielens.keep_first(pairs, "rating")
+    assert kept[1] == 3
+    assert [(r.line_no, r.reason) for r in rejected] == [(5, movielens.DUPLICATE), (9, movielens.DUPLICATE)]
+    assert "first at line 3" in rejected[0].message
 
 
 def test_parse_user_and_rejects():
     assert movielens.parse_user(line("1|24|M|technician|85711", "u.user")) == movielens.User(
         "1", 24, "M", "technician", "85711"
     )
-    with pytest.raises(MalformedRecordError, match="gender 'X'"):
-        movielens.parse_user(line("1|24|X|technician|85711", "u.user"))
+    # A new gender value is the schema's business (an anomaly for the gate), not a malformed line.
+    assert movielens.parse_user(line("1|24|X|technician|85711", "u.user")).gender == "X"
+    with pytest.raises(MalformedRecordError, match="gender is empty"):
+        movielens.parse_user(line("1|24||technician|85711", "u.user"))
     with pytest.raises(MalformedRecordError, match="age"):
         movielens.parse_user(line("1|old|M|technician|85711", "u.user"))
 
@@ -51,6 +81,11 @@ def test_parse_movie_genres_and_missing_release_date():
     movie = movielens.parse_movie(line("267|unknown||||" + "|".join(flags), "u.item"))
     assert movie.genres == ("Action", "Drama")
     assert movie.release_year == f.RELEASE_YEAR_UNKNOWN
+    utf8 = movielens.parse_movie(RawLine("u.item", 1, "1|Misérables|||u|".encode() + "|".join(flags).encode()))
+    latin1 = movielens.parse_movie(
+        RawLine("u.item", 1, "1|Misérables|||u|".encode("latin-1") + "|".join(flags).encode())
+    )
+    assert utf8.title == latin1.title == "Misérables"
     dated = movielens.parse_movie(line("1|Toy Story (1995)|01-Jan-1995||url|" + "|".join(flags), "u.item"))
     assert dated.release_year == 1995
     with pytest.raises(MalformedRecordError, match="expected 24 fields"):

@@ -15,15 +15,22 @@ _INPUT_PATTERN = "u.*"
 
 
 def movielens_example_gen(
-    input_base: str, split_names: list[str], split_fractions: list[float], code_fingerprint: str
+    input_base: str,
+    split_names: list[str],
+    split_fractions: list[float],
+    code_fingerprint: str,
+    max_rejected_fraction: float = executor.DEFAULT_MAX_REJECTED_FRACTION,
 ) -> FileBasedExampleGen:
-    """ExampleGen over a MovieLens-100k directory that joins users/movies and splits by time."""
+    """ExampleGen over a MovieLens-100k directory that joins users/movies and splits by time.
+
+    Malformed lines are quarantined; more than `max_rejected_fraction` of them fails the run.
+    """
     input_config = example_gen_pb2.Input(
         splits=[example_gen_pb2.Input.Split(name=name, pattern=_INPUT_PATTERN) for name in split_names]
     )
     return FileBasedExampleGen(
         input_base=input_base,
         input_config=input_config,
-        custom_config=executor.make_custom_config(split_fractions, code_fingerprint),
+        custom_config=executor.make_custom_config(split_fractions, code_fingerprint, max_rejected_fraction),
         custom_executor_spec=executor_spec.BeamExecutorSpec(executor.Executor),
     )

@@ -9,8 +9,10 @@ then moves the files into place. A failed or partial fetch never replaces a good
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import shutil
+import stat
 import tempfile
 import urllib.request
 import zipfile
@@ -48,6 +50,8 @@ SHA256 = {
 }
 
 Progress = Callable[[str], None]
+# The official zip expands to ~16 MB; anything far larger is not MovieLens-100k (or is a zip bomb).
+MAX_ARCHIVE_BYTES = 64 * 1024 * 1024
 
 
 class DataVerificationError(RuntimeError):
@@ -76,6 +80,27 @@ def verify_directory(directory: Path) -> None:
         _check(name, (directory / name).read_bytes(), str(directory))
 
 
+def check_archive(infos: list[zipfile.ZipInfo], source: str, max_bytes: int = MAX_ARCHIVE_BYTES) -> None:
+    """Refuses an archive with unsafe entries before anything is read or written.
+
+    Unsafe: absolute paths or `..` components (path traversal), symbolic links, and
+    a total expanded size over `max_bytes` (zip bombs).
+    """
+    total = 0
+    for info in infos:
+        name = info.filename
+        parts = name.replace("\\", "/").split("/")
+        if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":") or ".." in parts:
+            raise DataVerificationError(f"{source}: refusing an archive with an unsafe path: {name!r}")
+        if stat.S_ISLNK(info.external_attr >> 16):
+            raise DataVerificationError(f"{source}: refusing an archive containing a symbolic link: {name!r}")
+        total += info.file_size
+        if total > max_bytes:
+            raise DataVerificationError(
+                f"{source}: archive expands to more than {max_bytes / 1e6:.0f} MB; refusing it (not MovieLens-100k)"
+            )
+
+
 def _members_from_zip(path: Path) -> dict[str, bytes]:
     """Reads the official members of a ml-100k zip; only known names are read, nothing is extracted."""
     try:
@@ -84,10 +109,14 @@ def _members_from_zip(path: Path) -> dict[str, bytes]:
         raise DataVerificationError(f"{path}: not a readable zip file ({error})") from None
     members: dict[str, bytes] = {}
     with archive:
+        check_archive(archive.infolist(), str(path))
         for info in archive.infolist():
             parent, _, name = info.filename.rpartition("/")
             if parent in ("", DATASET) and name in SHA256:
-                members[name] = archive.read(info)
+                try:
+                    members[name] = archive.read(info)
+                except (zipfile.BadZipFile, OSError, EOFError) as error:  # CRC error, truncated archive
+                    raise DataVerificationError(f"{path}: cannot read {info.filename} ({error})") from None
     missing = sorted(set(SHA256) - set(members))
     if missing:
         raise DataVerificationError(f"{path}: zip lacks MovieLens-100k files: {', '.join(missing)}")
@@ -106,14 +135,27 @@ def download(url: str, destination: Path, progress: Progress) -> None:
         raise DataVerificationError(f"refusing to download over a non-HTTPS URL: {url}")
     partial = destination.with_name(destination.name + ".part")
     progress(f"downloading {url}")
-    with urllib.request.urlopen(url, timeout=60) as response, open(partial, "wb") as out:
-        total = int(response.headers.get("Content-Length") or 0)
-        done = 0
-        while chunk := response.read(1 << 20):
-            out.write(chunk)
-            done += len(chunk)
-            if total:
-                progress(f"  {done * 100 // total}% of {total / 1e6:.1f} MB")
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response, open(partial, "wb") as out:
+            total = int(response.headers.get("Content-Length") or 0)
+            done = 0
+            while chunk := response.read(1 << 20):
+                out.write(chunk)
+                done += len(chunk)
+                if done > MAX_ARCHIVE_BYTES:
+                    raise DataVerificationError(f"{url}: download exceeds {MAX_ARCHIVE_BYTES / 1e6:.0f} MB; stopped")
+                if total:
+                    progress(f"  {done * 100 // total}% of {total / 1e6:.1f} MB")
+        if total and done != total:
+            raise DataVerificationError(f"{url}: download cut short ({done} of {total} bytes)")
+        # Checked (safe entries, every member's SHA-256) before it is kept.
+        for name, data in _members_from_zip(partial).items():
+            _check(name, data, url)
+    except (OSError, DataVerificationError, http.client.HTTPException) as error:
+        partial.unlink(missing_ok=True)  # a partial or bad download never replaces anything
+        if isinstance(error, DataVerificationError):
+            raise
+        raise DataVerificationError(f"{url}: download failed ({type(error).__name__}: {error})") from error
     os.replace(partial, destination)
 
 
@@ -143,8 +185,6 @@ def fetch(
             return target
         except DataVerificationError as error:
             progress(f"existing copy is not usable ({error}); fetching again")
-    root.mkdir(parents=True, exist_ok=True)
-
     if mirror is not None:
         source = Path(mirror)
         if source.is_dir():
@@ -156,12 +196,14 @@ def fetch(
         origin = str(source)
     else:
         archive = root / f"{DATASET}.zip"
+        root.mkdir(parents=True, exist_ok=True)
         if not archive.is_file():
             download(url, archive, progress)
         members, origin = _members_from_zip(archive), url
     for name, data in members.items():
         _check(name, data, origin)
 
+    root.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{DATASET}-", dir=root))
     try:
         for name, data in members.items():

@@ -7,8 +7,10 @@ runs on the DirectRunner and on Dataflow/Flink/Spark.
 
 from __future__ import annotations
 
+import json
+import logging
 import os
-from collections.abc import Iterator
+import time
 from typing import Any
 
 import apache_beam as beam
@@ -16,56 +18,91 @@ from apache_beam.io.filesystems import FileSystems
 from google.protobuf import json_format, struct_pb2
 from tfx.components.example_gen.base_example_gen_executor import BaseExampleGenExecutor
 from tfx.proto import example_gen_pb2
+from tfx.types import artifact_utils
 
 from components.example_gen import movielens
 
 MAX_REPORTED_ERRORS = 20
+DEFAULT_MAX_REJECTED_FRACTION = 0.001
+QUARANTINE_DIR = "quarantine"  # inside the Examples artifact: rejected-*.jsonl and summary.json
+SUMMARY_FILE = "summary.json"
+REJECTED_PREFIX = "rejected"
+# Keys of ReadMovieLens' output besides the split names (which cannot start with "!").
+REJECTED = "!rejected"
+LINE_COUNTS = "!lines"
 _ERRORS = "errors"
 
 
-def make_custom_config(split_fractions: list[float], code_fingerprint: str):
+class RejectedRecordsError(RuntimeError):
+    """More raw records were rejected than the configured fraction allows."""
+
+
+def make_custom_config(
+    split_fractions: list[float], code_fingerprint: str, max_rejected_fraction: float = DEFAULT_MAX_REJECTED_FRACTION
+):
     """The ExampleGen `custom_config` proto carrying our typed settings.
 
     Split names are not repeated here: they come from the component's input_config.
     """
     struct = struct_pb2.Struct()
-    struct.update({"split_fractions": list(split_fractions), "code_fingerprint": code_fingerprint})
+    struct.update(
+        {
+            "split_fractions": list(split_fractions),
+            "code_fingerprint": code_fingerprint,
+            "max_rejected_fraction": max_rejected_fraction,
+        }
+    )
     config = example_gen_pb2.CustomConfig()
     config.custom_config.Pack(struct)
     return config
+
+
+def _custom_config(exec_properties: dict[str, Any]) -> dict[str, Any]:
+    config = example_gen_pb2.CustomConfig()
+    json_format.Parse(exec_properties["custom_config"], config)
+    struct = struct_pb2.Struct()
+    config.custom_config.Unpack(struct)
+    return json_format.MessageToDict(struct)
 
 
 def _time_split(exec_properties: dict[str, Any]) -> movielens.TimeSplit:
     """Split names from input_config, fractions from custom_config."""
     input_config = example_gen_pb2.Input()
     json_format.Parse(exec_properties["input_config"], input_config)
-    config = example_gen_pb2.CustomConfig()
-    json_format.Parse(exec_properties["custom_config"], config)
-    struct = struct_pb2.Struct()
-    config.custom_config.Unpack(struct)
-    fractions = json_format.MessageToDict(struct)["split_fractions"]
+    fractions = _custom_config(exec_properties)["split_fractions"]
     return movielens.TimeSplit(tuple(split.name for split in input_config.splits), tuple(fractions))
 
 
-def _read_numbered_lines(path: str) -> Iterator[movielens.RawLine]:
-    name = os.path.basename(path)
+def _read_lines(path: str) -> list[movielens.RawLine]:
     with FileSystems.open(path) as handle:
-        data = handle.read().decode(movielens.ENCODING)
-    for line_no, text in enumerate(data.splitlines(), start=1):
-        yield movielens.RawLine(name, line_no, text)
+        return movielens.split_lines(os.path.basename(path), handle.read())
 
 
 class _Parse(beam.DoFn):
-    """Applies a movielens.parse_* function; refused lines go to the `errors` output."""
+    """Applies a movielens.parse_* function, keeping the line; refused lines go to the `errors` output."""
 
     def __init__(self, parse):
         self._parse = parse
 
     def process(self, line: movielens.RawLine):
         try:
-            yield self._parse(line)
+            yield line, self._parse(line)
         except movielens.MalformedRecordError as error:
-            yield beam.pvalue.TaggedOutput(_ERRORS, movielens.Rejection(line.file, line.line_no, str(error), line.text))
+            yield beam.pvalue.TaggedOutput(_ERRORS, movielens.reject(line, error))
+
+
+class _KeepFirst(beam.DoFn):
+    """(key, [(line, record), ...]) → the earliest line's pair; later ones are duplicates (errors)."""
+
+    def __init__(self, what: str):
+        self._what = what
+
+    def process(self, item):
+        _, pairs = item
+        kept, duplicates = movielens.keep_first(pairs, self._what)
+        yield kept
+        for rejection in duplicates:
+            yield beam.pvalue.TaggedOutput(_ERRORS, rejection)
 
 
 class _Join(beam.DoFn):
@@ -74,127 +111,217 @@ class _Join(beam.DoFn):
     def process(self, item, users: dict, movies: dict):
         line, rating = item
         user, movie = users.get(rating.user_id), movies.get(rating.movie_id)
-        if user is None or movie is None:
-            what = f"unknown user id {rating.user_id}" if user is None else f"unknown movie id {rating.movie_id}"
-            yield beam.pvalue.TaggedOutput(
-                _ERRORS, movielens.Rejection(line.file, line.line_no, f"{what} (not in metadata)", line.text)
+        if user is None:
+            error = movielens.MalformedRecordError(
+                f"unknown user id {rating.user_id} (not in {movielens.USERS_FILE})", movielens.UNKNOWN_USER
             )
+        elif movie is None:
+            error = movielens.MalformedRecordError(
+                f"unknown movie id {rating.movie_id} (not in {movielens.MOVIES_FILE})", movielens.UNKNOWN_MOVIE
+            )
+        else:
+            yield rating, movielens.to_example(rating, user, movie)
             return
-        yield rating, movielens.to_example(rating, user, movie)
+        yield beam.pvalue.TaggedOutput(_ERRORS, movielens.reject(line, error))
 
 
-class _ErrorSummary(beam.CombineFn):
-    """Counts rejections and keeps the first few in file/line order."""
+class _RejectionSummary(beam.CombineFn):
+    """Counts rejections per reason and keeps the first few in file/line order."""
 
     def create_accumulator(self):
-        return 0, []
+        return {}, []
 
     def add_input(self, accumulator, rejection):
-        count, sample = accumulator
-        return count + 1, sorted([*sample, rejection], key=lambda r: (r.file, r.line_no))[:MAX_REPORTED_ERRORS]
+        counts, sample = accumulator
+        counts[rejection.reason] = counts.get(rejection.reason, 0) + 1
+        return counts, sorted([*sample, rejection], key=lambda r: (r.file, r.line_no))[:MAX_REPORTED_ERRORS]
 
     def merge_accumulators(self, accumulators):
-        total, merged = 0, []
-        for count, sample in accumulators:
-            total += count
+        total, merged = {}, []
+        for counts, sample in accumulators:
+            for reason, count in counts.items():
+                total[reason] = total.get(reason, 0) + count
             merged.extend(sample)
         return total, sorted(merged, key=lambda r: (r.file, r.line_no))[:MAX_REPORTED_ERRORS]
 
     def extract_output(self, accumulator):
-        return accumulator
-
-
-def _raise_on_errors(summary) -> None:
-    count, sample = summary
-    if count:
-        lines = "\n  ".join(str(rejection) for rejection in sample)
-        more = f"\n  ... and {count - len(sample)} more" if count > len(sample) else ""
-        raise movielens.MalformedRecordError(
-            f"{count} malformed MovieLens record(s); nothing was written:\n  {lines}{more}"
-        )
-
-
-def _duplicates(records, key: str, file: str):
-    return (
-        records
-        | f"Key{file}" >> beam.Map(lambda record: (getattr(record, key), 1))
-        | f"Count{file}" >> beam.CombinePerKey(sum)
-        | f"Dups{file}" >> beam.Filter(lambda kv: kv[1] > 1)
-        | f"DupError{file}"
-        >> beam.Map(lambda kv: movielens.Rejection(file, 0, f"id {kv[0]} appears {kv[1]} times", ""))
-    )
+        counts, sample = accumulator
+        return {"rejected": dict(sorted(counts.items())), "sample": [r.to_dict() for r in sample]}
 
 
 class ReadMovieLens(beam.PTransform):
-    """Reads a MovieLens-100k directory into one PCollection of tf.Examples per split.
+    """Reads a MovieLens-100k directory: tf.Examples per split, plus the rejected lines.
 
-    Fails the pipeline (listing file, line and reason) if any record is malformed.
+    Output: a dict with one PCollection of tf.Examples per split name, the rejections
+    (movielens.Rejection) under REJECTED, and (file, line count) pairs under LINE_COUNTS.
+    Every input line ends up in exactly one example or one rejection.
     """
 
-    def __init__(self, input_base: str, split: movielens.TimeSplit):
+    def __init__(self, input_base: str, split: movielens.TimeSplit, max_timestamp: int | None = None):
         super().__init__()
         self._input_base = input_base
         self._split = split
+        self._max_timestamp = max_timestamp
 
     def _lines(self, pipeline, file: str):
         """The numbered lines of one raw file, spread over workers."""
         return (
             pipeline
             | f"Path[{file}]" >> beam.Create([os.path.join(self._input_base, file)])
-            | f"Read[{file}]" >> beam.FlatMap(_read_numbered_lines)
+            | f"Read[{file}]" >> beam.FlatMap(_read_lines)
             | f"Reshuffle[{file}]" >> beam.Reshuffle()
         )
 
-    def _parse(self, pipeline, file: str, parse):
-        return self._lines(pipeline, file) | f"Parse[{file}]" >> beam.ParDo(_Parse(parse)).with_outputs(
-            _ERRORS, main="parsed"
+    def _parse_unique(self, lines, file: str, parse, key, what: str):
+        """Parsed (line, record) pairs, one per key (the first line wins), and the errors of both steps."""
+        parsed = lines | f"Parse[{file}]" >> beam.ParDo(_Parse(parse)).with_outputs(_ERRORS, main="parsed")
+        unique = (
+            parsed.parsed
+            | f"Key[{file}]" >> beam.Map(lambda pair: (key(pair[1]), pair))
+            | f"Group[{file}]" >> beam.GroupByKey()
+            | f"First[{file}]" >> beam.ParDo(_KeepFirst(what)).with_outputs(_ERRORS, main="unique")
         )
+        return unique.unique, (parsed[_ERRORS], unique[_ERRORS])
 
     def expand(self, pipeline):
         ml = movielens
-        users = self._parse(pipeline, ml.USERS_FILE, ml.parse_user)
-        movies = self._parse(pipeline, ml.MOVIES_FILE, ml.parse_movie)
-        # Ratings keep their line, so join errors can name it.
-        parsed = self._parse(pipeline, ml.RATINGS_FILE, lambda line: (line, ml.parse_rating(line)))
-        joined = parsed.parsed | "Join" >> beam.ParDo(
-            _Join(),
-            users=beam.pvalue.AsDict(users.parsed | "UserKV" >> beam.Map(lambda u: (u.user_id, u))),
-            movies=beam.pvalue.AsDict(movies.parsed | "MovieKV" >> beam.Map(lambda m: (m.movie_id, m))),
-        ).with_outputs(_ERRORS, main="joined")
-
-        _ = (
-            (
-                users[_ERRORS],
-                movies[_ERRORS],
-                parsed[_ERRORS],
-                joined[_ERRORS],
-                _duplicates(users.parsed, "user_id", ml.USERS_FILE),
-                _duplicates(movies.parsed, "movie_id", ml.MOVIES_FILE),
-            )
-            | "AllErrors" >> beam.Flatten()
-            | "SummarizeErrors" >> beam.CombineGlobally(_ErrorSummary())
-            | "FailOnErrors" >> beam.Map(_raise_on_errors)
+        lines = {file: self._lines(pipeline, file) for file in (ml.USERS_FILE, ml.MOVIES_FILE, ml.RATINGS_FILE)}
+        users, user_errors = self._parse_unique(
+            lines[ml.USERS_FILE], ml.USERS_FILE, ml.parse_user, lambda u: u.user_id, "user id"
         )
+        movies, movie_errors = self._parse_unique(
+            lines[ml.MOVIES_FILE], ml.MOVIES_FILE, ml.parse_movie, lambda m: m.movie_id, "movie id"
+        )
+        max_timestamp = self._max_timestamp
+        ratings, rating_errors = self._parse_unique(
+            lines[ml.RATINGS_FILE],
+            ml.RATINGS_FILE,
+            lambda line: ml.parse_rating(line, max_timestamp),
+            lambda r: (r.user_id, r.movie_id, r.timestamp),
+            "rating (same user, movie and timestamp)",
+        )
+        joined = ratings | "Join" >> beam.ParDo(
+            _Join(),
+            users=beam.pvalue.AsDict(users | "UserKV" >> beam.Map(lambda pair: (pair[1].user_id, pair[1]))),
+            movies=beam.pvalue.AsDict(movies | "MovieKV" >> beam.Map(lambda pair: (pair[1].movie_id, pair[1]))),
+        ).with_outputs(_ERRORS, main="joined")
+        rejected = (*user_errors, *movie_errors, *rating_errors, joined[_ERRORS]) | "AllErrors" >> beam.Flatten()
+        line_counts = [
+            pcoll
+            | f"CountLines[{file}]" >> beam.combiners.Count.Globally()
+            | f"Named[{file}]" >> beam.Map(lambda n, file=file: (file, n))
+            for file, pcoll in lines.items()
+        ]
 
         timestamps = joined.joined | "Timestamps" >> beam.Map(lambda pair: pair[0].timestamp)
-        t_min = beam.pvalue.AsSingleton(timestamps | "Min" >> beam.CombineGlobally(min))
-        t_max = beam.pvalue.AsSingleton(timestamps | "Max" >> beam.CombineGlobally(max))
+        low = timestamps | "Min" >> beam.CombineGlobally(min).without_defaults()
+        high = timestamps | "Max" >> beam.CombineGlobally(max).without_defaults()
+        t_min, t_max = beam.pvalue.AsSingleton(low, default_value=0), beam.pvalue.AsSingleton(high, default_value=0)
         split = self._split
         parts = joined.joined | "SplitByTime" >> beam.Partition(
             lambda pair, n, lo, hi: split.index(pair[0].timestamp, lo, hi), len(split.names), t_min, t_max
         )
-        return {
+        output = {
             name: part | f"Example[{name}]" >> beam.Map(lambda pair: pair[1])
             for name, part in zip(split.names, parts, strict=True)
         }
+        output[REJECTED] = rejected
+        output[LINE_COUNTS] = tuple(line_counts) | "AllLineCounts" >> beam.Flatten()
+        return output
+
+
+def _summary_json(_, summary: dict, line_counts: list) -> str:
+    counts = dict(sorted(line_counts))
+    rejected = sum(summary["rejected"].values())
+    return json.dumps({"lines": counts, "total_lines": sum(counts.values()), "total_rejected": rejected, **summary})
+
+
+class WriteQuarantine(beam.PTransform):
+    """Writes rejected lines as JSON lines (file, line_no, reason, message, text) and a summary.json."""
+
+    def __init__(self, directory: str, line_counts):
+        super().__init__()
+        self._directory = directory
+        self._line_counts = line_counts
+
+    def expand(self, rejected):
+        _ = (
+            rejected
+            | "RejectionJson" >> beam.Map(lambda r: json.dumps(r.to_dict(), ensure_ascii=False))
+            | "WriteRejected"
+            >> beam.io.WriteToText(os.path.join(self._directory, REJECTED_PREFIX), file_name_suffix=".jsonl")
+        )
+        summary = rejected | "Summarize" >> beam.CombineGlobally(_RejectionSummary())
+        return (
+            rejected.pipeline
+            | "One" >> beam.Create([None])
+            | "SummaryJson"
+            >> beam.Map(_summary_json, beam.pvalue.AsSingleton(summary), beam.pvalue.AsList(self._line_counts))
+            | "WriteSummary"
+            >> beam.io.WriteToText(os.path.join(self._directory, SUMMARY_FILE), num_shards=1, shard_name_template="")
+        )
+
+
+def read_summary(quarantine_uri: str) -> dict:
+    """The summary.json ExampleGen wrote: lines per file, rejections per reason, first rejections."""
+    with FileSystems.open(os.path.join(quarantine_uri, SUMMARY_FILE)) as handle:
+        return json.loads(handle.read().decode("utf-8"))
+
+
+def check_rejections(summary: dict, max_fraction: float, quarantine_uri: str) -> str:
+    """One line saying how many records were rejected; raises RejectedRecordsError above `max_fraction`."""
+    total, rejected = summary["total_lines"], summary["total_rejected"]
+    fraction = rejected / total if total else 1.0
+    reasons = ", ".join(f"{reason} {count:,}" for reason, count in summary["rejected"].items()) or "none"
+    line = f"rejected {rejected:,} of {total:,} raw records ({fraction:.3%}; {reasons})"
+    if total == 0:
+        raise RejectedRecordsError(f"no raw records in the input: {', '.join(summary['lines'])} are empty")
+    if fraction > max_fraction:
+        sample = "\n  ".join(str(movielens.Rejection(**r)) for r in summary["sample"])
+        more = f"\n  ... and {rejected - len(summary['sample']):,} more" if rejected > len(summary["sample"]) else ""
+        raise RejectedRecordsError(
+            f"ExampleGen {line}: more than the limit of {max_fraction:.3%} (--max-rejected-fraction); "
+            f"nothing was published.\n  {sample}{more}\n"
+            f"All rejected records: {quarantine_uri}/{REJECTED_PREFIX}-*.jsonl"
+        )
+    if rejected:
+        logging.warning("ExampleGen %s; quarantined in %s", line, quarantine_uri)
+    return line
+
+
+# Custom properties of the Examples artifact recording what ExampleGen rejected (read by inspection).
+RAW_RECORDS_PROPERTY = "raw_records"
+REJECTED_RECORDS_PROPERTY = "rejected_records"
+REJECTED_BY_REASON_PROPERTY = "rejected_by_reason"
+QUARANTINE_PROPERTY = "quarantine_uri"
 
 
 class Executor(BaseExampleGenExecutor):
-    """ExampleGen executor for the raw MovieLens-100k release (a directory of u.* files)."""
+    """ExampleGen executor for the raw MovieLens-100k release (a directory of u.* files).
+
+    Called by the TFX launcher. Malformed lines are quarantined under the Examples
+    artifact (`quarantine/`), counted per reason on the artifact's custom properties
+    (so MLMD has them), and fail the run above `max_rejected_fraction`.
+    """
 
     def GetInputSourceToExamplePTransform(self) -> beam.PTransform:
         raise NotImplementedError("MovieLens ExampleGen reads all splits at once; see GenerateExamplesByBeam")
 
+    def Do(self, input_dict, output_dict, exec_properties) -> None:
+        examples = artifact_utils.get_single_instance(output_dict["examples"])
+        self._quarantine_uri = os.path.join(examples.uri, QUARANTINE_DIR)
+        self._max_timestamp = int(time.time())  # ratings after the run started are from the future
+        super().Do(input_dict, output_dict, exec_properties)
+        summary = read_summary(self._quarantine_uri)
+        examples.set_int_custom_property(RAW_RECORDS_PROPERTY, summary["total_lines"])
+        examples.set_int_custom_property(REJECTED_RECORDS_PROPERTY, summary["total_rejected"])
+        examples.set_string_custom_property(REJECTED_BY_REASON_PROPERTY, json.dumps(summary["rejected"]))
+        examples.set_string_custom_property(QUARANTINE_PROPERTY, self._quarantine_uri)
+        max_fraction = _custom_config(exec_properties).get("max_rejected_fraction", DEFAULT_MAX_REJECTED_FRACTION)
+        check_rejections(summary, max_fraction, self._quarantine_uri)
+
     def GenerateExamplesByBeam(self, pipeline: beam.Pipeline, exec_properties: dict[str, Any]):
         split = _time_split(exec_properties)
-        return pipeline | "ReadMovieLens" >> ReadMovieLens(exec_properties["input_base"], split)
+        read = pipeline | "ReadMovieLens" >> ReadMovieLens(exec_properties["input_base"], split, self._max_timestamp)
+        _ = read.pop(REJECTED) | "Quarantine" >> WriteQuarantine(self._quarantine_uri, read.pop(LINE_COUNTS))
+        return read

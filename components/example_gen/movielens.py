@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import re
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
 
 import tensorflow as tf
 
@@ -34,30 +37,72 @@ GENDERS = ("F", "M")
 RATING_VALUES = frozenset({1, 2, 3, 4, 5})
 
 
+# Why a record was rejected: the quarantine and MLMD count rejections per reason.
+BLANK_LINE = "blank_line"
+BAD_ENCODING = "bad_encoding"
+TRUNCATED_LINE = "truncated_line"
+HEADER_LINE = "header_line"
+WRONG_FIELD_COUNT = "wrong_field_count"
+BAD_ID = "bad_id"
+BAD_RATING = "bad_rating"
+BAD_TIMESTAMP = "bad_timestamp"
+FUTURE_TIMESTAMP = "future_timestamp"
+BAD_VALUE = "bad_value"  # a user/movie metadata field (age, gender, genre flags, dates)
+UNKNOWN_USER = "unknown_user"
+UNKNOWN_MOVIE = "unknown_movie"
+DUPLICATE = "duplicate"
+REASONS = (
+    BLANK_LINE, BAD_ENCODING, TRUNCATED_LINE, HEADER_LINE, WRONG_FIELD_COUNT, BAD_ID, BAD_RATING, BAD_TIMESTAMP,
+    FUTURE_TIMESTAMP, BAD_VALUE, UNKNOWN_USER, UNKNOWN_MOVIE, DUPLICATE,
+)  # fmt: skip
+
+# Bytes that never appear in a MovieLens text field: C0/C1 control characters other than tab.
+_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f]")
+_HEADER_WORD = re.compile(r"[A-Za-z][A-Za-z_ '-]*")
+_ASCII_FILES = (RATINGS_FILE, USERS_FILE)  # digits and codes only; u.item has latin-1 titles
+
+
 class MalformedRecordError(ValueError):
-    """A raw record that cannot be turned into an example."""
+    """A raw record that cannot be turned into an example; `reason` is one of REASONS."""
+
+    def __init__(self, message: str, reason: str):
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclasses.dataclass(frozen=True)
 class RawLine:
-    """One line of a raw file, with where it came from (1-based line number)."""
+    """One line of a raw file as read: 1-based line number, bytes without the line ending.
+
+    `terminated` is False for a last line with no end-of-line, i.e. a file cut short.
+    """
 
     file: str
     line_no: int
-    text: str
+    data: bytes
+    terminated: bool = True
+
+    @property
+    def text(self) -> str:
+        """For messages and the quarantine: never fails, undecodable bytes shown as escapes."""
+        return self.data.decode("utf-8", errors="backslashreplace")
 
 
 @dataclasses.dataclass(frozen=True)
 class Rejection:
-    """Why a raw line was refused."""
+    """Why a raw line was refused: where it is, the reason code and message, and the raw text."""
 
     file: str
     line_no: int
     reason: str
+    message: str
     text: str
 
     def __str__(self) -> str:
-        return f"{self.file}:{self.line_no}: {self.reason}: {self.text[:120]!r}"
+        return f"{self.file}:{self.line_no}: {self.message}: {self.text[:120]!r}"
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,53 +130,95 @@ class Movie:
     genres: tuple[str, ...]
 
 
+def split_lines(file: str, data: bytes) -> list[RawLine]:
+    """Every line of a raw file, numbered. Only `\\n` ends a line (a `\\r` before it is dropped).
+
+    A file ending without `\\n` gives a last line marked unterminated; an empty file has no lines.
+    """
+    pieces = data.split(b"\n")
+    terminated_last = pieces[-1] == b""
+    if terminated_last:
+        pieces.pop()
+    lines = []
+    for index, piece in enumerate(pieces):
+        last = index == len(pieces) - 1
+        lines.append(RawLine(file, index + 1, piece.removesuffix(b"\r"), terminated=not last or terminated_last))
+    return lines
+
+
+def reject(line: RawLine, error: MalformedRecordError) -> Rejection:
+    return Rejection(line.file, line.line_no, error.reason, str(error), line.text)
+
+
+def _decode(line: RawLine) -> str:
+    """The line's text, refusing bad encodings, blank lines and a cut-off last line."""
+    if line.file in _ASCII_FILES:
+        try:
+            text = line.data.decode("ascii")
+        except UnicodeDecodeError:
+            raise MalformedRecordError(f"non-ASCII bytes in {line.file}", BAD_ENCODING) from None
+    else:
+        try:
+            text = line.data.decode("utf-8")
+        except UnicodeDecodeError:
+            text = line.data.decode(ENCODING)  # the official u.item is latin-1
+    if _CONTROL.search(text):
+        raise MalformedRecordError("control characters in a text file", BAD_ENCODING)
+    if not text.strip():
+        raise MalformedRecordError("blank line", BLANK_LINE)
+    if not line.terminated:
+        raise MalformedRecordError("last line has no end-of-line (file cut short?)", TRUNCATED_LINE)
+    return text
+
+
 def _fields(line: RawLine, sep: str, expected: int) -> list[str]:
-    if not line.text.strip():
-        raise MalformedRecordError("blank line")
-    fields = line.text.split(sep)
+    fields = _decode(line).split(sep)
+    if all(_HEADER_WORD.fullmatch(field.strip()) for field in fields):
+        raise MalformedRecordError("looks like a header line (column names, no values)", HEADER_LINE)
     if len(fields) != expected:
-        raise MalformedRecordError(f"expected {expected} fields, found {len(fields)}")
+        raise MalformedRecordError(f"expected {expected} fields, found {len(fields)}", WRONG_FIELD_COUNT)
     return fields
 
 
 def _positive_id(value: str, name: str) -> str:
     value = value.strip()
-    if not value.isdigit() or int(value) <= 0:
-        raise MalformedRecordError(f"{name} {value!r} is not a positive integer")
+    if not (value.isascii() and value.isdigit()) or int(value) <= 0:
+        raise MalformedRecordError(f"{name} {value!r} is not a positive integer", BAD_ID)
     return str(int(value))
 
 
-def parse_rating(line: RawLine) -> Rating:
-    """Parses one `u.data` line: user id, item id, rating, timestamp (tab-separated)."""
+def parse_rating(line: RawLine, max_timestamp: int | None = None) -> Rating:
+    """Parses one `u.data` line: user id, item id, rating, timestamp (tab-separated).
+
+    `max_timestamp` (the run's start time) refuses ratings from the future.
+    """
     user, movie, rating, timestamp = _fields(line, "\t", 4)
-    try:
-        value = int(rating)
-    except ValueError:
-        raise MalformedRecordError(f"rating {rating!r} is not an integer") from None
+    user_id, movie_id = _positive_id(user, "user id"), _positive_id(movie, "movie id")
+    if not (rating.isascii() and rating.strip().isdigit()):
+        raise MalformedRecordError(f"rating {rating!r} is not an integer", BAD_RATING)
+    value = int(rating)
     if value not in RATING_VALUES:
-        raise MalformedRecordError(f"rating {value} is outside 1..5")
-    if not timestamp.strip().isdigit():
-        raise MalformedRecordError(f"timestamp {timestamp!r} is not a non-negative integer")
-    return Rating(
-        user_id=_positive_id(user, "user id"),
-        movie_id=_positive_id(movie, "movie id"),
-        rating=float(value),
-        timestamp=int(timestamp),
-    )
+        raise MalformedRecordError(f"rating {value} is outside 1..5", BAD_RATING)
+    stamp = timestamp.strip()
+    if not (stamp.isascii() and stamp.isdigit()) or len(stamp) > 12:
+        raise MalformedRecordError(f"timestamp {timestamp!r} is not a non-negative integer", BAD_TIMESTAMP)
+    if max_timestamp is not None and int(stamp) > max_timestamp:
+        raise MalformedRecordError(f"timestamp {stamp} is in the future (after {max_timestamp})", FUTURE_TIMESTAMP)
+    return Rating(user_id=user_id, movie_id=movie_id, rating=float(value), timestamp=int(stamp))
 
 
 def parse_user(line: RawLine) -> User:
     """Parses one `u.user` line: id|age|gender|occupation|zip."""
     user, age, gender, occupation, zip_code = _fields(line, "|", 5)
-    if not age.isdigit() or not 1 <= int(age) <= 120:
-        raise MalformedRecordError(f"age {age!r} is not an integer in 1..120")
-    if gender not in GENDERS:
-        raise MalformedRecordError(f"gender {gender!r} is not one of {GENDERS}")
-    if not occupation:
-        raise MalformedRecordError("occupation is empty")
-    if not zip_code.strip():
-        raise MalformedRecordError("zip code is empty")
-    return User(_positive_id(user, "user id"), int(age), gender, occupation, zip_code.strip())
+    user_id = _positive_id(user, "user id")
+    if not (age.isascii() and age.isdigit()) or not 1 <= int(age) <= 120:
+        raise MalformedRecordError(f"age {age!r} is not an integer in 1..120", BAD_VALUE)
+    # Gender and occupation values are checked by the schema (ExampleValidator), not here:
+    # a new value is a data anomaly for the gate to report, not a malformed line.
+    for name, value in (("gender", gender), ("occupation", occupation), ("zip code", zip_code)):
+        if not value.strip():
+            raise MalformedRecordError(f"{name} is empty", BAD_VALUE)
+    return User(user_id, int(age), gender.strip(), occupation.strip(), zip_code.strip())
 
 
 def parse_release_year(date: str) -> int:
@@ -141,24 +228,45 @@ def parse_release_year(date: str) -> int:
     try:
         return datetime.datetime.strptime(date.strip(), "%d-%b-%Y").year
     except ValueError:
-        raise MalformedRecordError(f"release date {date!r} is not like 01-Jan-1995") from None
+        raise MalformedRecordError(f"release date {date!r} is not like 01-Jan-1995", BAD_VALUE) from None
 
 
 def parse_movie(line: RawLine) -> Movie:
     """Parses one `u.item` line: id|title|release|video release|IMDb URL|19 genre flags."""
     fields = _fields(line, "|", 5 + len(GENRES))
+    movie_id = _positive_id(fields[0], "movie id")
     flags = fields[5:]
     if any(flag not in ("0", "1") for flag in flags):
-        raise MalformedRecordError("genre flags must be 0 or 1")
+        raise MalformedRecordError("genre flags must be 0 or 1", BAD_VALUE)
     genres = tuple(genre for genre, flag in zip(GENRES, flags, strict=True) if flag == "1")
     if not genres:
-        raise MalformedRecordError("movie has no genre flag set")
-    return Movie(
-        movie_id=_positive_id(fields[0], "movie id"),
-        title=fields[1],
-        release_year=parse_release_year(fields[2]),
-        genres=genres,
-    )
+        raise MalformedRecordError("movie has no genre flag set", BAD_VALUE)
+    return Movie(movie_id=movie_id, title=fields[1], release_year=parse_release_year(fields[2]), genres=genres)
+
+
+Parsed = TypeVar("Parsed")
+
+
+def parse_lines(lines: Iterable[RawLine], parse: Callable[[RawLine], Parsed]) -> tuple[list, list[Rejection]]:
+    """Applies `parse` to every line: (accepted (line, record) pairs, rejections). Never raises for bad data."""
+    accepted, rejected = [], []
+    for line in lines:
+        try:
+            accepted.append((line, parse(line)))
+        except MalformedRecordError as error:
+            rejected.append(reject(line, error))
+    return accepted, rejected
+
+
+def keep_first(pairs: Iterable[tuple[RawLine, Any]], what: str) -> tuple[tuple[RawLine, Any], list[Rejection]]:
+    """Of records sharing one key, keeps the earliest line; the others are duplicates."""
+    ordered = sorted(pairs, key=lambda pair: (pair[0].file, pair[0].line_no))
+    first = ordered[0][0]
+    rejected = [
+        reject(line, MalformedRecordError(f"duplicate {what} (first at line {first.line_no})", DUPLICATE))
+        for line, _ in ordered[1:]
+    ]
+    return ordered[0], rejected
 
 
 @dataclasses.dataclass(frozen=True)
