@@ -125,6 +125,15 @@ class PipelineConfig:
 
 
 BEAM_RUNNERS = ("DirectRunner", "DataflowRunner", "FlinkRunner", "SparkRunner", "PortableRunner")
+# Beam options that carry credentials. Beam args are recorded in ML Metadata and in the compiled
+# pipeline spec, so these are refused: their libraries read the same secrets from the environment.
+SECRET_BEAM_OPTIONS = (
+    "--s3_access_key_id",
+    "--s3_secret_access_key",
+    "--s3_session_token",
+    "--azure_connection_string",
+)
+_SECRET_WORDS = ("secret", "password", "token", "credential", "private_key")
 
 
 def beam_args(runner: str, extra: tuple[str, ...] = ()) -> tuple[str, ...]:
@@ -134,8 +143,14 @@ def beam_args(runner: str, extra: tuple[str, ...] = ()) -> tuple[str, ...]:
     for arg in extra:
         if not arg.startswith("--"):
             raise ValueError(f"Beam args look like --name=value, got {arg!r}")
-        if arg.split("=", 1)[0] == "--runner":
+        name = arg.split("=", 1)[0]
+        if name == "--runner":
             raise ValueError("give the Beam runner with --beam-runner, not as a --beam-arg")
+        if name in SECRET_BEAM_OPTIONS or any(word in name.lower() for word in _SECRET_WORDS):
+            raise ValueError(
+                f"Beam arg {name} carries a credential: it would be stored in ML Metadata and the compiled "
+                "pipeline. Give it through the environment of the workers instead (e.g. AWS_SECRET_ACCESS_KEY)."
+            )
     return (f"--runner={runner}", *extra)
 
 

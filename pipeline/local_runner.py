@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import fcntl
 import io
 import logging
 import os
+import socket
 import sys
 import time
 import warnings
@@ -29,6 +31,69 @@ Echo = Callable[[str], None]
 
 class PipelineRunError(RuntimeError):
     """A component failed; the message names it and the root cause."""
+
+
+class AlreadyRunningError(PipelineRunError):
+    """Another local run holds the pipeline's ML Metadata store (SQLite takes one writer)."""
+
+
+@contextlib.contextmanager
+def exclusive_run(metadata_file: str):
+    """Holds an exclusive lock on `<metadata_file>.lock` for the duration of a run.
+
+    A second run on the same store is refused at once (SQLite MLMD is not safe for two
+    writers). The lock is an flock, so the kernel releases it when the holder dies, even
+    by `kill -9`: a killed run never blocks the next one.
+    """
+    path = f"{metadata_file}.lock"
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    handle = open(path, "a+")  # held open (and locked) for the whole run
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise AlreadyRunningError(
+            f"another run is already using {metadata_file} ({holder}); wait for it to finish, "
+            "or use another --pipeline-root / --metadata-path"
+        ) from None
+    try:
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} on {socket.gethostname()}, started {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+        handle.flush()
+        yield
+    finally:
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()
+
+
+# Substrings of TensorFlow/zlib errors raised when a record file is damaged.
+_CORRUPTION_MARKERS = ("DataLoss", "corrupted record", "truncated record", "inflate()", "data loss", "CRC")
+
+
+def corrupted_input(executions: list[metadata.ComponentExecution], component: str) -> str | None:
+    """If `component`'s failed execution read a damaged record file, which artifact and file it was."""
+    failed = [e for e in executions if e.component == component and e.state not in ("COMPLETE", "CACHED")]
+    for execution in failed:
+        for key, artifacts in execution.inputs.items():
+            for artifact in artifacts:
+                problem = _first_damaged_file(artifact.uri)
+                if problem:
+                    return f"input artifact '{key}' (id {artifact.id}, {artifact.uri}) is corrupted: {problem}"
+    return None
+
+
+def _first_damaged_file(uri: str) -> str | None:
+    """The first gzipped TFRecord file under `uri` that cannot be read to the end, with TF's message."""
+    for path in sorted(tf.io.gfile.glob(os.path.join(uri, "*", "*.gz")) + tf.io.gfile.glob(os.path.join(uri, "*.gz"))):
+        try:
+            for _ in tf.data.TFRecordDataset(path, compression_type="GZIP"):
+                pass
+        except (tf.errors.DataLossError, tf.errors.OutOfRangeError, tf.errors.InvalidArgumentError) as error:
+            return f"{path}: {error.message.splitlines()[0].split(' [Op:')[0]}"
+    return None
 
 
 class _ProgressHandler(logging.Handler):
@@ -165,19 +230,30 @@ def run_local(config: PipelineConfig, echo: Echo | None = None, verbose: bool = 
         errors.setLevel(logging.ERROR)
         absl_logger.addHandler(errors)
     connection = tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_file)
-    echo(f"Running {config.pipeline_name} (pipeline root {config.pipeline_root})")
     pipeline = dag.create_pipeline(config, connection)
     # KerasTuner prints its search space and results to stdout; keep them out of the progress view.
     stdout = contextlib.nullcontext() if verbose else contextlib.redirect_stdout(io.StringIO())
     try:
-        with stdout:
-            tfx.orchestration.LocalDagRunner().run(pipeline)
+        with exclusive_run(config.metadata_file):
+            echo(f"Running {config.pipeline_name} (pipeline root {config.pipeline_root})")
+            with stdout:
+                tfx.orchestration.LocalDagRunner().run(pipeline)
+    except AlreadyRunningError:
+        raise
     except Exception as error:  # Re-raised with the component and root cause named.
         progress.failed()
         cause = _root_cause(error)
-        raise PipelineRunError(
-            f"component {progress.current or '?'} failed: {type(cause).__name__}: {cause}"
-        ) from error
+        message = f"component {progress.current or '?'} failed: {type(cause).__name__}: {cause}"
+        if progress.current and any(marker in f"{type(cause).__name__}: {cause}" for marker in _CORRUPTION_MARKERS):
+            store = metadata.open_store(config.metadata_file)
+            run_id = metadata.run_ids(store, config.pipeline_name)[-1]
+            damaged = corrupted_input(metadata.run_executions(store, config.pipeline_name, run_id), progress.current)
+            if damaged:
+                message = (
+                    f"component {progress.current} failed: its {damaged}. "
+                    "Re-create it with --no-cache (or delete the pipeline root)."
+                )
+        raise PipelineRunError(message) from error
     finally:
         absl_logger.removeHandler(progress)
         absl_logger.propagate = propagate

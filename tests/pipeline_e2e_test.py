@@ -4,6 +4,8 @@ Tests in this module share one pipeline root and run in order: first run (throug
 CLI, as a user would), the pushed model, re-runs and caching, then a worse model.
 """
 
+import dataclasses
+import hashlib
 import os
 import shutil
 import subprocess
@@ -48,6 +50,14 @@ def config_for(ws: dict, **overrides) -> PipelineConfig:
 
 def states(config: PipelineConfig) -> dict[str, str]:
     return {e.component: e.state for e in summarize(config).executions}
+
+
+def tree_snapshot(directory: Path) -> dict[str, str]:
+    """Every path under `directory` with the SHA-256 of its content (directories as <dir>)."""
+    return {
+        str(p.relative_to(directory)): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "<dir>"
+        for p in sorted(directory.rglob("*"))
+    }
 
 
 def pushed_versions(ws: dict) -> list[str]:
@@ -124,6 +134,70 @@ def test_pushed_model_scores_known_and_unknown_users(workspace):
     np.testing.assert_allclose(json_like, [ratings[0], ratings[2]], rtol=1e-5)
 
 
+def _with(serialized: bytes, edit) -> bytes:
+    example = tf.train.Example.FromString(serialized)
+    edit(example.features.feature)
+    return example.SerializeToString()
+
+
+def _retyped_age(feature):
+    feature[f.USER_AGE].Clear()
+    feature[f.USER_AGE].bytes_list.value.append(b"33")
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda feature: feature.__delitem__(f.USER_AGE), "Feature: user_age .* is required but could not be found"),
+        (_retyped_age, "Key: user_age.*Data types don't match.*expected type: int64"),
+        (lambda feature: feature[f.USER_AGE].int64_list.value.append(40), "Key: user_age.*Number of int64 values"),
+    ],
+)
+def test_serving_rejects_malformed_examples_with_a_clear_error(workspace, edit, message):
+    [version] = pushed_versions(workspace)[:1]
+    serve = tf.saved_model.load(str(workspace["serving"] / "movielens_ranker" / version)).signatures[
+        f.SERVING_SIGNATURE
+    ]
+    good = serialized_example("1", "1")
+    with pytest.raises(tf.errors.InvalidArgumentError, match=f"(?s){message}"):
+        serve(examples=tf.constant([good, _with(good, edit)]))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="Could not parse example input"):
+        serve(examples=tf.constant([b"\x00 not a tf.Example"]))
+
+
+def test_serving_batches_empty_to_ten_thousand_stay_finite_and_in_range(workspace):
+    [version] = pushed_versions(workspace)[:1]
+    model = tf.saved_model.load(str(workspace["serving"] / "movielens_ranker" / version))
+    serve, raw = model.signatures[f.SERVING_SIGNATURE], model.signatures[f.RAW_SIGNATURE]
+    assert serve(examples=tf.constant([], tf.string))[f.PREDICTION_KEY].shape == (0, 1)
+
+    rng = np.random.default_rng(0)
+    batch = [
+        serialized_example(str(rng.integers(1, 10**6)), str(rng.integers(1, 10**6)), genres=("Drama", "Zzz"))
+        for _ in range(10_000)
+    ]  # mostly unknown users and movies: OOV buckets
+    ratings = serve(examples=tf.constant(batch))[f.PREDICTION_KEY].numpy().ravel()
+    assert ratings.shape == (10_000,) and np.isfinite(ratings).all()
+    assert ((ratings >= 1) & (ratings <= 5)).all()
+
+    inputs = dict(
+        user_id=["1", "x"], movie_id=["1", "y"], user_gender=["F", "?"], user_occupation=["writer", ""],
+        user_zip=["55414", ""], movie_title=["A movie", ""], movie_genres=[["Drama"], [""]],
+    )  # fmt: skip
+    ints = dict(timestamp=[880_000_000, -1], user_age=[33, 10**9], movie_release_year=[1995, 0])
+    kwargs = {k: tf.constant(v) for k, v in inputs.items()} | {k: tf.constant(v, tf.int64) for k, v in ints.items()}
+    extreme = raw(**kwargs)[f.PREDICTION_KEY].numpy().ravel()
+    assert np.isfinite(extreme).all() and ((extreme >= 1) & (extreme <= 5)).all()
+    empty = raw(**{k: v[:0] for k, v in kwargs.items()})[f.PREDICTION_KEY]
+    assert empty.shape == (0, 1)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="inputs differ in batch size"):
+        raw(**{**kwargs, "user_id": tf.constant(["1"])})
+    with pytest.raises(tf.errors.InvalidArgumentError, match="expected to be a int64 tensor but is a float"):
+        raw(**{**kwargs, "user_age": tf.constant([33.0, 40.0])})
+    with pytest.raises(TypeError, match="missing a required argument: 'user_age'"):
+        raw(**{k: v for k, v in kwargs.items() if k != "user_age"})
+
+
 def test_rerun_with_nothing_changed_is_cached(workspace):
     """Second run: everything up to the Trainer is cached. The Evaluator and Pusher run once
     more because their baseline input changed (run 1 had no blessed model; now the resolver
@@ -150,6 +224,7 @@ def test_rerun_with_nothing_changed_is_cached(workspace):
 
 def test_a_model_worse_than_the_blessed_one_is_not_pushed(workspace):
     versions = pushed_versions(workspace)
+    before = tree_snapshot(workspace["serving"])
     config = config_for(
         workspace,
         trainer=TrainerConfig(epochs=1, tuner_trials=0, learning_rate=1e-6, layer_sizes=(8,)),
@@ -161,6 +236,14 @@ def test_a_model_worse_than_the_blessed_one_is_not_pushed(workspace):
     assert by_name[dag.TRAINER].state == "COMPLETE" and by_name[dag.EVALUATOR].state == "COMPLETE"
     assert summary.blessed is False and summary.pushed_path is None
     assert pushed_versions(workspace) == versions
+    assert tree_snapshot(workspace["serving"]) == before  # every file, byte for byte
+
+
+def test_a_model_over_the_rmse_bound_is_not_pushed(workspace):
+    before = tree_snapshot(workspace["serving"])
+    summary = run_local(config_for(workspace, rmse_upper_bound=0.05), echo=lambda line: None)
+    assert summary.blessed is False and summary.pushed_path is None
+    assert tree_snapshot(workspace["serving"]) == before
 
 
 def test_schema_violation_stops_the_run_at_the_gate(synthetic_dir, tmp_path):
@@ -180,3 +263,14 @@ def test_schema_violation_stops_the_run_at_the_gate(synthetic_dir, tmp_path):
     ran = {e.component for e in metadata.run_executions(store, config.pipeline_name, run_id)}
     assert dag.EXAMPLE_VALIDATOR in ran and dag.TRANSFORM not in ran and dag.PUSHER not in ran
     assert not ws["serving"].exists()
+
+    # The explicit override lets the anomaly through, and says so in the summary and in MLMD.
+    accepting = dataclasses.replace(config, accepted_anomalies=("user_occupation",))
+    summary = run_local(accepting, echo=lambda line: None)
+    by_name = {e.component: e for e in summary.executions}
+    assert by_name[dag.VALIDATION_GATE].state == by_name[dag.TRANSFORM].state == "COMPLETE"
+    assert by_name[dag.EXAMPLE_VALIDATOR].state == "CACHED"
+    assert by_name[dag.VALIDATION_GATE].property("accepted_anomalies") == '["user_occupation"]'
+    [accepted] = summary.accepted_anomalies
+    assert "] user_occupation:" in accepted and "astronaut" in accepted
+    assert f"  ACCEPTED anomaly (override): {accepted}" in summary.lines()

@@ -32,12 +32,13 @@ class PushError(RuntimeError):
     """The push could not be completed; nothing was published to the serving directory."""
 
 
-def _files(directory: str) -> list[str]:
-    """Every file under `directory`, relative to it, saved_model.pb last (readers test for it)."""
-    found = []
-    for root, _, files in fileio.walk(directory):
-        found += [os.path.relpath(os.path.join(root, name), directory) for name in files]
-    return sorted(found, key=lambda path: (path == SAVED_MODEL_FILE, path))
+def _tree(directory: str) -> tuple[list[str], list[str]]:
+    """(subdirectories, files) under `directory`, relative to it; saved_model.pb last (readers test for it)."""
+    directories, files = [], []
+    for root, subdirectories, names in fileio.walk(directory):
+        directories += [os.path.relpath(os.path.join(root, name), directory) for name in subdirectories]
+        files += [os.path.relpath(os.path.join(root, name), directory) for name in names]
+    return sorted(directories), sorted(files, key=lambda path: (path == SAVED_MODEL_FILE, path))
 
 
 def push_atomically(
@@ -57,9 +58,11 @@ def push_atomically(
     final = os.path.join(base_directory, str(version))
     staging = os.path.join(base_directory, f"{STAGING_PREFIX}{version}-{uuid.uuid4().hex[:8]}")
     try:
-        for relative in _files(model_path):
+        directories, files = _tree(model_path)
+        for relative in ["", *directories]:  # empty ones too (assets/)
+            fileio.makedirs(os.path.join(staging, relative))
+        for relative in files:
             target = os.path.join(staging, relative)
-            fileio.makedirs(os.path.dirname(target))
             fileio.copy(os.path.join(model_path, relative), target, overwrite=True)
             if on_file is not None:
                 on_file(relative)

@@ -47,6 +47,10 @@ def make_signatures(model: tf.keras.Model, tft_output: tft.TFTransformOutput) ->
 
     @tf.function(input_signature=[raw_signature])
     def predict_raw(inputs):
+        sizes = tf.stack([tf.shape(inputs[name])[0] for name in sorted(inputs)])
+        tf.debugging.assert_equal(
+            sizes, tf.fill(tf.shape(sizes), sizes[0]), message=f"{f.RAW_SIGNATURE}: inputs differ in batch size"
+        )
         raw = {name: tf.reshape(inputs[name], [-1, 1]) for name in _RAW_DTYPES}
         raw[f.MOVIE_GENRES] = tf.sparse.from_dense(inputs[f.MOVIE_GENRES])  # drops "" padding
         return _predict(model, model.tft_layer(raw))

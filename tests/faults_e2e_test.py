@@ -1,0 +1,178 @@
+"""Faults injected into real `recommender run` processes on one pipeline root, in order:
+
+1. kill -9 during Transform; 2. a second run refused while another one holds the store;
+3. kill -9 during Trainer; 4. a run that completes, reusing what the killed runs finished;
+5. a truncated TFRecord in an upstream artifact. Nothing is ever pushed by a failed or killed
+run, and a planted credential never reaches the logs or the pipeline root.
+"""
+
+import gzip
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from ml_metadata.proto import metadata_store_pb2
+
+from pipeline import metadata
+from pipeline import pipeline as dag
+from pipeline.config import DEFAULT_PIPELINE_NAME, METADATA_FILE_NAME
+
+pytestmark = pytest.mark.e2e
+
+PLANTED = "planted-credential-8c1f2e9a7b"  # in the environment of every run; must never be written anywhere
+UPSTREAM = (dag.EXAMPLE_GEN, dag.STATISTICS_GEN, dag.SCHEMA_IMPORTER, dag.EXAMPLE_VALIDATOR, dag.VALIDATION_GATE)
+
+
+@pytest.fixture(scope="module")
+def ws(tmp_path_factory, synthetic_dir) -> dict:
+    root = tmp_path_factory.mktemp("faults")
+    return {"data": synthetic_dir, "root": root / "pipeline", "serving": root / "serving", "logs": []}
+
+
+def command(ws: dict, *extra: str) -> list[str]:
+    return [
+        sys.executable, "-m", "pipeline.cli", "run",
+        "--input-dir", str(ws["data"]), "--pipeline-root", str(ws["root"]), "--serving-dir", str(ws["serving"]),
+        "--epochs", "2", "--tuner-trials", "0", *extra,
+    ]  # fmt: skip
+
+
+def env() -> dict:
+    return {**os.environ, "AWS_SECRET_ACCESS_KEY": PLANTED, "KFP_TOKEN": PLANTED, "PYTHONUNBUFFERED": "1"}
+
+
+def start(ws: dict, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        command(ws, *extra), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env(),
+        start_new_session=True,  # its own process group: kill -9 reaches any child too
+    )  # fmt: skip
+
+
+def kill_when(ws: dict, process: subprocess.Popen, line_start: str, after_s: float, while_waiting=None) -> str:
+    """Reads progress lines until one starts with `line_start`, waits `after_s`, then kill -9s the group."""
+    lines = []
+    deadline = time.monotonic() + 600
+    for line in process.stdout:
+        lines.append(line)
+        if line.strip().startswith("Running") and while_waiting is not None:
+            while_waiting()
+        if line.strip().startswith(line_start):
+            break
+        assert time.monotonic() < deadline, "".join(lines)
+    else:
+        pytest.fail(f"the run ended before {line_start!r}:\n{''.join(lines)}")
+    time.sleep(after_s)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=60)
+    assert process.returncode == -signal.SIGKILL
+    output = "".join(lines) + process.stdout.read()
+    ws["logs"].append(output)
+    return output
+
+
+def run_executions(ws: dict) -> list[list[metadata.ComponentExecution]]:
+    store = metadata.open_store(str(ws["root"] / METADATA_FILE_NAME))
+    return [
+        metadata.run_executions(store, DEFAULT_PIPELINE_NAME, run)
+        for run in metadata.run_ids(store, DEFAULT_PIPELINE_NAME)
+    ]
+
+
+def by_component(executions: list[metadata.ComponentExecution]) -> dict[str, metadata.ComponentExecution]:
+    return {e.component: e for e in executions}
+
+
+def live_outputs(execution: metadata.ComponentExecution) -> list:
+    return [
+        a for artifacts in execution.outputs.values() for a in artifacts if a.state == metadata_store_pb2.Artifact.LIVE
+    ]
+
+
+def serving_snapshot(ws: dict) -> dict:
+    base = ws["serving"]
+    return {str(p.relative_to(base)): p.stat().st_size for p in base.rglob("*")} if base.exists() else {}
+
+
+def test_kill_during_transform_publishes_nothing(ws):
+    output = kill_when(ws, start(ws), "Transform", after_s=4)
+    assert "Transform                    started" in output
+    [run] = run_executions(ws)
+    components = by_component(run)
+    assert {c: components[c].state for c in UPSTREAM} == {c: "COMPLETE" for c in UPSTREAM}
+    assert components[dag.TRANSFORM].state == "RUNNING"  # killed: never completed
+    assert live_outputs(components[dag.TRANSFORM]) == []
+    assert dag.TRAINER not in components and serving_snapshot(ws) == {}
+
+
+def test_second_run_is_refused_while_one_runs_then_kill_during_trainer(ws):
+    refused = {}
+
+    def try_second_run():
+        if not refused:
+            result = subprocess.run(command(ws), capture_output=True, text=True, env=env(), timeout=300)
+            refused.update(code=result.returncode, out=result.stdout + result.stderr)
+            ws["logs"].append(refused["out"])
+
+    kill_when(ws, start(ws), "Trainer", after_s=4, while_waiting=try_second_run)
+    assert refused["code"] == 1, refused["out"]
+    assert "Error: another run is already using" in refused["out"] and "pid " in refused["out"]
+    assert "Traceback" not in refused["out"]
+
+    runs = run_executions(ws)
+    assert len(runs) == 2  # the refused run never touched the store
+    components = by_component(runs[-1])
+    assert {c: components[c].state for c in UPSTREAM} == {c: "CACHED" for c in UPSTREAM}
+    assert components[dag.TRANSFORM].state == "COMPLETE"  # the killed Transform was redone, not reused
+    assert components[dag.TRAINER].state == "RUNNING" and live_outputs(components[dag.TRAINER]) == []
+    assert serving_snapshot(ws) == {}
+
+
+def test_next_run_completes_reusing_what_the_killed_runs_finished(ws):
+    result = subprocess.run(command(ws), capture_output=True, text=True, env=env(), timeout=900)
+    ws["logs"].append(result.stdout + result.stderr)
+    assert result.returncode == 0, result.stdout + result.stderr
+    runs = run_executions(ws)
+    first, second, third = (by_component(run) for run in runs)
+    assert {c: third[c].state for c in (*UPSTREAM, dag.TRANSFORM)} == {c: "CACHED" for c in (*UPSTREAM, dag.TRANSFORM)}
+    assert third[dag.TRAINER].state == third[dag.PUSHER].state == "COMPLETE"
+    # The cached Transform outputs are the second run's (completed) ones, never the killed first run's.
+    transformed = third[dag.TRANSFORM].output("transformed_examples")
+    assert transformed.id == second[dag.TRANSFORM].output("transformed_examples").id
+    assert transformed.id not in {a.id for a in first[dag.TRANSFORM].outputs.get("transformed_examples", [])}
+    assert third[dag.TRAINER].inputs["examples"][0].id == transformed.id
+    pushed = third[dag.PUSHER].output("pushed_model")
+    assert pushed.custom_properties["pushed"].int_value == 1
+    assert Path(pushed.custom_properties["pushed_destination"].string_value, "saved_model.pb").is_file()
+
+
+def test_truncated_upstream_records_fail_the_consumer_naming_the_artifact(ws):
+    transformed = by_component(run_executions(ws)[-1])[dag.TRANSFORM].output("transformed_examples")
+    [record_file] = sorted(Path(transformed.uri, "Split-train").glob("*.gz"))
+    data = record_file.read_bytes()
+    record_file.write_bytes(data[: len(data) // 2])  # a partial write: the gzip stream ends mid-way
+    ws["truncated"] = record_file
+    before = serving_snapshot(ws)
+
+    result = subprocess.run(command(ws, "--epochs", "3"), capture_output=True, text=True, env=env(), timeout=900)
+    ws["logs"].append(result.stdout + result.stderr)
+    assert result.returncode == 1
+    assert "Trainer                      FAILED" in result.stdout
+    assert "Error: component Trainer failed: its input artifact 'examples'" in result.stderr
+    assert f"(id {transformed.id}, {transformed.uri}) is corrupted: {record_file}: " in result.stderr
+    assert "Traceback" not in result.stderr
+    assert serving_snapshot(ws) == before  # nothing pushed
+
+
+def test_planted_credential_is_never_logged_or_written(ws):
+    assert len(ws["logs"]) == 5  # every run above, the refused one included
+    for output in ws["logs"]:
+        assert PLANTED not in output
+    for path in ws["root"].rglob("*"):
+        if path.is_file():
+            assert PLANTED.encode() not in path.read_bytes(), path
+            if path.suffix == ".gz" and path != ws.get("truncated"):
+                assert PLANTED.encode() not in gzip.decompress(path.read_bytes()), path
