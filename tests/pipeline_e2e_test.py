@@ -6,6 +6,7 @@ CLI, as a user would), the pushed model, re-runs and caching, then a worse model
 
 import dataclasses
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -32,8 +33,12 @@ ALL_COMPONENTS = {
 
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory, synthetic_dir) -> dict:
+    """The synthetic data plus two malformed lines (0.06% of 3,202: under the 0.1% limit)."""
     root = tmp_path_factory.mktemp("e2e")
-    return {"data": synthetic_dir, "root": root / "pipeline", "serving": root / "serving"}
+    shutil.copytree(synthetic_dir, root / "data")
+    with open(root / "data" / "u.data", "a") as handle:
+        handle.write("1\t2\t9\t881250949\n\n")
+    return {"data": root / "data", "root": root / "pipeline", "serving": root / "serving"}
 
 
 def config_for(ws: dict, **overrides) -> PipelineConfig:
@@ -96,11 +101,19 @@ def test_first_run_through_the_cli_executes_blesses_and_pushes(workspace):
     assert "Transform                    finished in" in out
     assert "INFO" not in out + result.stderr and "Traceback" not in result.stderr
     assert "rows per split : train" in out and "blessed        : yes" in out
+    assert "raw records    : 3,202 read, 2 rejected (bad_rating 1, blank_line 1) → " in out
 
     config = config_for(workspace)
     summary = summarize(config)
     assert {e.component: e.state for e in summary.executions} == {c: "COMPLETE" for c in ALL_COMPONENTS}
     assert sum(summary.split_rows.values()) == 3000
+    examples = next(e for e in summary.executions if e.component == dag.EXAMPLE_GEN).output("examples")
+    recorded = {key: metadata.value(examples.custom_properties[key]) for key in ("raw_records", "rejected_records")}
+    assert recorded == {"raw_records": 3202, "rejected_records": 2}
+    assert metadata.value(examples.custom_properties["rejected_by_reason"]) == '{"bad_rating": 1, "blank_line": 1}'
+    quarantine = Path(metadata.value(examples.custom_properties["quarantine_uri"]))
+    rejected = [line for path in quarantine.glob("rejected-*.jsonl") for line in path.read_text().splitlines()]
+    assert sorted(json.loads(line)["line_no"] for line in rejected) == [3001, 3002]
     assert summary.blessed is True and summary.test_rmse < config.rmse_upper_bound
     assert summary.pushed_path and Path(summary.pushed_path, "saved_model.pb").is_file()
     assert Path(summary.pushed_path).parent == workspace["serving"] / "movielens_ranker"
@@ -244,6 +257,26 @@ def test_a_model_over_the_rmse_bound_is_not_pushed(workspace):
     summary = run_local(config_for(workspace, rmse_upper_bound=0.05), echo=lambda line: None)
     assert summary.blessed is False and summary.pushed_path is None
     assert tree_snapshot(workspace["serving"]) == before
+
+
+def test_too_many_malformed_lines_fail_at_example_gen_and_publish_nothing(synthetic_dir, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(synthetic_dir, data)
+    with open(data / "u.data", "a") as handle:
+        handle.write("".join(f"{n}\tx\t3\t881250949\n" for n in range(1, 6)))  # 5 of 3,205 lines: 0.16%
+    ws = {"data": data, "root": tmp_path / "pipeline", "serving": tmp_path / "serving"}
+    config = config_for(ws, trainer=TrainerConfig(epochs=1, tuner_trials=0))
+    pattern = (
+        r"(?s)ExampleGen failed: RejectedRecordsError: ExampleGen rejected 5 of 3,205 raw records \(0\.156%; bad_id 5\)"
+        r": more than the limit of 0\.100%.*u\.data:3001: movie id 'x' is not a positive integer.*quarantine/rejected-"
+    )
+    with pytest.raises(PipelineRunError, match=pattern):
+        run_local(config, echo=lambda line: None)
+    store = metadata.open_store(config.metadata_file)
+    [run_id] = metadata.run_ids(store, config.pipeline_name)
+    [example_gen] = metadata.run_executions(store, config.pipeline_name, run_id)
+    assert example_gen.state == "FAILED"
+    assert all(a.state != a.LIVE for artifacts in example_gen.outputs.values() for a in artifacts)
 
 
 def test_schema_violation_stops_the_run_at_the_gate(synthetic_dir, tmp_path):
