@@ -70,18 +70,37 @@ def pushed_versions(ws: dict) -> list[str]:
     return sorted(os.listdir(base)) if base.exists() else []
 
 
+# A user with 4 earlier ratings (sum 14), the last 2 hours ago; a movie rated 10 times before (sum 38).
+HISTORY_INTS = {
+    f.USER_PRIOR_COUNT: 4, f.USER_PRIOR_GENRE_COUNT: 2, f.USER_RECENT_COUNT: 4, f.USER_SECONDS_SINCE_LAST: 7200,
+    f.MOVIE_PRIOR_COUNT: 10,
+}  # fmt: skip
+HISTORY_FLOATS = {
+    f.USER_PRIOR_RATING_SUM: 14.0, f.USER_PRIOR_RATING_SQ_SUM: 52.0, f.USER_PRIOR_GENRE_RATING_SUM: 8.0,
+    f.USER_RECENT_RATING_SUM: 14.0, f.MOVIE_PRIOR_RATING_SUM: 38.0,
+}  # fmt: skip
+
+
+def raw_history(batch: int, **overrides) -> dict[str, tf.Tensor]:
+    """The history features as predict_raw takes them, for `batch` identical requests."""
+    values = {**HISTORY_INTS, **HISTORY_FLOATS, **overrides}
+    return {k: tf.constant([v] * batch, tf.int64 if k in HISTORY_INTS else tf.float32) for k, v in values.items()}
+
+
 def serialized_example(user: str, movie: str, genres=("Drama",), occupation="writer") -> bytes:
     feature = {
         f.USER_ID: [user.encode()], f.MOVIE_ID: [movie.encode()], f.USER_GENDER: [b"F"],
         f.USER_OCCUPATION: [occupation.encode()], f.USER_ZIP: [b"55414"], f.MOVIE_TITLE: [b"A movie"],
         f.MOVIE_GENRES: [g.encode() for g in genres],
     }  # fmt: skip
-    ints = {f.TIMESTAMP: 880_000_000, f.USER_AGE: 33, f.MOVIE_RELEASE_YEAR: 1995}
+    ints = {f.TIMESTAMP: 880_000_000, f.USER_AGE: 33, f.MOVIE_RELEASE_YEAR: 1995, **HISTORY_INTS}
     example = tf.train.Example()
     for key, values in feature.items():
         example.features.feature[key].bytes_list.value.extend(values)
     for key, value in ints.items():
         example.features.feature[key].int64_list.value.append(value)
+    for key, value in HISTORY_FLOATS.items():
+        example.features.feature[key].float_list.value.append(value)
     return example.SerializeToString()
 
 
@@ -142,7 +161,7 @@ def test_pushed_model_scores_known_and_unknown_users(workspace):
         user_zip=tf.constant(["55414", "55414"]), movie_title=tf.constant(["A movie", "A movie"]),
         timestamp=tf.constant([880_000_000, 880_000_000], tf.int64), user_age=tf.constant([33, 33], tf.int64),
         movie_release_year=tf.constant([1995, 1995], tf.int64),
-        movie_genres=tf.constant([["Drama", ""], ["Western", "NewGenre"]]),
+        movie_genres=tf.constant([["Drama", ""], ["Western", "NewGenre"]]), **raw_history(2),
     )[f.PREDICTION_KEY].numpy().ravel()  # fmt: skip
     np.testing.assert_allclose(json_like, [ratings[0], ratings[2]], rtol=1e-5)
 
@@ -199,6 +218,7 @@ def test_serving_batches_empty_to_ten_thousand_stay_finite_and_in_range(workspac
     )  # fmt: skip
     ints = dict(timestamp=[880_000_000, -1], user_age=[33, 10**9], movie_release_year=[1995, 0])
     kwargs = {k: tf.constant(v) for k, v in inputs.items()} | {k: tf.constant(v, tf.int64) for k, v in ints.items()}
+    kwargs |= raw_history(2, user_prior_count=10**6, user_seconds_since_last=-1, movie_prior_rating_sum=1e9)
     extreme = raw(**kwargs)[f.PREDICTION_KEY].numpy().ravel()
     assert np.isfinite(extreme).all() and ((extreme >= 1) & (extreme <= 5)).all()
     empty = raw(**{k: v[:0] for k, v in kwargs.items()})[f.PREDICTION_KEY]

@@ -18,8 +18,16 @@ pytestmark = pytest.mark.slow
 THURSDAY_15H55 = 881250949  # 1997-12-04 15:55:49 UTC
 
 
-def raw_row(user: str, movie: str, timestamp: int, age: int = 30, year: int = 1995, genres=("Action",)) -> dict:
+NO_HISTORY = {name: [0] for name in f.HISTORY_INT_FEATURES} | {name: [0.0] for name in f.HISTORY_FLOAT_FEATURES}
+NO_HISTORY[f.USER_SECONDS_SINCE_LAST] = [-1]
+
+
+def raw_row(
+    user: str, movie: str, timestamp: int, age: int = 30, year: int = 1995, genres=("Action",), **history
+) -> dict:
     return {
+        **NO_HISTORY,
+        **{name: [value] for name, value in history.items()},
         f.USER_ID: [user],
         f.MOVIE_ID: [movie],
         f.RATING: [4.0],
@@ -41,8 +49,13 @@ def transformed(tmp_path_factory):
     train = [
         raw_row("1", "10", THURSDAY_15H55, age=17, genres=("Action", "Drama")),
         raw_row("1", "11", THURSDAY_15H55 + 3600, age=17, year=1990),
-        raw_row("2", "10", THURSDAY_15H55 + 86_400, age=40, year=0),
-    ]
+        raw_row(
+            "2", "10", THURSDAY_15H55 + 86_400, age=40, year=0,
+            user_prior_count=2, user_prior_rating_sum=9.0, user_prior_rating_sq_sum=41.0, user_recent_count=2,
+            user_recent_rating_sum=9.0, user_seconds_since_last=3600, movie_prior_count=3, movie_prior_rating_sum=12.0,
+            user_prior_genre_count=1, user_prior_genre_rating_sum=5.0,
+        ),
+    ]  # fmt: skip
     serve = [raw_row("unknown-user", "10", THURSDAY_15H55, genres=("Western",))]
     output_dir = str(tmp_path_factory.mktemp("tft"))
     with tft_beam.Context(temp_dir=str(tmp_path_factory.mktemp("tmp"))):
@@ -90,6 +103,22 @@ def test_age_bucket_year_imputation_and_normalisation(transformed):
     assert train[0][f.LABEL_XF] == pytest.approx(4.0)
 
 
+def test_history_means_are_shrunk_towards_the_prior_and_centred(transformed):
+    train, serve, _ = transformed
+    prior = 12.0 / 3  # mean movie_prior_rating_sum / mean movie_prior_count over train: 4.0
+    first, third = train[0], train[2]
+    # No history: every mean sits exactly on the prior (0 once centred), the flag is off.
+    assert [first[name] for name in (f.USER_MEAN_XF, f.USER_GENRE_MEAN_XF, f.MOVIE_MEAN_XF)] == [0.0, 0.0, 0.0]
+    assert first[f.USER_HAS_HISTORY_XF] == 0.0 and first[f.USER_SINCE_LAST_XF] == 0.0
+    user_mean = (9.0 + f.USER_MEAN_PSEUDO_COUNT * prior) / (2 + f.USER_MEAN_PSEUDO_COUNT) - prior
+    assert third[f.USER_MEAN_XF] == pytest.approx(user_mean, abs=1e-5)
+    assert third[f.MOVIE_MEAN_XF] == pytest.approx((12.0 + 10 * prior) / 13 - prior, abs=1e-5)
+    assert third[f.USER_GENRE_MEAN_XF] == pytest.approx((5.0 + 3 * prior) / 4 - prior, abs=1e-5)
+    assert third[f.USER_STD_XF] == pytest.approx(np.sqrt((41 - 81 / 2 + 2) / 4) - 1, abs=1e-5)
+    assert third[f.USER_HAS_HISTORY_XF] == 1.0
+    assert serve[0][f.USER_MEAN_XF] == 0.0  # serving: same constants, no label needed
+
+
 def test_serving_features_do_not_need_the_label(transformed):
     _, _, tft_output = transformed
     layer = tft_output.transform_features_layer()
@@ -103,6 +132,8 @@ def test_serving_features_do_not_need_the_label(transformed):
         feat = example.features.feature[key]
         if isinstance(value[0], str):
             feat.bytes_list.value.extend(v.encode() for v in value)
+        elif isinstance(value[0], float):
+            feat.float_list.value.extend(value)
         else:
             feat.int64_list.value.extend(value)
     out = layer(tf.io.parse_example([example.SerializeToString()], spec))

@@ -22,14 +22,42 @@ MOVIE_RELEASE_YEAR = "movie_release_year"
 
 LABEL_KEY = RATING
 
+# Point-in-time history, computed by ExampleGen for each rating from strictly earlier events only
+# (earlier timestamp; ratings in the same second do not see each other). Serving requests must
+# carry them too: the client knows the user's and the movie's past (see README "Serving contract").
+USER_PRIOR_COUNT = "user_prior_count"  # the user's earlier ratings
+USER_PRIOR_RATING_SUM = "user_prior_rating_sum"
+USER_PRIOR_RATING_SQ_SUM = "user_prior_rating_sq_sum"
+USER_PRIOR_GENRE_COUNT = "user_prior_genre_count"  # ... of movies sharing a genre with this one (per genre)
+USER_PRIOR_GENRE_RATING_SUM = "user_prior_genre_rating_sum"
+USER_RECENT_COUNT = "user_recent_count"  # the last few (movielens.RECENT_RATINGS) earlier ratings
+USER_RECENT_RATING_SUM = "user_recent_rating_sum"
+USER_SECONDS_SINCE_LAST = "user_seconds_since_last"  # -1: no earlier rating
+MOVIE_PRIOR_COUNT = "movie_prior_count"  # the movie's earlier ratings (any user)
+MOVIE_PRIOR_RATING_SUM = "movie_prior_rating_sum"
+HISTORY_INT_FEATURES = (
+    USER_PRIOR_COUNT,
+    USER_PRIOR_GENRE_COUNT,
+    USER_RECENT_COUNT,
+    USER_SECONDS_SINCE_LAST,
+    MOVIE_PRIOR_COUNT,
+)
+HISTORY_FLOAT_FEATURES = (
+    USER_PRIOR_RATING_SUM,
+    USER_PRIOR_RATING_SQ_SUM,
+    USER_PRIOR_GENRE_RATING_SUM,
+    USER_RECENT_RATING_SUM,
+    MOVIE_PRIOR_RATING_SUM,
+)
+
 # Raw value written for a movie whose release date is missing (ml-100k movie 267).
 # Transform imputes it and exposes MOVIE_YEAR_MISSING so the model can tell.
 RELEASE_YEAR_UNKNOWN = 0
 
 # Raw string features and their Python/TF dtypes, in ExampleGen's output order.
 STRING_FEATURES = (USER_ID, MOVIE_ID, USER_GENDER, USER_OCCUPATION, USER_ZIP, MOVIE_TITLE)
-INT_FEATURES = (TIMESTAMP, USER_AGE, MOVIE_RELEASE_YEAR)
-FLOAT_FEATURES = (RATING,)
+INT_FEATURES = (TIMESTAMP, USER_AGE, MOVIE_RELEASE_YEAR, *HISTORY_INT_FEATURES)
+FLOAT_FEATURES = (RATING, *HISTORY_FLOAT_FEATURES)
 MULTI_STRING_FEATURES = (MOVIE_GENRES,)  # Variable-length lists.
 RAW_FEATURES = STRING_FEATURES + INT_FEATURES + FLOAT_FEATURES + MULTI_STRING_FEATURES
 SERVING_FEATURES = tuple(name for name in RAW_FEATURES if name != LABEL_KEY)
@@ -65,6 +93,22 @@ HOUR_COS_XF = transformed_name("hour_cos")
 DOW_SIN_XF = transformed_name("day_of_week_sin")
 DOW_COS_XF = transformed_name("day_of_week_cos")
 LABEL_XF = transformed_name(LABEL_KEY)
+# History: rating means shrunk towards the prior mean (so a first rating is not noise), centred on it.
+USER_MEAN_XF = transformed_name("user_prior_mean")
+USER_STD_XF = transformed_name("user_prior_std")
+USER_COUNT_XF = transformed_name("user_prior_count_log")  # z-score of log1p(count)
+USER_GENRE_MEAN_XF = transformed_name("user_prior_genre_mean")
+USER_GENRE_COUNT_XF = transformed_name("user_prior_genre_count_log")
+USER_RECENT_MEAN_XF = transformed_name("user_recent_mean")
+USER_SINCE_LAST_XF = transformed_name("user_since_last_log")  # z-score of log1p(seconds), 0 when none
+USER_HAS_HISTORY_XF = transformed_name("user_has_history")  # 0/1
+MOVIE_MEAN_XF = transformed_name("movie_prior_mean")
+MOVIE_COUNT_XF = transformed_name("movie_prior_count_log")
+# Pseudo-counts of the shrinkage: how many prior-mean ratings each mean starts with.
+USER_MEAN_PSEUDO_COUNT = 5.0
+USER_GENRE_PSEUDO_COUNT = 3.0
+USER_RECENT_PSEUDO_COUNT = 2.0
+MOVIE_MEAN_PSEUDO_COUNT = 10.0
 
 # Categorical features embedded by the model: transformed name -> vocabulary name.
 VOCAB_FEATURES = {
@@ -88,6 +132,16 @@ DENSE_FLOAT_FEATURES = (
     HOUR_COS_XF,
     DOW_SIN_XF,
     DOW_COS_XF,
+    USER_MEAN_XF,
+    USER_STD_XF,
+    USER_COUNT_XF,
+    USER_GENRE_MEAN_XF,
+    USER_GENRE_COUNT_XF,
+    USER_RECENT_MEAN_XF,
+    USER_SINCE_LAST_XF,
+    USER_HAS_HISTORY_XF,
+    MOVIE_MEAN_XF,
+    MOVIE_COUNT_XF,
 )
 
 # Age groups used for slicing (the MovieLens-1M demographic bands).

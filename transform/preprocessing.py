@@ -61,6 +61,45 @@ def genre_indices(genres: tf.SparseTensor) -> tf.Tensor:
     return tf.reshape(padded, [-1, f.MAX_GENRES])
 
 
+def _float(inputs, name: str) -> tf.Tensor:
+    return tf.cast(_dense(inputs[name], 0), tf.float32)
+
+
+def _shrunk_mean(total: tf.Tensor, count: tf.Tensor, prior: tf.Tensor, pseudo_count: float) -> tf.Tensor:
+    """Mean of `count` ratings summing to `total`, starting from `pseudo_count` ratings of `prior`; centred on it."""
+    return (total + pseudo_count * prior) / (count + pseudo_count) - prior
+
+
+def history_features(inputs: dict) -> dict[str, tf.Tensor]:
+    """The point-in-time history (sums and counts written by ExampleGen) → shrunk means, spreads, log counts.
+
+    The prior mean is the mean of all earlier ratings over the train split (an analyzer: a constant
+    in the serving graph, computed without the label).
+    """
+    user_count, user_sum = _float(inputs, f.USER_PRIOR_COUNT), _float(inputs, f.USER_PRIOR_RATING_SUM)
+    user_sq_sum = _float(inputs, f.USER_PRIOR_RATING_SQ_SUM)
+    genre_count, genre_sum = _float(inputs, f.USER_PRIOR_GENRE_COUNT), _float(inputs, f.USER_PRIOR_GENRE_RATING_SUM)
+    recent_count, recent_sum = _float(inputs, f.USER_RECENT_COUNT), _float(inputs, f.USER_RECENT_RATING_SUM)
+    movie_count, movie_sum = _float(inputs, f.MOVIE_PRIOR_COUNT), _float(inputs, f.MOVIE_PRIOR_RATING_SUM)
+    since_last = _float(inputs, f.USER_SECONDS_SINCE_LAST)
+    prior = tft.mean(movie_sum) / tf.maximum(tft.mean(movie_count), 1e-6)
+    # Spread of the user's ratings, shrunk towards 1 (about the spread of all ratings).
+    variance = (user_sq_sum - user_sum * user_sum / tf.maximum(user_count, 1.0) + 2.0) / (user_count + 2.0)
+    has_history = tf.cast(user_count > 0, tf.float32)
+    return {
+        f.USER_MEAN_XF: _shrunk_mean(user_sum, user_count, prior, f.USER_MEAN_PSEUDO_COUNT),
+        f.USER_STD_XF: tf.sqrt(tf.maximum(variance, 0.0)) - 1.0,
+        f.USER_COUNT_XF: tft.scale_to_z_score(tf.math.log1p(user_count)),
+        f.USER_GENRE_MEAN_XF: _shrunk_mean(genre_sum, genre_count, prior, f.USER_GENRE_PSEUDO_COUNT),
+        f.USER_GENRE_COUNT_XF: tft.scale_to_z_score(tf.math.log1p(genre_count)),
+        f.USER_RECENT_MEAN_XF: _shrunk_mean(recent_sum, recent_count, prior, f.USER_RECENT_PSEUDO_COUNT),
+        f.USER_SINCE_LAST_XF: has_history * tft.scale_to_z_score(tf.math.log1p(tf.maximum(since_last, 0.0))),
+        f.USER_HAS_HISTORY_XF: has_history,
+        f.MOVIE_MEAN_XF: _shrunk_mean(movie_sum, movie_count, prior, f.MOVIE_MEAN_PSEUDO_COUNT),
+        f.MOVIE_COUNT_XF: tft.scale_to_z_score(tf.math.log1p(movie_count)),
+    }
+
+
 # Called by the TFX Transform component (and again inside the serving SavedModel).
 def preprocessing_fn(inputs: dict[str, tf.Tensor | tf.SparseTensor]) -> dict[str, tf.Tensor]:
     """Raw MovieLens features → model features. See transform/features.py for the names."""
@@ -94,6 +133,7 @@ def preprocessing_fn(inputs: dict[str, tf.Tensor | tf.SparseTensor]) -> dict[str
         f.MOVIE_YEAR_MISSING_XF: 1.0 - tf.cast(year_known, tf.float32),
         f.MOVIE_AGE_XF: tft.scale_to_z_score(movie_age),
         **time_features(timestamp),
+        **history_features(inputs),
     }
     if f.LABEL_KEY in inputs:  # Absent at serving time.
         outputs[f.LABEL_XF] = tf.cast(_dense(inputs[f.LABEL_KEY], 0.0), tf.float32)

@@ -106,7 +106,7 @@ class _KeepFirst(beam.DoFn):
 
 
 class _Join(beam.DoFn):
-    """Joins a (line, Rating) with its user and movie; unknown ids are errors."""
+    """Joins a (line, Rating) with its user and movie → (Rating, User, Movie); unknown ids are errors."""
 
     def process(self, item, users: dict, movies: dict):
         line, rating = item
@@ -120,9 +120,51 @@ class _Join(beam.DoFn):
                 f"unknown movie id {rating.movie_id} (not in {movielens.MOVIES_FILE})", movielens.UNKNOWN_MOVIE
             )
         else:
-            yield rating, movielens.to_example(rating, user, movie)
+            yield rating, user, movie
             return
         yield beam.pvalue.TaggedOutput(_ERRORS, movielens.reject(line, error))
+
+
+def _rating_key(rating: movielens.Rating) -> tuple[str, str, int]:
+    return rating.user_id, rating.movie_id, rating.timestamp  # unique once duplicates are rejected
+
+
+def _with_history(item) -> tuple[movielens.Rating, Any]:
+    """(key, {"joined": [(rating, user, movie)], "user": [history], "movie": [history]}) → (rating, example)."""
+    _, grouped = item
+    [(rating, user, movie)] = grouped["joined"]
+    [user_history], [movie_history] = grouped["user"], grouped["movie"]
+    return rating, movielens.to_example(rating, user, movie, user_history, movie_history)
+
+
+class AddHistory(beam.PTransform):
+    """(Rating, User, Movie) → (Rating, tf.Example) with the point-in-time history features.
+
+    One group per user and one per movie (the histories need every event of the user/movie,
+    in time order), then a join back on (user, movie, timestamp).
+    """
+
+    def expand(self, joined):
+        user_histories = (
+            joined
+            | "ByUser" >> beam.Map(lambda t: (t[0].user_id, (t[0], t[2].genres)))
+            | "GroupUser" >> beam.GroupByKey()
+            | "UserHistory"
+            >> beam.FlatMap(lambda kv: [(_rating_key(r), h) for r, h in movielens.user_histories(kv[1])])
+        )
+        movie_histories = (
+            joined
+            | "ByMovie" >> beam.Map(lambda t: (t[0].movie_id, t[0]))
+            | "GroupMovie" >> beam.GroupByKey()
+            | "MovieHistory"
+            >> beam.FlatMap(lambda kv: [(_rating_key(r), h) for r, h in movielens.movie_histories(kv[1])])
+        )
+        keyed = joined | "ByRating" >> beam.Map(lambda t: (_rating_key(t[0]), t))
+        return (
+            {"joined": keyed, "user": user_histories, "movie": movie_histories}
+            | "JoinHistory" >> beam.CoGroupByKey()
+            | "ToExample" >> beam.Map(_with_history)
+        )
 
 
 class _RejectionSummary(beam.CombineFn):
@@ -213,12 +255,13 @@ class ReadMovieLens(beam.PTransform):
             for file, pcoll in lines.items()
         ]
 
-        timestamps = joined.joined | "Timestamps" >> beam.Map(lambda pair: pair[0].timestamp)
+        examples = joined.joined | "History" >> AddHistory()
+        timestamps = examples | "Timestamps" >> beam.Map(lambda pair: pair[0].timestamp)
         low = timestamps | "Min" >> beam.CombineGlobally(min).without_defaults()
         high = timestamps | "Max" >> beam.CombineGlobally(max).without_defaults()
         t_min, t_max = beam.pvalue.AsSingleton(low, default_value=0), beam.pvalue.AsSingleton(high, default_value=0)
         split = self._split
-        parts = joined.joined | "SplitByTime" >> beam.Partition(
+        parts = examples | "SplitByTime" >> beam.Partition(
             lambda pair, n, lo, hi: split.index(pair[0].timestamp, lo, hi), len(split.names), t_min, t_max
         )
         output = {

@@ -301,6 +301,89 @@ class TimeSplit:
         return len(self.names) - 1
 
 
+# ---- Point-in-time history ---------------------------------------------------
+RECENT_RATINGS = 5  # how many of the user's latest earlier ratings make up "recent"
+
+
+@dataclasses.dataclass(frozen=True)
+class UserHistory:
+    """What a user did strictly before one rating (events at the same second are not "before")."""
+
+    count: int = 0
+    rating_sum: float = 0.0
+    rating_sq_sum: float = 0.0
+    genre_count: int = 0  # earlier ratings of movies sharing a genre with this one, counted per shared genre
+    genre_rating_sum: float = 0.0
+    recent_count: int = 0  # the last RECENT_RATINGS earlier ratings
+    recent_rating_sum: float = 0.0
+    seconds_since_last: int = -1  # -1: no earlier rating
+
+
+@dataclasses.dataclass(frozen=True)
+class MovieHistory:
+    """A movie's ratings strictly before one rating."""
+
+    count: int = 0
+    rating_sum: float = 0.0
+
+
+def _by_second(events: list, key) -> list[list]:
+    """Events sorted by timestamp (ties ordered by `key`, for determinism), grouped per second."""
+    ordered = sorted(events, key=lambda e: (e[0].timestamp, key(e)))
+    groups: list[list] = []
+    for event in ordered:
+        if groups and groups[-1][0][0].timestamp == event[0].timestamp:
+            groups[-1].append(event)
+        else:
+            groups.append([event])
+    return groups
+
+
+def user_histories(events: Iterable[tuple[Rating, tuple[str, ...]]]) -> list[tuple[Rating, UserHistory]]:
+    """One user's (rating, movie genres) events → each rating with the history before it.
+
+    Only events with a strictly smaller timestamp count; ratings in the same second see the
+    same history (none of each other), so the result does not depend on input order.
+    """
+    count, total, squares, last = 0, 0.0, 0.0, None
+    per_genre: dict[str, list] = {}
+    recent: list[float] = []
+    result = []
+    for group in _by_second(list(events), key=lambda e: e[0].movie_id):
+        for rating, genres in group:
+            shared = [per_genre[g] for g in genres if g in per_genre]
+            history = UserHistory(
+                count=count,
+                rating_sum=total,
+                rating_sq_sum=squares,
+                genre_count=sum(c for c, _ in shared),
+                genre_rating_sum=sum(s for _, s in shared),
+                recent_count=len(recent),
+                recent_rating_sum=sum(recent),
+                seconds_since_last=-1 if last is None else rating.timestamp - last,
+            )
+            result.append((rating, history))
+        for rating, genres in group:
+            count, total, squares = count + 1, total + rating.rating, squares + rating.rating**2
+            for genre in genres:
+                slot = per_genre.setdefault(genre, [0, 0.0])
+                slot[0] += 1
+                slot[1] += rating.rating
+            recent = (recent + [rating.rating])[-RECENT_RATINGS:]
+        last = group[0][0].timestamp
+    return result
+
+
+def movie_histories(ratings: Iterable[Rating]) -> list[tuple[Rating, MovieHistory]]:
+    """One movie's ratings → each rating with the movie's ratings strictly before it."""
+    count, total, result = 0, 0.0, []
+    for group in _by_second([(r,) for r in ratings], key=lambda e: e[0].user_id):
+        result += [(rating, MovieHistory(count, total)) for (rating,) in group]
+        count += len(group)
+        total += sum(rating.rating for (rating,) in group)
+    return result
+
+
 def _bytes(*values: str) -> tf.train.Feature:
     return tf.train.Feature(bytes_list=tf.train.BytesList(value=[v.encode("utf-8") for v in values]))
 
@@ -313,8 +396,14 @@ def _float(value: float) -> tf.train.Feature:
     return tf.train.Feature(float_list=tf.train.FloatList(value=[value]))
 
 
-def to_example(rating: Rating, user: User, movie: Movie) -> tf.train.Example:
-    """Joins a rating with its user and movie into one tf.Example of raw features."""
+def to_example(
+    rating: Rating,
+    user: User,
+    movie: Movie,
+    user_history: UserHistory = UserHistory(),
+    movie_history: MovieHistory = MovieHistory(),
+) -> tf.train.Example:
+    """Joins a rating with its user, its movie and their histories into one tf.Example of raw features."""
     f = features
     return tf.train.Example(
         features=tf.train.Features(
@@ -330,6 +419,16 @@ def to_example(rating: Rating, user: User, movie: Movie) -> tf.train.Example:
                 f.MOVIE_TITLE: _bytes(movie.title),
                 f.MOVIE_GENRES: _bytes(*movie.genres),
                 f.MOVIE_RELEASE_YEAR: _int(movie.release_year),
+                f.USER_PRIOR_COUNT: _int(user_history.count),
+                f.USER_PRIOR_RATING_SUM: _float(user_history.rating_sum),
+                f.USER_PRIOR_RATING_SQ_SUM: _float(user_history.rating_sq_sum),
+                f.USER_PRIOR_GENRE_COUNT: _int(user_history.genre_count),
+                f.USER_PRIOR_GENRE_RATING_SUM: _float(user_history.genre_rating_sum),
+                f.USER_RECENT_COUNT: _int(user_history.recent_count),
+                f.USER_RECENT_RATING_SUM: _float(user_history.recent_rating_sum),
+                f.USER_SECONDS_SINCE_LAST: _int(user_history.seconds_since_last),
+                f.MOVIE_PRIOR_COUNT: _int(movie_history.count),
+                f.MOVIE_PRIOR_RATING_SUM: _float(movie_history.rating_sum),
             }
         )
     )

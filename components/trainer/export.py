@@ -18,6 +18,7 @@ from transform import features as f
 _RAW_DTYPES = {
     **{name: tf.string for name in f.STRING_FEATURES},
     **{name: tf.int64 for name in f.INT_FEATURES},
+    **{name: tf.float32 for name in f.FLOAT_FEATURES if name != f.LABEL_KEY},
 }
 
 

@@ -35,8 +35,10 @@ class Vocabularies:
 class RankingModel(tfrs.models.Model):
     """Predicts a rating from transformed features.
 
-    prediction = global bias (init: train mean) + user bias + movie bias + MLP(concat(
-    embeddings of ids/categoricals, genre embedding, dense features)).
+    prediction = global bias (init: train mean) + user bias + movie bias + linear(dense features)
+    + MLP(concat(embeddings of ids/categoricals, genre embedding, dense features)).
+    The dense features include the point-in-time history (shrunk user/movie/genre means), whose
+    linear term carries most of the signal for users unseen in training (cold start).
     Unknown ids land in the OOV bucket (index = vocabulary size), which has its own row.
     """
 
@@ -50,6 +52,7 @@ class RankingModel(tfrs.models.Model):
         }
         self._user_bias = tf.keras.layers.Embedding(rows[f.USER_ID_XF], 1, embeddings_initializer="zeros")
         self._movie_bias = tf.keras.layers.Embedding(rows[f.MOVIE_ID_XF], 1, embeddings_initializer="zeros")
+        self._linear = tf.keras.layers.Dense(1, use_bias=False, name="dense_linear")
         self._genre_depth = vocab.genres + f.NUM_OOV_BUCKETS
         self._genre_projection = tf.keras.layers.Dense(hp.embedding_dim, use_bias=False, name="genres_emb")
         self._tower = tf.keras.Sequential(
@@ -71,12 +74,14 @@ class RankingModel(tfrs.models.Model):
         parts = [self._embeddings[name](tf.reshape(inputs[name], [-1])) for name in sorted(self._embeddings)]
         genres = tf.one_hot(inputs[f.MOVIE_GENRES_XF], self._genre_depth)  # -1 padding → zero rows
         parts.append(self._genre_projection(tf.reduce_sum(genres, axis=1)))
-        parts.append(
-            tf.stack([tf.cast(tf.reshape(inputs[name], [-1]), tf.float32) for name in f.DENSE_FLOAT_FEATURES], axis=1)
+        dense = tf.stack(
+            [tf.cast(tf.reshape(inputs[name], [-1]), tf.float32) for name in f.DENSE_FLOAT_FEATURES], axis=1
         )
+        parts.append(dense)
         user = tf.reshape(inputs[f.USER_ID_XF], [-1])
         movie = tf.reshape(inputs[f.MOVIE_ID_XF], [-1])
-        return self._tower(tf.concat(parts, axis=1)) + self._user_bias(user) + self._movie_bias(movie)
+        biases = self._user_bias(user) + self._movie_bias(movie) + self._linear(dense)
+        return self._tower(tf.concat(parts, axis=1)) + biases
 
     def compute_loss(self, inputs, training: bool = False) -> tf.Tensor:
         """Mean squared error over the global batch (this replica's share of it under a strategy)."""

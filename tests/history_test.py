@@ -1,0 +1,181 @@
+"""Point-in-time history features: only strictly earlier events, ties deterministic, no leakage.
+
+Unit tests on the pure functions, then ExampleGen's Beam output checked against a brute-force
+recomputation from the raw files, and a change in the future that must not move the past.
+"""
+
+import random
+import shutil
+
+import apache_beam as beam
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from components.example_gen import movielens
+from components.example_gen.executor import LINE_COUNTS, REJECTED, ReadMovieLens
+from components.example_gen.movielens import MovieHistory, Rating, UserHistory
+from transform import features as f
+
+SPLIT = movielens.TimeSplit(("train", "eval", "test"), (0.6, 0.2, 0.2))
+
+
+def test_a_users_history_counts_only_strictly_earlier_ratings():
+    events = [
+        (Rating("u", "a", 5.0, 100), ("Drama",)),
+        (Rating("u", "b", 1.0, 200), ("Comedy", "Drama")),
+        (Rating("u", "c", 3.0, 200), ("Comedy",)),  # same second as b: neither sees the other
+        (Rating("u", "d", 4.0, 300), ("Drama", "Comedy")),
+    ]
+    histories = dict((r.movie_id, h) for r, h in movielens.user_histories(events))
+    assert histories["a"] == UserHistory()  # the first rating has no history
+    expected_b = UserHistory(1, 5.0, 25.0, 1, 5.0, 1, 5.0, 100)
+    assert histories["b"] == expected_b
+    assert histories["c"] == UserHistory(1, 5.0, 25.0, 0, 0.0, 1, 5.0, 100)  # no earlier Comedy
+    # d (Drama, Comedy): Drama a, b (2 ratings, 6.0) + Comedy b, c (2 ratings, 4.0), counted per shared genre.
+    assert histories["d"] == UserHistory(3, 9.0, 35.0, 4, 10.0, 3, 9.0, 100)
+
+
+def test_histories_do_not_depend_on_input_order():
+    rng = random.Random(7)
+    events = [
+        (Rating("u", str(m), float(rng.randint(1, 5)), rng.choice([10, 20, 20, 20, 30, 40])), ("Drama",))
+        for m in range(30)
+    ]
+    reference = sorted(movielens.user_histories(events), key=lambda pair: pair[0].movie_id)
+    movies = sorted(movielens.movie_histories([r for r, _ in events]), key=lambda pair: pair[0].movie_id)
+    for _ in range(5):
+        rng.shuffle(events)
+        assert sorted(movielens.user_histories(events), key=lambda pair: pair[0].movie_id) == reference
+        shuffled = movielens.movie_histories([r for r, _ in events])
+        assert sorted(shuffled, key=lambda pair: pair[0].movie_id) == movies
+
+
+def test_recent_ratings_are_the_last_few_earlier_ones():
+    events = [(Rating("u", str(t), float(1 + t % 5), t), ("Drama",)) for t in range(1, 9)]
+    last = movielens.user_histories(events)[-1][1]
+    earlier = [1.0 + t % 5 for t in range(1, 8)]
+    assert last.recent_count == movielens.RECENT_RATINGS
+    assert last.recent_rating_sum == sum(earlier[-movielens.RECENT_RATINGS :])
+    assert last.seconds_since_last == 1
+
+
+def test_a_movies_history_excludes_same_second_ratings():
+    ratings = [Rating("a", "m", 4.0, 10), Rating("b", "m", 2.0, 10), Rating("c", "m", 5.0, 11)]
+    histories = {r.user_id: h for r, h in movielens.movie_histories(ratings)}
+    assert histories == {"a": MovieHistory(), "b": MovieHistory(), "c": MovieHistory(2, 6.0)}
+
+
+# ---- ExampleGen (real Beam) against a brute-force recomputation from the raw files ------------
+
+
+def _data_with_ties(source, target):
+    """The synthetic data with timestamps rounded to 6 hours: many same-second ratings per user."""
+    shutil.copytree(source, target)
+    lines = (target / "u.data").read_text().splitlines()
+    rounded = []
+    for line in lines:
+        user, movie, rating, timestamp = line.split("\t")
+        rounded.append(f"{user}\t{movie}\t{rating}\t{int(timestamp) // 21_600 * 21_600}")
+    (target / "u.data").write_text("\n".join(rounded) + "\n")
+    return target
+
+
+def _examples(data) -> dict[tuple, dict]:
+    """ExampleGen's examples (all splits) keyed by (user, movie, timestamp), as plain dicts."""
+    collected = []
+    with beam.Pipeline() as pipeline:
+        read = pipeline | ReadMovieLens(str(data), SPLIT, max_timestamp=2_000_000_000)
+        del read[REJECTED], read[LINE_COUNTS]
+        _ = (
+            tuple(read.values())
+            | beam.Flatten()
+            | beam.Map(lambda e: e.SerializeToString())
+            | beam.io.WriteToTFRecord(str(data / "out"), num_shards=1)
+        )
+    for record in tf.data.TFRecordDataset(str(data / "out") + "-00000-of-00001"):
+        feature = tf.train.Example.FromString(record.numpy()).features.feature
+
+        def value(name, feature=feature):
+            kind = feature[name].WhichOneof("kind")
+            values = list(getattr(feature[name], kind).value)
+            return values[0].decode() if kind == "bytes_list" and len(values) == 1 else values[0]
+
+        collected.append({name: value(name) for name in (*f.STRING_FEATURES, *f.INT_FEATURES, *f.FLOAT_FEATURES)})
+    return {(e[f.USER_ID], e[f.MOVIE_ID], e[f.TIMESTAMP]): e for e in collected}
+
+
+def _brute_force(data, user: str, movie: str, timestamp: int) -> dict:
+    """The history of one rating recomputed from the raw files: every rating strictly before it."""
+    genres = {}
+    for line in (data / "u.item").read_text("latin-1").splitlines():
+        fields = line.split("|")
+        genres[fields[0]] = {g for g, flag in zip(movielens.GENRES, fields[5:], strict=True) if flag == "1"}
+    ratings = [line.split("\t") for line in (data / "u.data").read_text().splitlines()]
+    earlier = sorted(
+        ((int(t), m, float(r)) for u, m, r, t in ratings if u == user and int(t) < timestamp),
+        key=lambda x: (x[0], x[1]),
+    )
+    shared = [(len(genres[m] & genres[movie]), r) for _, m, r in earlier]
+    recent = [r for _, _, r in earlier][-movielens.RECENT_RATINGS :]
+    movie_earlier = [float(r) for u, m, r, t in ratings if m == movie and int(t) < timestamp]
+    return {
+        f.USER_PRIOR_COUNT: len(earlier),
+        f.USER_PRIOR_RATING_SUM: sum(r for _, _, r in earlier),
+        f.USER_PRIOR_RATING_SQ_SUM: sum(r * r for _, _, r in earlier),
+        f.USER_PRIOR_GENRE_COUNT: sum(n for n, _ in shared),
+        f.USER_PRIOR_GENRE_RATING_SUM: sum(n * r for n, r in shared),
+        f.USER_RECENT_COUNT: len(recent),
+        f.USER_RECENT_RATING_SUM: sum(recent),
+        f.USER_SECONDS_SINCE_LAST: timestamp - earlier[-1][0] if earlier else -1,
+        f.MOVIE_PRIOR_COUNT: len(movie_earlier),
+        f.MOVIE_PRIOR_RATING_SUM: sum(movie_earlier),
+    }
+
+
+HISTORY = (*f.HISTORY_INT_FEATURES, *f.HISTORY_FLOAT_FEATURES)
+
+
+@pytest.fixture(scope="module")
+def tied(synthetic_dir, tmp_path_factory):
+    data = _data_with_ties(synthetic_dir, tmp_path_factory.mktemp("history") / "data")
+    return data, _examples(data)
+
+
+@pytest.mark.slow
+def test_examplegen_history_equals_a_brute_force_recomputation(tied):
+    data, examples = tied
+    keys = sorted(examples)
+    ties = sum(1 for k in keys if sum(1 for j in keys if j[0] == k[0] and j[2] == k[2]) > 1)
+    assert ties > 100  # the data really has same-second ratings of one user
+    for key in random.Random(0).sample(keys, 150):
+        expected = _brute_force(data, *key)
+        actual = {name: examples[key][name] for name in HISTORY}
+        assert actual == pytest.approx(expected), key
+
+
+@pytest.mark.slow
+def test_changing_a_future_rating_changes_no_earlier_example(tied, tmp_path):
+    data, before = tied
+    changed = tmp_path / "changed"
+    shutil.copytree(data, changed, ignore=shutil.ignore_patterns("out*"))
+    lines = (changed / "u.data").read_text().splitlines()
+    timestamps = sorted({int(line.split("\t")[3]) for line in lines})
+    cutoff = timestamps[len(timestamps) // 2]
+    flipped = []
+    for i, line in enumerate(lines):  # every rating at the cutoff second and after: r → 6 - r
+        user, movie, rating, timestamp = line.split("\t")
+        if int(timestamp) >= cutoff:
+            lines[i] = f"{user}\t{movie}\t{6 - int(rating)}\t{timestamp}"
+            flipped.append((user, movie, int(timestamp)))
+    (changed / "u.data").write_text("\n".join(lines) + "\n")
+    after = _examples(changed)
+
+    assert before.keys() == after.keys()
+    for key, example in before.items():
+        if key[2] <= cutoff:  # before the change, and the changed second itself (ties see nothing)
+            assert {n: after[key][n] for n in HISTORY} == {n: example[n] for n in HISTORY}, key
+    later = [k for k in before if k[2] > cutoff]
+    moved = [k for k in later if after[k][f.USER_PRIOR_RATING_SUM] != before[k][f.USER_PRIOR_RATING_SUM]]
+    assert len(flipped) > 100 and len(moved) > len(later) / 4  # the future did change (the test can fail)
+    assert np.mean([after[k][f.RATING] != before[k][f.RATING] for k in flipped]) > 0.5
