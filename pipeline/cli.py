@@ -84,7 +84,7 @@ def _options(*options):
 
 # Training and blessing options shared by `run` and `compile`.
 _model_options = _options(
-    click.option("--epochs", default=5, show_default=True, type=click.IntRange(min=1)),
+    click.option("--epochs", default=8, show_default=True, type=click.IntRange(min=1)),
     click.option("--tuner-trials", default=2, show_default=True, type=click.IntRange(min=0), help="0 skips the Tuner."),
     click.option("--tuner-epochs", default=1, show_default=True, type=click.IntRange(min=1)),
     click.option("--seed", default=42, show_default=True, type=int),

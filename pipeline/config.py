@@ -19,17 +19,18 @@ METADATA_FILE_NAME = "metadata.sqlite"  # Local runs: the SQLite MLMD store, in 
 class TrainerConfig:
     """Training settings passed to run_fn and tuner_fn (hyperparameter defaults included)."""
 
-    epochs: int = 5
+    epochs: int = 8
     batch_size: int = 256
     early_stopping_patience: int = 2
     seed: int = 42
     tuner_epochs: int = 1
     tuner_trials: int = 2
     # Defaults used when the Tuner is skipped; the Tuner searches around them.
-    learning_rate: float = 0.01
+    learning_rate: float = 0.001
     embedding_dim: int = 16
     layer_sizes: tuple[int, ...] = (64, 32)
     l2: float = 1e-5
+    id_embeddings: bool = False  # see transform/features.py ID_FEATURES
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:

@@ -1,5 +1,7 @@
 """The TFRS ranking model: a training step lowers the loss; OOV ids are scored."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -46,13 +48,23 @@ def test_predictions_start_at_the_label_mean_and_handle_oov():
     assert abs(predictions.mean() - 3.5) < 1.0
 
 
+def test_ids_matter_only_with_id_embeddings():
+    features, _ = batch()
+    other_ids = {**features, f.USER_ID_XF: features[f.USER_ID_XF][::-1], f.MOVIE_ID_XF: features[f.MOVIE_ID_XF][::-1]}
+    for id_embeddings in (False, True):
+        tf.keras.utils.set_random_seed(0)
+        model = build_model(dataclasses.replace(HP, id_embeddings=id_embeddings), VOCAB)
+        model.fit(features, batch()[1], epochs=2, verbose=0)
+        same = np.allclose(model(features).numpy(), model(other_ids).numpy())
+        assert same is (not id_embeddings)
+
+
 def test_hyperparameters_default_and_tuned():
     config = TrainerConfig(learning_rate=0.02, embedding_dim=16, layer_sizes=(64, 32), l2=1e-5)
-    assert hyperparameters(config, None) == Hyperparameters(0.02, 16, (64, 32), 1e-5)
-    tuned = hyperparameters_from_values(
-        {"learning_rate": 0.003, "embedding_dim": 32, "layer_sizes": "128-64", "l2": 0.0}, hyperparameters(config, None)
-    )
-    assert tuned == Hyperparameters(0.003, 32, (128, 64), 0.0)
+    assert hyperparameters(config, None) == Hyperparameters(0.02, 16, (64, 32), 1e-5, False)
+    values = {"learning_rate": 0.003, "embedding_dim": 32, "layer_sizes": "128-64", "l2": 0.0, "id_embeddings": True}
+    tuned = hyperparameters_from_values(values, hyperparameters(config, None))
+    assert tuned == Hyperparameters(0.003, 32, (128, 64), 0.0, True)
 
 
 @pytest.mark.parametrize("field", ["epochs", "batch_size"])

@@ -118,6 +118,10 @@ VOCAB_FEATURES = {
     USER_OCCUPATION_XF: "user_occupation_vocab",
     USER_ZIP_PREFIX_XF: "user_zip_prefix_vocab",
 }
+# Identity-like features: the model embeds them (and has user/movie biases) only with
+# Hyperparameters.id_embeddings. Off by default: 90% of test ratings are by users unseen in
+# training, and with ids the model memorises train users instead of learning from their history.
+ID_FEATURES = (USER_ID_XF, MOVIE_ID_XF, USER_ZIP_PREFIX_XF)
 GENRES_VOCAB = "movie_genres_vocab"
 NUM_OOV_BUCKETS = 1  # Unknown ids all map to index vocab_size.
 MAX_GENRES = 6  # Genres kept per movie (ml-100k has at most 6).

@@ -18,6 +18,7 @@ class Hyperparameters:
     embedding_dim: int
     layer_sizes: tuple[int, ...]
     l2: float
+    id_embeddings: bool = False  # embed f.ID_FEATURES and add user/movie biases
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -35,8 +36,9 @@ class Vocabularies:
 class RankingModel(tfrs.models.Model):
     """Predicts a rating from transformed features.
 
-    prediction = global bias (init: train mean) + user bias + movie bias + linear(dense features)
-    + MLP(concat(embeddings of ids/categoricals, genre embedding, dense features)).
+    prediction = global bias (init: train mean) + linear(dense features)
+    + MLP(concat(embeddings of categoricals, genre embedding, dense features))
+    [+ user bias + movie bias, and ids/zip among the embedded categoricals, with hp.id_embeddings].
     The dense features include the point-in-time history (shrunk user/movie/genre means), whose
     linear term carries most of the signal for users unseen in training (cold start).
     Unknown ids land in the OOV bucket (index = vocabulary size), which has its own row.
@@ -46,9 +48,11 @@ class RankingModel(tfrs.models.Model):
         super().__init__()
         regularizer = tf.keras.regularizers.l2(hp.l2) if hp.l2 > 0 else None
         rows = {name: size + f.NUM_OOV_BUCKETS for name, size in vocab.sizes.items()}
+        self._id_embeddings = hp.id_embeddings
+        embedded = {name: n for name, n in rows.items() if hp.id_embeddings or name not in f.ID_FEATURES}
         self._embeddings = {
             name: tf.keras.layers.Embedding(n, hp.embedding_dim, embeddings_regularizer=regularizer, name=f"{name}_emb")
-            for name, n in rows.items()
+            for name, n in embedded.items()
         }
         self._user_bias = tf.keras.layers.Embedding(rows[f.USER_ID_XF], 1, embeddings_initializer="zeros")
         self._movie_bias = tf.keras.layers.Embedding(rows[f.MOVIE_ID_XF], 1, embeddings_initializer="zeros")
@@ -80,8 +84,10 @@ class RankingModel(tfrs.models.Model):
         parts.append(dense)
         user = tf.reshape(inputs[f.USER_ID_XF], [-1])
         movie = tf.reshape(inputs[f.MOVIE_ID_XF], [-1])
-        biases = self._user_bias(user) + self._movie_bias(movie) + self._linear(dense)
-        return self._tower(tf.concat(parts, axis=1)) + biases
+        output = self._tower(tf.concat(parts, axis=1)) + self._linear(dense)
+        if self._id_embeddings:
+            output += self._user_bias(user) + self._movie_bias(movie)
+        return output
 
     def compute_loss(self, inputs, training: bool = False) -> tf.Tensor:
         """Mean squared error over the global batch (this replica's share of it under a strategy)."""

@@ -23,7 +23,9 @@ HISTORY_FILE = "history.json"  # Per-epoch loss/RMSE, written next to the model.
 
 def hyperparameters(config: TrainerConfig, tuned: dict | None) -> Hyperparameters:
     """The Tuner's best values when given (its HyperParameters config), else the config's defaults."""
-    defaults = Hyperparameters(config.learning_rate, config.embedding_dim, config.layer_sizes, config.l2)
+    defaults = Hyperparameters(
+        config.learning_rate, config.embedding_dim, config.layer_sizes, config.l2, config.id_embeddings
+    )
     if not tuned:
         return defaults
     values = keras_tuner.HyperParameters.from_config(tuned).values
@@ -38,6 +40,7 @@ def hyperparameters_from_values(values: dict, defaults: Hyperparameters) -> Hype
         embedding_dim=int(values.get("embedding_dim", defaults.embedding_dim)),
         layer_sizes=tuple(int(x) for x in layers.split("-")) if layers else defaults.layer_sizes,
         l2=float(values.get("l2", defaults.l2)),
+        id_embeddings=bool(values.get("id_embeddings", defaults.id_embeddings)),
     )
 
 

@@ -17,12 +17,13 @@ OBJECTIVE = keras_tuner.Objective("val_root_mean_squared_error", direction="min"
 def search_space(hp: keras_tuner.HyperParameters, defaults: Hyperparameters) -> Hyperparameters:
     """Declares the search space on `hp` and returns the values of the current trial."""
     values = {
-        "learning_rate": hp.Float("learning_rate", 1e-3, 1e-1, sampling="log", default=defaults.learning_rate),
+        "learning_rate": hp.Float("learning_rate", 3e-4, 1e-2, sampling="log", default=defaults.learning_rate),
         "embedding_dim": hp.Choice("embedding_dim", [8, 16, 32, 64], default=defaults.embedding_dim),
         "layer_sizes": hp.Choice(
             "layer_sizes", ["32", "64-32", "128-64", "256-64"], default="-".join(map(str, defaults.layer_sizes))
         ),
         "l2": hp.Choice("l2", [0.0, 1e-6, 1e-5, 1e-4, 1e-3], default=defaults.l2),
+        "id_embeddings": hp.Boolean("id_embeddings", default=defaults.id_embeddings),
     }
     return hyperparameters_from_values(values, defaults)
 
