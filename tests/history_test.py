@@ -21,11 +21,11 @@ SPLIT = movielens.TimeSplit(("train", "eval", "test"), (0.6, 0.2, 0.2))
 
 
 def test_a_users_history_counts_only_strictly_earlier_ratings():
-    events = [
-        (Rating("u", "a", 5.0, 100), ("Drama",)),
-        (Rating("u", "b", 1.0, 200), ("Comedy", "Drama")),
-        (Rating("u", "c", 3.0, 200), ("Comedy",)),  # same second as b: neither sees the other
-        (Rating("u", "d", 4.0, 300), ("Drama", "Comedy")),
+    events = [  # (rating, genres, the movie's own history at that rating)
+        (Rating("u", "a", 5.0, 100), ("Drama",), MovieHistory()),
+        (Rating("u", "b", 1.0, 200), ("Comedy", "Drama"), MovieHistory(2, 6.0)),  # movie mean then: 3
+        (Rating("u", "c", 3.0, 200), ("Comedy",), MovieHistory(1, 4.0)),  # same second as b: unseen by b
+        (Rating("u", "d", 4.0, 300), ("Drama", "Comedy"), MovieHistory()),
     ]
     histories = dict((r.movie_id, h) for r, h in movielens.user_histories(events))
     assert histories["a"] == UserHistory()  # the first rating has no history
@@ -33,26 +33,31 @@ def test_a_users_history_counts_only_strictly_earlier_ratings():
     assert histories["b"] == expected_b
     assert histories["c"] == UserHistory(1, 5.0, 25.0, 0, 0.0, 1, 5.0, 100)  # no earlier Comedy
     # d (Drama, Comedy): Drama a, b (2 ratings, 6.0) + Comedy b, c (2 ratings, 4.0), counted per shared genre.
-    assert histories["d"] == UserHistory(3, 9.0, 35.0, 4, 10.0, 3, 9.0, 100)
+    # Offsets: a's movie had no earlier rating (skipped); b: 1 - 3; c: 3 - 4.
+    assert histories["d"] == UserHistory(3, 9.0, 35.0, 4, 10.0, 3, 9.0, 100, offset_count=2, offset_sum=-3.0)
 
 
 def test_histories_do_not_depend_on_input_order():
     rng = random.Random(7)
     events = [
-        (Rating("u", str(m), float(rng.randint(1, 5)), rng.choice([10, 20, 20, 20, 30, 40])), ("Drama",))
+        (
+            Rating("u", str(m), float(rng.randint(1, 5)), rng.choice([10, 20, 20, 20, 30, 40])),
+            ("Drama",),
+            MovieHistory(1, m % 5),
+        )
         for m in range(30)
     ]
     reference = sorted(movielens.user_histories(events), key=lambda pair: pair[0].movie_id)
-    movies = sorted(movielens.movie_histories([r for r, _ in events]), key=lambda pair: pair[0].movie_id)
+    movies = sorted(movielens.movie_histories([r for r, *_ in events]), key=lambda pair: pair[0].movie_id)
     for _ in range(5):
         rng.shuffle(events)
         assert sorted(movielens.user_histories(events), key=lambda pair: pair[0].movie_id) == reference
-        shuffled = movielens.movie_histories([r for r, _ in events])
+        shuffled = movielens.movie_histories([r for r, *_ in events])
         assert sorted(shuffled, key=lambda pair: pair[0].movie_id) == movies
 
 
 def test_recent_ratings_are_the_last_few_earlier_ones():
-    events = [(Rating("u", str(t), float(1 + t % 5), t), ("Drama",)) for t in range(1, 9)]
+    events = [(Rating("u", str(t), float(1 + t % 5), t), ("Drama",), MovieHistory()) for t in range(1, 9)]
     last = movielens.user_histories(events)[-1][1]
     earlier = [1.0 + t % 5 for t in range(1, 8)]
     assert last.recent_count == movielens.RECENT_RATINGS
@@ -117,6 +122,11 @@ def _brute_force(data, user: str, movie: str, timestamp: int) -> dict:
         key=lambda x: (x[0], x[1]),
     )
     shared = [(len(genres[m] & genres[movie]), r) for _, m, r in earlier]
+    offsets = []
+    for t_j, m_j, r_j in earlier:  # each earlier rating vs its movie's mean strictly before it
+        before = [float(r) for _, m, r, t in ratings if m == m_j and int(t) < t_j]
+        if before:
+            offsets.append(r_j - sum(before) / len(before))
     recent = [r for _, _, r in earlier][-movielens.RECENT_RATINGS :]
     movie_earlier = [float(r) for u, m, r, t in ratings if m == movie and int(t) < timestamp]
     return {
@@ -128,6 +138,8 @@ def _brute_force(data, user: str, movie: str, timestamp: int) -> dict:
         f.USER_RECENT_COUNT: len(recent),
         f.USER_RECENT_RATING_SUM: sum(recent),
         f.USER_SECONDS_SINCE_LAST: timestamp - earlier[-1][0] if earlier else -1,
+        f.USER_PRIOR_OFFSET_COUNT: len(offsets),
+        f.USER_PRIOR_OFFSET_SUM: sum(offsets),
         f.MOVIE_PRIOR_COUNT: len(movie_earlier),
         f.MOVIE_PRIOR_RATING_SUM: sum(movie_earlier),
     }

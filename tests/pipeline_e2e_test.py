@@ -73,11 +73,12 @@ def pushed_versions(ws: dict) -> list[str]:
 # A user with 4 earlier ratings (sum 14), the last 2 hours ago; a movie rated 10 times before (sum 38).
 HISTORY_INTS = {
     f.USER_PRIOR_COUNT: 4, f.USER_PRIOR_GENRE_COUNT: 2, f.USER_RECENT_COUNT: 4, f.USER_SECONDS_SINCE_LAST: 7200,
+    f.USER_PRIOR_OFFSET_COUNT: 3,
     f.MOVIE_PRIOR_COUNT: 10,
 }  # fmt: skip
 HISTORY_FLOATS = {
     f.USER_PRIOR_RATING_SUM: 14.0, f.USER_PRIOR_RATING_SQ_SUM: 52.0, f.USER_PRIOR_GENRE_RATING_SUM: 8.0,
-    f.USER_RECENT_RATING_SUM: 14.0, f.MOVIE_PRIOR_RATING_SUM: 38.0,
+    f.USER_RECENT_RATING_SUM: 14.0, f.MOVIE_PRIOR_RATING_SUM: 38.0, f.USER_PRIOR_OFFSET_SUM: -1.5,
 }  # fmt: skip
 
 

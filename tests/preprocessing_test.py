@@ -54,6 +54,7 @@ def transformed(tmp_path_factory):
             user_prior_count=2, user_prior_rating_sum=9.0, user_prior_rating_sq_sum=41.0, user_recent_count=2,
             user_recent_rating_sum=9.0, user_seconds_since_last=3600, movie_prior_count=3, movie_prior_rating_sum=12.0,
             user_prior_genre_count=1, user_prior_genre_rating_sum=5.0,
+            user_prior_offset_count=2, user_prior_offset_sum=-1.0,
         ),
     ]  # fmt: skip
     serve = [raw_row("unknown-user", "10", THURSDAY_15H55, genres=("Western",))]
@@ -116,6 +117,8 @@ def test_history_means_are_shrunk_towards_the_prior_and_centred(transformed):
     assert third[f.USER_GENRE_MEAN_XF] == pytest.approx((5.0 + 3 * prior) / 4 - prior, abs=1e-5)
     assert third[f.USER_STD_XF] == pytest.approx(np.sqrt((41 - 81 / 2 + 2) / 4) - 1, abs=1e-5)
     assert third[f.USER_HAS_HISTORY_XF] == 1.0
+    assert third[f.USER_OFFSET_XF] == pytest.approx(-1.0 / (2 + f.USER_OFFSET_PSEUDO_COUNT), abs=1e-6)
+    assert first[f.USER_OFFSET_XF] == 0.0
     assert serve[0][f.USER_MEAN_XF] == 0.0  # serving: same constants, no label needed
 
 

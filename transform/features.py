@@ -33,6 +33,9 @@ USER_PRIOR_GENRE_RATING_SUM = "user_prior_genre_rating_sum"
 USER_RECENT_COUNT = "user_recent_count"  # the last few (movielens.RECENT_RATINGS) earlier ratings
 USER_RECENT_RATING_SUM = "user_recent_rating_sum"
 USER_SECONDS_SINCE_LAST = "user_seconds_since_last"  # -1: no earlier rating
+# Earlier ratings whose movie had earlier ratings itself, and the sum of (rating - that movie's mean then).
+USER_PRIOR_OFFSET_COUNT = "user_prior_offset_count"
+USER_PRIOR_OFFSET_SUM = "user_prior_offset_sum"  # may be negative
 MOVIE_PRIOR_COUNT = "movie_prior_count"  # the movie's earlier ratings (any user)
 MOVIE_PRIOR_RATING_SUM = "movie_prior_rating_sum"
 HISTORY_INT_FEATURES = (
@@ -40,6 +43,7 @@ HISTORY_INT_FEATURES = (
     USER_PRIOR_GENRE_COUNT,
     USER_RECENT_COUNT,
     USER_SECONDS_SINCE_LAST,
+    USER_PRIOR_OFFSET_COUNT,
     MOVIE_PRIOR_COUNT,
 )
 HISTORY_FLOAT_FEATURES = (
@@ -47,6 +51,7 @@ HISTORY_FLOAT_FEATURES = (
     USER_PRIOR_RATING_SQ_SUM,
     USER_PRIOR_GENRE_RATING_SUM,
     USER_RECENT_RATING_SUM,
+    USER_PRIOR_OFFSET_SUM,
     MOVIE_PRIOR_RATING_SUM,
 )
 
@@ -102,6 +107,7 @@ USER_GENRE_COUNT_XF = transformed_name("user_prior_genre_count_log")
 USER_RECENT_MEAN_XF = transformed_name("user_recent_mean")
 USER_SINCE_LAST_XF = transformed_name("user_since_last_log")  # z-score of log1p(seconds), 0 when none
 USER_HAS_HISTORY_XF = transformed_name("user_has_history")  # 0/1
+USER_OFFSET_XF = transformed_name("user_prior_offset")  # mean offset vs movie means, shrunk to 0
 MOVIE_MEAN_XF = transformed_name("movie_prior_mean")
 MOVIE_COUNT_XF = transformed_name("movie_prior_count_log")
 # Pseudo-counts of the shrinkage: how many prior-mean ratings each mean starts with.
@@ -109,6 +115,7 @@ USER_MEAN_PSEUDO_COUNT = 5.0
 USER_GENRE_PSEUDO_COUNT = 3.0
 USER_RECENT_PSEUDO_COUNT = 2.0
 MOVIE_MEAN_PSEUDO_COUNT = 10.0
+USER_OFFSET_PSEUDO_COUNT = 3.0
 
 # Categorical features embedded by the model: transformed name -> vocabulary name.
 VOCAB_FEATURES = {
@@ -144,6 +151,7 @@ DENSE_FLOAT_FEATURES = (
     USER_RECENT_MEAN_XF,
     USER_SINCE_LAST_XF,
     USER_HAS_HISTORY_XF,
+    USER_OFFSET_XF,
     MOVIE_MEAN_XF,
     MOVIE_COUNT_XF,
 )

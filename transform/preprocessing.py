@@ -82,6 +82,7 @@ def history_features(inputs: dict) -> dict[str, tf.Tensor]:
     recent_count, recent_sum = _float(inputs, f.USER_RECENT_COUNT), _float(inputs, f.USER_RECENT_RATING_SUM)
     movie_count, movie_sum = _float(inputs, f.MOVIE_PRIOR_COUNT), _float(inputs, f.MOVIE_PRIOR_RATING_SUM)
     since_last = _float(inputs, f.USER_SECONDS_SINCE_LAST)
+    offset_count, offset_sum = _float(inputs, f.USER_PRIOR_OFFSET_COUNT), _float(inputs, f.USER_PRIOR_OFFSET_SUM)
     prior = tft.mean(movie_sum) / tf.maximum(tft.mean(movie_count), 1e-6)
     # Spread of the user's ratings, shrunk towards 1 (about the spread of all ratings).
     variance = (user_sq_sum - user_sum * user_sum / tf.maximum(user_count, 1.0) + 2.0) / (user_count + 2.0)
@@ -95,6 +96,7 @@ def history_features(inputs: dict) -> dict[str, tf.Tensor]:
         f.USER_RECENT_MEAN_XF: _shrunk_mean(recent_sum, recent_count, prior, f.USER_RECENT_PSEUDO_COUNT),
         f.USER_SINCE_LAST_XF: has_history * tft.scale_to_z_score(tf.math.log1p(tf.maximum(since_last, 0.0))),
         f.USER_HAS_HISTORY_XF: has_history,
+        f.USER_OFFSET_XF: _shrunk_mean(offset_sum, offset_count, 0.0, f.USER_OFFSET_PSEUDO_COUNT),
         f.MOVIE_MEAN_XF: _shrunk_mean(movie_sum, movie_count, prior, f.MOVIE_MEAN_PSEUDO_COUNT),
         f.MOVIE_COUNT_XF: tft.scale_to_z_score(tf.math.log1p(movie_count)),
     }

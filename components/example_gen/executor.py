@@ -129,29 +129,30 @@ def _rating_key(rating: movielens.Rating) -> tuple[str, str, int]:
     return rating.user_id, rating.movie_id, rating.timestamp  # unique once duplicates are rejected
 
 
-def _with_history(item) -> tuple[movielens.Rating, Any]:
-    """(key, {"joined": [(rating, user, movie)], "user": [history], "movie": [history]}) → (rating, example)."""
-    _, grouped = item
+def _with_movie_history(item):
+    """(key, {"joined": [(rating, user, movie)], "movie": [history]}) → (key, (rating, user, movie, history))."""
+    key, grouped = item
     [(rating, user, movie)] = grouped["joined"]
-    [user_history], [movie_history] = grouped["user"], grouped["movie"]
+    [movie_history] = grouped["movie"]
+    return key, (rating, user, movie, movie_history)
+
+
+def _with_history(item) -> tuple[movielens.Rating, Any]:
+    """(key, {"rating": [(rating, user, movie, movie history)], "user": [user history]}) → (rating, example)."""
+    _, grouped = item
+    [(rating, user, movie, movie_history)] = grouped["rating"]
+    [user_history] = grouped["user"]
     return rating, movielens.to_example(rating, user, movie, user_history, movie_history)
 
 
 class AddHistory(beam.PTransform):
     """(Rating, User, Movie) → (Rating, tf.Example) with the point-in-time history features.
 
-    One group per user and one per movie (the histories need every event of the user/movie,
-    in time order), then a join back on (user, movie, timestamp).
+    First one group per movie (its history at each rating), joined back on (user, movie,
+    timestamp); then one group per user, whose history uses the movie histories (offsets).
     """
 
     def expand(self, joined):
-        user_histories = (
-            joined
-            | "ByUser" >> beam.Map(lambda t: (t[0].user_id, (t[0], t[2].genres)))
-            | "GroupUser" >> beam.GroupByKey()
-            | "UserHistory"
-            >> beam.FlatMap(lambda kv: [(_rating_key(r), h) for r, h in movielens.user_histories(kv[1])])
-        )
         movie_histories = (
             joined
             | "ByMovie" >> beam.Map(lambda t: (t[0].movie_id, t[0]))
@@ -160,9 +161,21 @@ class AddHistory(beam.PTransform):
             >> beam.FlatMap(lambda kv: [(_rating_key(r), h) for r, h in movielens.movie_histories(kv[1])])
         )
         keyed = joined | "ByRating" >> beam.Map(lambda t: (_rating_key(t[0]), t))
+        with_movie = (
+            {"joined": keyed, "movie": movie_histories}
+            | "JoinMovieHistory" >> beam.CoGroupByKey()
+            | "WithMovieHistory" >> beam.Map(_with_movie_history)
+        )
+        user_histories = (
+            with_movie
+            | "ByUser" >> beam.Map(lambda kv: (kv[1][0].user_id, (kv[1][0], kv[1][2].genres, kv[1][3])))
+            | "GroupUser" >> beam.GroupByKey()
+            | "UserHistory"
+            >> beam.FlatMap(lambda kv: [(_rating_key(r), h) for r, h in movielens.user_histories(kv[1])])
+        )
         return (
-            {"joined": keyed, "user": user_histories, "movie": movie_histories}
-            | "JoinHistory" >> beam.CoGroupByKey()
+            {"rating": with_movie, "user": user_histories}
+            | "JoinUserHistory" >> beam.CoGroupByKey()
             | "ToExample" >> beam.Map(_with_history)
         )
 

@@ -317,6 +317,10 @@ class UserHistory:
     recent_count: int = 0  # the last RECENT_RATINGS earlier ratings
     recent_rating_sum: float = 0.0
     seconds_since_last: int = -1  # -1: no earlier rating
+    # How the user rates relative to others: over earlier ratings whose movie had been rated before
+    # (by anyone, strictly before that rating), the sum of (rating - that movie's mean at the time).
+    offset_count: int = 0
+    offset_sum: float = 0.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -339,18 +343,22 @@ def _by_second(events: list, key) -> list[list]:
     return groups
 
 
-def user_histories(events: Iterable[tuple[Rating, tuple[str, ...]]]) -> list[tuple[Rating, UserHistory]]:
-    """One user's (rating, movie genres) events → each rating with the history before it.
+def user_histories(
+    events: Iterable[tuple[Rating, tuple[str, ...], MovieHistory]],
+) -> list[tuple[Rating, UserHistory]]:
+    """One user's (rating, movie genres, the movie's history at that rating) events → each rating
+    with the user's history before it.
 
     Only events with a strictly smaller timestamp count; ratings in the same second see the
     same history (none of each other), so the result does not depend on input order.
     """
     count, total, squares, last = 0, 0.0, 0.0, None
+    offset_count, offset_sum = 0, 0.0
     per_genre: dict[str, list] = {}
     recent: list[float] = []
     result = []
     for group in _by_second(list(events), key=lambda e: e[0].movie_id):
-        for rating, genres in group:
+        for rating, genres, _ in group:
             shared = [per_genre[g] for g in genres if g in per_genre]
             history = UserHistory(
                 count=count,
@@ -361,10 +369,14 @@ def user_histories(events: Iterable[tuple[Rating, tuple[str, ...]]]) -> list[tup
                 recent_count=len(recent),
                 recent_rating_sum=sum(recent),
                 seconds_since_last=-1 if last is None else rating.timestamp - last,
+                offset_count=offset_count,
+                offset_sum=offset_sum,
             )
             result.append((rating, history))
-        for rating, genres in group:
+        for rating, genres, movie in group:
             count, total, squares = count + 1, total + rating.rating, squares + rating.rating**2
+            if movie.count:
+                offset_count, offset_sum = offset_count + 1, offset_sum + rating.rating - movie.rating_sum / movie.count
             for genre in genres:
                 slot = per_genre.setdefault(genre, [0, 0.0])
                 slot[0] += 1
@@ -427,6 +439,8 @@ def to_example(
                 f.USER_RECENT_COUNT: _int(user_history.recent_count),
                 f.USER_RECENT_RATING_SUM: _float(user_history.recent_rating_sum),
                 f.USER_SECONDS_SINCE_LAST: _int(user_history.seconds_since_last),
+                f.USER_PRIOR_OFFSET_COUNT: _int(user_history.offset_count),
+                f.USER_PRIOR_OFFSET_SUM: _float(user_history.offset_sum),
                 f.MOVIE_PRIOR_COUNT: _int(movie_history.count),
                 f.MOVIE_PRIOR_RATING_SUM: _float(movie_history.rating_sum),
             }

@@ -23,7 +23,6 @@ def search_space(hp: keras_tuner.HyperParameters, defaults: Hyperparameters) -> 
             "layer_sizes", ["32", "64-32", "128-64", "256-64"], default="-".join(map(str, defaults.layer_sizes))
         ),
         "l2": hp.Choice("l2", [0.0, 1e-6, 1e-5, 1e-4, 1e-3], default=defaults.l2),
-        "id_embeddings": hp.Boolean("id_embeddings", default=defaults.id_embeddings),
     }
     return hyperparameters_from_values(values, defaults)
 
