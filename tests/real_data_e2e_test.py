@@ -20,5 +20,6 @@ def test_ml100k_split_counts_and_rmse_below_the_bound(ml100k_dir, tmp_path):
     summary = run_local(config, echo=lines.append)
     print("\n".join(lines + summary.lines()))
     assert summary.split_rows == {"train": 65_336, "eval": 15_778, "test": 18_886}
-    assert summary.test_rmse < 1.10
+    # Below user+movie biases (1.031, benchmarks/baselines.py) even with 2 epochs: the history features work.
+    assert summary.test_rmse < 1.0
     assert summary.blessed is True and summary.pushed_path is not None
