@@ -147,13 +147,13 @@ def test_pushed_model_scores_known_and_unknown_users(workspace):
     serve = model.signatures[f.SERVING_SIGNATURE]
     examples = [
         serialized_example("1", "1"),  # known user and movie
-        serialized_example("1", "2"),
+        serialized_example("1", "2", genres=("Comedy", "Thriller")),
         serialized_example("no-such-user", "999999", genres=("Western", "NewGenre"), occupation="astronaut"),
     ]
     ratings = serve(examples=tf.constant(examples))[f.PREDICTION_KEY].numpy().ravel()
     assert ratings.shape == (3,)
     assert np.isfinite(ratings).all() and ((ratings >= 1) & (ratings <= 5)).all()
-    assert ratings[0] != ratings[1]  # the movie matters
+    assert ratings[0] != ratings[1]  # the movie's features matter (ids are not embedded by default)
 
     raw = model.signatures[f.RAW_SIGNATURE]
     json_like = raw(
