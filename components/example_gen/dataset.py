@@ -129,8 +129,9 @@ def _members_from_directory(path: Path) -> dict[str, bytes]:
     return {name: (root / name).read_bytes() for name in SHA256}
 
 
-def download(url: str, destination: Path, progress: Progress) -> None:
-    """Downloads `url` over HTTPS to `destination`, via a temporary file renamed on success."""
+def download(url: str, destination: Path, progress: Progress) -> dict[str, bytes]:
+    """Downloads `url` over HTTPS to `destination`, via a temporary file renamed once every member
+    verifies; returns the verified members."""
     if not url.startswith("https://"):
         raise DataVerificationError(f"refusing to download over a non-HTTPS URL: {url}")
     partial = destination.with_name(destination.name + ".part")
@@ -149,7 +150,8 @@ def download(url: str, destination: Path, progress: Progress) -> None:
         if total and done != total:
             raise DataVerificationError(f"{url}: download cut short ({done} of {total} bytes)")
         # Checked (safe entries, every member's SHA-256) before it is kept.
-        for name, data in _members_from_zip(partial).items():
+        members = _members_from_zip(partial)
+        for name, data in members.items():
             _check(name, data, url)
     except (OSError, DataVerificationError, http.client.HTTPException) as error:
         partial.unlink(missing_ok=True)  # a partial or bad download never replaces anything
@@ -157,6 +159,7 @@ def download(url: str, destination: Path, progress: Progress) -> None:
             raise
         raise DataVerificationError(f"{url}: download failed ({type(error).__name__}: {error})") from error
     os.replace(partial, destination)
+    return members
 
 
 def fetch(
@@ -197,9 +200,8 @@ def fetch(
     else:
         archive = root / f"{DATASET}.zip"
         root.mkdir(parents=True, exist_ok=True)
-        if not archive.is_file():
-            download(url, archive, progress)
-        members, origin = _members_from_zip(archive), url
+        members = download(url, archive, progress) if not archive.is_file() else _members_from_zip(archive)
+        origin = url
     for name, data in members.items():
         _check(name, data, origin)
 

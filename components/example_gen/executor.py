@@ -85,10 +85,8 @@ class _Parse(beam.DoFn):
         self._parse = parse
 
     def process(self, line: movielens.RawLine):
-        try:
-            yield line, self._parse(line)
-        except movielens.MalformedRecordError as error:
-            yield beam.pvalue.TaggedOutput(_ERRORS, movielens.reject(line, error))
+        result = movielens.parse_or_reject(line, self._parse)
+        yield beam.pvalue.TaggedOutput(_ERRORS, result) if isinstance(result, movielens.Rejection) else result
 
 
 class _KeepFirst(beam.DoFn):

@@ -247,15 +247,19 @@ def parse_movie(line: RawLine) -> Movie:
 Parsed = TypeVar("Parsed")
 
 
+def parse_or_reject(line: RawLine, parse: Callable[[RawLine], Parsed]) -> tuple[RawLine, Parsed] | Rejection:
+    """(line, record), or the line's Rejection. Never raises for bad data."""
+    try:
+        return line, parse(line)
+    except MalformedRecordError as error:
+        return reject(line, error)
+
+
 def parse_lines(lines: Iterable[RawLine], parse: Callable[[RawLine], Parsed]) -> tuple[list, list[Rejection]]:
-    """Applies `parse` to every line: (accepted (line, record) pairs, rejections). Never raises for bad data."""
-    accepted, rejected = [], []
-    for line in lines:
-        try:
-            accepted.append((line, parse(line)))
-        except MalformedRecordError as error:
-            rejected.append(reject(line, error))
-    return accepted, rejected
+    """Applies `parse` to every line: (accepted (line, record) pairs, rejections)."""
+    results = [parse_or_reject(line, parse) for line in lines]
+    accepted = [r for r in results if not isinstance(r, Rejection)]
+    return accepted, [r for r in results if isinstance(r, Rejection)]
 
 
 def keep_first(pairs: Iterable[tuple[RawLine, Any]], what: str) -> tuple[tuple[RawLine, Any], list[Rejection]]:
