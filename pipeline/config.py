@@ -31,6 +31,8 @@ class TrainerConfig:
     layer_sizes: tuple[int, ...] = (64, 32)
     l2: float = 1e-5
     id_embeddings: bool = False  # see transform/features.py ID_FEATURES
+    history_factors: int = 16  # see components/trainer/model.py RankingModel; 0: off
+    factor_l2: float = 1e-4
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:

@@ -29,12 +29,15 @@ def test_a_users_history_counts_only_strictly_earlier_ratings():
     ]
     histories = dict((r.movie_id, h) for r, h in movielens.user_histories(events))
     assert histories["a"] == UserHistory()  # the first rating has no history
-    expected_b = UserHistory(1, 5.0, 25.0, 1, 5.0, 1, 5.0, 100)
+    only_a = {"movies": ("a",), "movie_ratings": (5.0,)}
+    expected_b = UserHistory(1, 5.0, 25.0, 1, 5.0, 1, 5.0, 100, **only_a)
     assert histories["b"] == expected_b
-    assert histories["c"] == UserHistory(1, 5.0, 25.0, 0, 0.0, 1, 5.0, 100)  # no earlier Comedy
+    assert histories["c"] == UserHistory(1, 5.0, 25.0, 0, 0.0, 1, 5.0, 100, **only_a)  # no earlier Comedy
     # d (Drama, Comedy): Drama a, b (2 ratings, 6.0) + Comedy b, c (2 ratings, 4.0), counted per shared genre.
-    # Offsets: a's movie had no earlier rating (skipped); b: 1 - 3; c: 3 - 4.
-    assert histories["d"] == UserHistory(3, 9.0, 35.0, 4, 10.0, 3, 9.0, 100, offset_count=2, offset_sum=-3.0)
+    # Offsets: a's movie had no earlier rating (skipped); b: 1 - 3; c: 3 - 4. Same-second b, c: by movie id.
+    assert histories["d"] == UserHistory(
+        3, 9.0, 35.0, 4, 10.0, 3, 9.0, 100, 2, -3.0, movies=("a", "b", "c"), movie_ratings=(5.0, 1.0, 3.0)
+    )
 
 
 def test_histories_do_not_depend_on_input_order():
@@ -57,12 +60,16 @@ def test_histories_do_not_depend_on_input_order():
 
 
 def test_recent_ratings_are_the_last_few_earlier_ones():
-    events = [(Rating("u", str(t), float(1 + t % 5), t), ("Drama",), MovieHistory()) for t in range(1, 9)]
+    n = f.MAX_PRIOR_MOVIES + 10
+    events = [(Rating("u", str(t), float(1 + t % 5), t), ("Drama",), MovieHistory()) for t in range(1, n + 1)]
     last = movielens.user_histories(events)[-1][1]
-    earlier = [1.0 + t % 5 for t in range(1, 8)]
+    earlier = [1.0 + t % 5 for t in range(1, n)]
     assert last.recent_count == movielens.RECENT_RATINGS
     assert last.recent_rating_sum == sum(earlier[-movielens.RECENT_RATINGS :])
     assert last.seconds_since_last == 1
+    # The movie list keeps the latest MAX_PRIOR_MOVIES, oldest first.
+    assert last.movies == tuple(str(t) for t in range(n - f.MAX_PRIOR_MOVIES, n))
+    assert last.movie_ratings == tuple(earlier[-f.MAX_PRIOR_MOVIES :])
 
 
 def test_a_movies_history_excludes_same_second_ratings():
@@ -106,7 +113,12 @@ def _examples(data) -> dict[tuple, dict]:
             values = list(getattr(feature[name], kind).value)
             return values[0].decode() if kind == "bytes_list" and len(values) == 1 else values[0]
 
-        collected.append({name: value(name) for name in (*f.STRING_FEATURES, *f.INT_FEATURES, *f.FLOAT_FEATURES)})
+        def values(name, feature=feature):
+            listed = getattr(feature[name], feature[name].WhichOneof("kind")).value
+            return [v.decode() if isinstance(v, bytes) else v for v in listed]
+
+        example = {name: value(name) for name in (*f.STRING_FEATURES, *f.INT_FEATURES, *f.FLOAT_FEATURES)}
+        collected.append(example | {name: values(name) for name in (f.USER_PRIOR_MOVIES, f.USER_PRIOR_MOVIE_RATINGS)})
     return {(e[f.USER_ID], e[f.MOVIE_ID], e[f.TIMESTAMP]): e for e in collected}
 
 
@@ -142,10 +154,12 @@ def _brute_force(data, user: str, movie: str, timestamp: int) -> dict:
         f.USER_PRIOR_OFFSET_SUM: sum(offsets),
         f.MOVIE_PRIOR_COUNT: len(movie_earlier),
         f.MOVIE_PRIOR_RATING_SUM: sum(movie_earlier),
+        f.USER_PRIOR_MOVIES: [m for _, m, _ in earlier][-f.MAX_PRIOR_MOVIES :],
+        f.USER_PRIOR_MOVIE_RATINGS: [r for _, _, r in earlier][-f.MAX_PRIOR_MOVIES :],
     }
 
 
-HISTORY = (*f.HISTORY_INT_FEATURES, *f.HISTORY_FLOAT_FEATURES)
+HISTORY = (*f.HISTORY_INT_FEATURES, *f.HISTORY_FLOAT_FEATURES, f.USER_PRIOR_MOVIES, f.USER_PRIOR_MOVIE_RATINGS)
 
 
 @pytest.fixture(scope="module")
@@ -163,6 +177,8 @@ def test_examplegen_history_equals_a_brute_force_recomputation(tied):
     for key in random.Random(0).sample(keys, 150):
         expected = _brute_force(data, *key)
         actual = {name: examples[key][name] for name in HISTORY}
+        for name in (f.USER_PRIOR_MOVIES, f.USER_PRIOR_MOVIE_RATINGS):  # lists: exact, in order
+            assert actual.pop(name) == expected.pop(name), key
         assert actual == pytest.approx(expected), key
 
 

@@ -23,6 +23,11 @@ def batch(n: int = 64, seed: int = 0):
     )
     for name in f.DENSE_FLOAT_FEATURES:
         features[name] = rng.normal(size=n).astype("float32")
+    lengths = rng.integers(0, f.MAX_PRIOR_MOVIES + 1, n)
+    padding = np.arange(f.MAX_PRIOR_MOVIES)[None, :] >= lengths[:, None]
+    features[f.USER_PRIOR_MOVIES_XF] = np.where(padding, -1, rng.integers(0, 11, (n, f.MAX_PRIOR_MOVIES)))
+    deviations = rng.normal(size=(n, f.MAX_PRIOR_MOVIES)).astype("float32")
+    features[f.USER_PRIOR_DEVIATIONS_XF] = np.where(padding, 0, deviations).astype("float32")
     # A learnable target: depends on the movie id.
     labels = (1 + features[f.MOVIE_ID_XF] % 5).astype("float32")
     return {k: tf.constant(v) for k, v in features.items()}, tf.constant(labels)
@@ -49,14 +54,31 @@ def test_predictions_start_at_the_label_mean_and_handle_oov():
 
 
 def test_ids_matter_only_with_id_embeddings():
+    """Without history factors (the movie id also indexes those: see the next test)."""
     features, _ = batch()
     other_ids = {**features, f.USER_ID_XF: features[f.USER_ID_XF][::-1], f.MOVIE_ID_XF: features[f.MOVIE_ID_XF][::-1]}
     for id_embeddings in (False, True):
         tf.keras.utils.set_random_seed(0)
-        model = build_model(dataclasses.replace(HP, id_embeddings=id_embeddings), VOCAB)
+        model = build_model(dataclasses.replace(HP, id_embeddings=id_embeddings, history_factors=0), VOCAB)
         model.fit(features, batch()[1], epochs=2, verbose=0)
         same = np.allclose(model(features).numpy(), model(other_ids).numpy())
         assert same is (not id_embeddings)
+
+
+def test_earlier_movies_matter_only_with_history_factors():
+    features, labels = batch()
+    other = {**features, f.USER_PRIOR_MOVIES_XF: features[f.USER_PRIOR_MOVIES_XF][::-1]}
+    no_history = {**features, f.USER_PRIOR_MOVIES_XF: -tf.ones_like(features[f.USER_PRIOR_MOVIES_XF])}
+    for factors in (0, 8):
+        tf.keras.utils.set_random_seed(0)
+        model = build_model(dataclasses.replace(HP, history_factors=factors), VOCAB)
+        model.fit(features, labels, epochs=2, verbose=0)
+        assert np.allclose(model(features).numpy(), model(other).numpy()) is (factors == 0)
+    # Padding (-1) contributes nothing, whatever its deviation: an empty history adds exactly 0.
+    match = model._history_match(
+        features[f.MOVIE_ID_XF], no_history[f.USER_PRIOR_MOVIES_XF], features[f.USER_PRIOR_DEVIATIONS_XF]
+    )
+    assert not match.numpy().any()
 
 
 def test_hyperparameters_default_and_tuned():

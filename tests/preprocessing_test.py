@@ -20,6 +20,7 @@ THURSDAY_15H55 = 881250949  # 1997-12-04 15:55:49 UTC
 
 NO_HISTORY = {name: [0] for name in f.HISTORY_INT_FEATURES} | {name: [0.0] for name in f.HISTORY_FLOAT_FEATURES}
 NO_HISTORY[f.USER_SECONDS_SINCE_LAST] = [-1]
+NO_HISTORY |= {f.USER_PRIOR_MOVIES: [], f.USER_PRIOR_MOVIE_RATINGS: []}
 
 
 def raw_row(
@@ -27,7 +28,7 @@ def raw_row(
 ) -> dict:
     return {
         **NO_HISTORY,
-        **{name: [value] for name, value in history.items()},
+        **{name: value if isinstance(value, list) else [value] for name, value in history.items()},
         f.USER_ID: [user],
         f.MOVIE_ID: [movie],
         f.RATING: [4.0],
@@ -55,9 +56,14 @@ def transformed(tmp_path_factory):
             user_recent_rating_sum=9.0, user_seconds_since_last=3600, movie_prior_count=3, movie_prior_rating_sum=12.0,
             user_prior_genre_count=1, user_prior_genre_rating_sum=5.0,
             user_prior_offset_count=2, user_prior_offset_sum=-1.0,
+            user_prior_movies=["11", "99"], user_prior_movie_ratings=[5.0, 4.0],
         ),
     ]  # fmt: skip
-    serve = [raw_row("unknown-user", "10", THURSDAY_15H55, genres=("Western",))]
+    long_history = {
+        f.USER_PRIOR_MOVIES: ["11"] * 10 + ["10"] * f.MAX_PRIOR_MOVIES,
+        f.USER_PRIOR_MOVIE_RATINGS: [1.0] * 10 + [5.0] * f.MAX_PRIOR_MOVIES,
+    }
+    serve = [raw_row("unknown-user", "10", THURSDAY_15H55, genres=("Western",)), raw_row("3", "11", 0, **long_history)]
     output_dir = str(tmp_path_factory.mktemp("tft"))
     with tft_beam.Context(temp_dir=str(tmp_path_factory.mktemp("tmp"))):
         (train_out, out_metadata), transform_fn = (train, metadata) | tft_beam.AnalyzeAndTransformDataset(
@@ -122,6 +128,23 @@ def test_history_means_are_shrunk_towards_the_prior_and_centred(transformed):
     assert serve[0][f.USER_MEAN_XF] == 0.0  # serving: same constants, no label needed
 
 
+def test_earlier_movies_become_padded_indices_and_deviations_from_the_user_mean(transformed):
+    train, serve, tft_output = transformed
+    prior = 4.0
+    assert tft_output.vocabulary_by_name(f.VOCAB_FEATURES[f.MOVIE_ID_XF]) == [b"10", b"11"]
+    padding = f.MAX_PRIOR_MOVIES - 2
+    third = train[2]
+    assert list(third[f.USER_PRIOR_MOVIES_XF]) == [1, 2] + [-1] * padding  # "99" was never rated in train: OOV
+    user_mean = (9.0 + f.USER_MEAN_PSEUDO_COUNT * prior) / (2 + f.USER_MEAN_PSEUDO_COUNT)
+    expected = [5.0 - user_mean, 4.0 - user_mean] + [0.0] * padding
+    np.testing.assert_allclose(third[f.USER_PRIOR_DEVIATIONS_XF], expected, atol=1e-5)
+    assert list(train[0][f.USER_PRIOR_MOVIES_XF]) == [-1] * f.MAX_PRIOR_MOVIES  # a first rating: all padding
+    assert not train[0][f.USER_PRIOR_DEVIATIONS_XF].any()
+    # A longer list (a serving request) keeps its latest MAX_PRIOR_MOVIES entries.
+    assert list(serve[1][f.USER_PRIOR_MOVIES_XF]) == [0] * f.MAX_PRIOR_MOVIES
+    np.testing.assert_allclose(serve[1][f.USER_PRIOR_DEVIATIONS_XF], [5.0 - prior] * f.MAX_PRIOR_MOVIES, atol=1e-5)
+
+
 def test_serving_features_do_not_need_the_label(transformed):
     _, _, tft_output = transformed
     layer = tft_output.transform_features_layer()
@@ -133,7 +156,11 @@ def test_serving_features_do_not_need_the_label(transformed):
         if key == f.LABEL_KEY:
             continue
         feat = example.features.feature[key]
-        if isinstance(value[0], str):
+        if key in f.MULTI_FLOAT_FEATURES:
+            feat.float_list.SetInParent()  # an empty list is still a (present) list
+            feat.float_list.value.extend(value)
+        elif key in f.MULTI_STRING_FEATURES or isinstance(value[0], str):
+            feat.bytes_list.SetInParent()
             feat.bytes_list.value.extend(v.encode() for v in value)
         elif isinstance(value[0], float):
             feat.float_list.value.extend(value)

@@ -38,6 +38,11 @@ USER_PRIOR_OFFSET_COUNT = "user_prior_offset_count"
 USER_PRIOR_OFFSET_SUM = "user_prior_offset_sum"  # may be negative
 MOVIE_PRIOR_COUNT = "movie_prior_count"  # the movie's earlier ratings (any user)
 MOVIE_PRIOR_RATING_SUM = "movie_prior_rating_sum"
+# The user's last MAX_PRIOR_MOVIES earlier ratings one by one, oldest first (lists of equal length,
+# empty for a first rating): which movies, and the ratings given. The model learns factors per movie.
+USER_PRIOR_MOVIES = "user_prior_movies"
+USER_PRIOR_MOVIE_RATINGS = "user_prior_movie_ratings"
+MAX_PRIOR_MOVIES = 50  # longer lists (serving requests) keep their latest MAX_PRIOR_MOVIES
 HISTORY_INT_FEATURES = (
     USER_PRIOR_COUNT,
     USER_PRIOR_GENRE_COUNT,
@@ -63,8 +68,9 @@ RELEASE_YEAR_UNKNOWN = 0
 STRING_FEATURES = (USER_ID, MOVIE_ID, USER_GENDER, USER_OCCUPATION, USER_ZIP, MOVIE_TITLE)
 INT_FEATURES = (TIMESTAMP, USER_AGE, MOVIE_RELEASE_YEAR, *HISTORY_INT_FEATURES)
 FLOAT_FEATURES = (RATING, *HISTORY_FLOAT_FEATURES)
-MULTI_STRING_FEATURES = (MOVIE_GENRES,)  # Variable-length lists.
-RAW_FEATURES = STRING_FEATURES + INT_FEATURES + FLOAT_FEATURES + MULTI_STRING_FEATURES
+MULTI_STRING_FEATURES = (MOVIE_GENRES, USER_PRIOR_MOVIES)  # Variable-length lists.
+MULTI_FLOAT_FEATURES = (USER_PRIOR_MOVIE_RATINGS,)
+RAW_FEATURES = STRING_FEATURES + INT_FEATURES + FLOAT_FEATURES + MULTI_STRING_FEATURES + MULTI_FLOAT_FEATURES
 SERVING_FEATURES = tuple(name for name in RAW_FEATURES if name != LABEL_KEY)
 
 RATING_MIN = 1.0
@@ -108,6 +114,10 @@ USER_RECENT_MEAN_XF = transformed_name("user_recent_mean")
 USER_SINCE_LAST_XF = transformed_name("user_since_last_log")  # z-score of log1p(seconds), 0 when none
 USER_HAS_HISTORY_XF = transformed_name("user_has_history")  # 0/1
 USER_OFFSET_XF = transformed_name("user_prior_offset")  # mean offset vs movie means, shrunk to 0
+# Dense [batch, MAX_PRIOR_MOVIES]: movie vocabulary indices (-1 = padding) and each rating minus
+# the user's shrunk mean at this rating (0 at padding).
+USER_PRIOR_MOVIES_XF = transformed_name(USER_PRIOR_MOVIES)
+USER_PRIOR_DEVIATIONS_XF = transformed_name("user_prior_movie_deviations")
 MOVIE_MEAN_XF = transformed_name("movie_prior_mean")
 MOVIE_COUNT_XF = transformed_name("movie_prior_count_log")
 # Pseudo-counts of the shrinkage: how many prior-mean ratings each mean starts with.
@@ -128,6 +138,8 @@ VOCAB_FEATURES = {
 # Identity-like features: the model embeds them (and has user/movie biases) only with
 # Hyperparameters.id_embeddings. Off by default: 90% of test ratings are by users unseen in
 # training, and with ids the model memorises train users instead of learning from their history.
+# (The movie id also indexes the movie factors matched against the user's earlier movies, with
+# Hyperparameters.history_factors: those work for unseen users.)
 ID_FEATURES = (USER_ID_XF, MOVIE_ID_XF, USER_ZIP_PREFIX_XF)
 GENRES_VOCAB = "movie_genres_vocab"
 NUM_OOV_BUCKETS = 1  # Unknown ids all map to index vocab_size.

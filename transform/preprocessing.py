@@ -61,6 +61,34 @@ def genre_indices(genres: tf.SparseTensor) -> tf.Tensor:
     return tf.reshape(padded, [-1, f.MAX_GENRES])
 
 
+def prior_movies(movies: tf.SparseTensor, ratings: tf.SparseTensor, movie_vocab, center: tf.Tensor) -> dict:
+    """The user's earlier movies and ratings (lists, oldest first) → dense [batch, MAX_PRIOR_MOVIES]
+    movie indices (-1 padding) and rating deviations from `center` ([batch]; 0 at padding).
+
+    Lists longer than MAX_PRIOR_MOVIES keep their latest entries. The two lists must have the same
+    length in every example (InvalidArgumentError otherwise).
+    """
+    movies = tf.RaggedTensor.from_sparse(movies)
+    ratings = tf.RaggedTensor.from_sparse(ratings)
+    lengths = movies.row_lengths()
+    check = tf.debugging.assert_equal(
+        lengths,
+        ratings.row_lengths(),
+        message=f"{f.USER_PRIOR_MOVIES} and {f.USER_PRIOR_MOVIE_RATINGS} differ in length",
+    )
+    with tf.control_dependencies([check]):
+        movies, ratings = movies[:, -f.MAX_PRIOR_MOVIES :], ratings[:, -f.MAX_PRIOR_MOVIES :]
+    ids = movies.with_flat_values(
+        tft.apply_vocabulary(movies.flat_values, movie_vocab, num_oov_buckets=f.NUM_OOV_BUCKETS)
+    )
+    deviations = ratings - tf.expand_dims(center, 1)
+    shape = [None, f.MAX_PRIOR_MOVIES]
+    return {
+        f.USER_PRIOR_MOVIES_XF: ids.to_tensor(default_value=-1, shape=shape),
+        f.USER_PRIOR_DEVIATIONS_XF: deviations.to_tensor(default_value=0.0, shape=shape),
+    }
+
+
 def _float(inputs, name: str) -> tf.Tensor:
     return tf.cast(_dense(inputs[name], 0), tf.float32)
 
@@ -70,12 +98,17 @@ def _shrunk_mean(total: tf.Tensor, count: tf.Tensor, prior: tf.Tensor, pseudo_co
     return (total + pseudo_count * prior) / (count + pseudo_count) - prior
 
 
-def history_features(inputs: dict) -> dict[str, tf.Tensor]:
-    """The point-in-time history (sums and counts written by ExampleGen) → shrunk means, spreads, log counts.
+def prior_mean(inputs: dict) -> tf.Tensor:
+    """The mean of all earlier ratings over the train split: an analyzer (a constant in the serving
+    graph) computed from the movies' histories, not from the label."""
+    return tft.mean(_float(inputs, f.MOVIE_PRIOR_RATING_SUM)) / tf.maximum(
+        tft.mean(_float(inputs, f.MOVIE_PRIOR_COUNT)), 1e-6
+    )
 
-    The prior mean is the mean of all earlier ratings over the train split (an analyzer: a constant
-    in the serving graph, computed without the label).
-    """
+
+def history_features(inputs: dict, prior: tf.Tensor) -> dict[str, tf.Tensor]:
+    """The point-in-time history (sums and counts written by ExampleGen) → shrunk means, spreads, log counts,
+    centred on `prior` (see prior_mean)."""
     user_count, user_sum = _float(inputs, f.USER_PRIOR_COUNT), _float(inputs, f.USER_PRIOR_RATING_SUM)
     user_sq_sum = _float(inputs, f.USER_PRIOR_RATING_SQ_SUM)
     genre_count, genre_sum = _float(inputs, f.USER_PRIOR_GENRE_COUNT), _float(inputs, f.USER_PRIOR_GENRE_RATING_SUM)
@@ -83,7 +116,6 @@ def history_features(inputs: dict) -> dict[str, tf.Tensor]:
     movie_count, movie_sum = _float(inputs, f.MOVIE_PRIOR_COUNT), _float(inputs, f.MOVIE_PRIOR_RATING_SUM)
     since_last = _float(inputs, f.USER_SECONDS_SINCE_LAST)
     offset_count, offset_sum = _float(inputs, f.USER_PRIOR_OFFSET_COUNT), _float(inputs, f.USER_PRIOR_OFFSET_SUM)
-    prior = tft.mean(movie_sum) / tf.maximum(tft.mean(movie_count), 1e-6)
     # Spread of the user's ratings, shrunk towards 1 (about the spread of all ratings).
     variance = (user_sq_sum - user_sum * user_sum / tf.maximum(user_count, 1.0) + 2.0) / (user_count + 2.0)
     has_history = tf.cast(user_count > 0, tf.float32)
@@ -121,10 +153,16 @@ def preprocessing_fn(inputs: dict[str, tf.Tensor | tf.SparseTensor]) -> dict[str
     user_vocab = tft.vocabulary(user_id, vocab_filename=f.VOCAB_FEATURES[f.USER_ID_XF])
     user_known = tft.apply_vocabulary(user_id, user_vocab, default_value=-1) >= 0
 
+    movie_id = _dense(inputs[f.MOVIE_ID], "")
+    movie_vocab = tft.vocabulary(movie_id, vocab_filename=f.VOCAB_FEATURES[f.MOVIE_ID_XF])
+    prior = prior_mean(inputs)
+    history = history_features(inputs, prior)
+    user_mean = history[f.USER_MEAN_XF] + prior
+
     outputs = {
         f.USER_ID_XF: tft.apply_vocabulary(user_id, user_vocab, num_oov_buckets=f.NUM_OOV_BUCKETS),
         f.USER_SEEN_XF: tf.where(user_known, *f.USER_SEEN_VALUES),
-        f.MOVIE_ID_XF: _vocab(_dense(inputs[f.MOVIE_ID], ""), f.VOCAB_FEATURES[f.MOVIE_ID_XF]),
+        f.MOVIE_ID_XF: tft.apply_vocabulary(movie_id, movie_vocab, num_oov_buckets=f.NUM_OOV_BUCKETS),
         f.USER_GENDER_XF: _vocab(_dense(inputs[f.USER_GENDER], ""), f.VOCAB_FEATURES[f.USER_GENDER_XF]),
         f.USER_OCCUPATION_XF: _vocab(_dense(inputs[f.USER_OCCUPATION], ""), f.VOCAB_FEATURES[f.USER_OCCUPATION_XF]),
         f.USER_ZIP_PREFIX_XF: _vocab(zip_prefix, f.VOCAB_FEATURES[f.USER_ZIP_PREFIX_XF]),
@@ -135,7 +173,8 @@ def preprocessing_fn(inputs: dict[str, tf.Tensor | tf.SparseTensor]) -> dict[str
         f.MOVIE_YEAR_MISSING_XF: 1.0 - tf.cast(year_known, tf.float32),
         f.MOVIE_AGE_XF: tft.scale_to_z_score(movie_age),
         **time_features(timestamp),
-        **history_features(inputs),
+        **history,
+        **prior_movies(inputs[f.USER_PRIOR_MOVIES], inputs[f.USER_PRIOR_MOVIE_RATINGS], movie_vocab, user_mean),
     }
     if f.LABEL_KEY in inputs:  # Absent at serving time.
         outputs[f.LABEL_XF] = tf.cast(_dense(inputs[f.LABEL_KEY], 0.0), tf.float32)

@@ -325,6 +325,9 @@ class UserHistory:
     # (by anyone, strictly before that rating), the sum of (rating - that movie's mean at the time).
     offset_count: int = 0
     offset_sum: float = 0.0
+    # The last features.MAX_PRIOR_MOVIES earlier ratings one by one, oldest first: which movie, and how it was rated.
+    movies: tuple[str, ...] = ()
+    movie_ratings: tuple[float, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -360,6 +363,7 @@ def user_histories(
     offset_count, offset_sum = 0, 0.0
     per_genre: dict[str, list] = {}
     recent: list[float] = []
+    rated: list[Rating] = []  # the last features.MAX_PRIOR_MOVIES, oldest first
     result = []
     for group in _by_second(list(events), key=lambda e: e[0].movie_id):
         for rating, genres, _ in group:
@@ -375,6 +379,8 @@ def user_histories(
                 seconds_since_last=-1 if last is None else rating.timestamp - last,
                 offset_count=offset_count,
                 offset_sum=offset_sum,
+                movies=tuple(r.movie_id for r in rated),
+                movie_ratings=tuple(float(r.rating) for r in rated),
             )
             result.append((rating, history))
         for rating, genres, movie in group:
@@ -386,6 +392,7 @@ def user_histories(
                 slot[0] += 1
                 slot[1] += rating.rating
             recent = (recent + [rating.rating])[-RECENT_RATINGS:]
+            rated = (rated + [rating])[-features.MAX_PRIOR_MOVIES :]
         last = group[0][0].timestamp
     return result
 
@@ -410,6 +417,10 @@ def _int(value: int) -> tf.train.Feature:
 
 def _float(value: float) -> tf.train.Feature:
     return tf.train.Feature(float_list=tf.train.FloatList(value=[value]))
+
+
+def _floats(*values: float) -> tf.train.Feature:
+    return tf.train.Feature(float_list=tf.train.FloatList(value=values))
 
 
 def to_example(
@@ -447,6 +458,8 @@ def to_example(
                 f.USER_PRIOR_OFFSET_SUM: _float(user_history.offset_sum),
                 f.MOVIE_PRIOR_COUNT: _int(movie_history.count),
                 f.MOVIE_PRIOR_RATING_SUM: _float(movie_history.rating_sum),
+                f.USER_PRIOR_MOVIES: _bytes(*user_history.movies),
+                f.USER_PRIOR_MOVIE_RATINGS: _floats(*user_history.movie_ratings),
             }
         )
     )

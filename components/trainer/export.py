@@ -5,7 +5,8 @@ Three signatures, all applying the Transform graph inside the model:
   This is what TF Serving's `:predict`/`:regress` and the Evaluator call.
 - `transform_features`: serialized tf.Example → transformed features (for TFMA slicing).
 - `predict_raw`: named raw tensors (JSON-friendly for `/v1/models/NAME:predict`)
-  → predicted rating. `movie_genres` is a [batch, n] string matrix padded with "".
+  → predicted rating. `movie_genres` and `user_prior_movies` are [batch, n] string matrices padded
+  with ""; `user_prior_movie_ratings` is [batch, n] too, read where `user_prior_movies` is not "".
 """
 
 from __future__ import annotations
@@ -44,7 +45,9 @@ def make_signatures(model: tf.keras.Model, tft_output: tft.TFTransformOutput) ->
         return model.tft_layer(parsed)
 
     raw_signature = {name: tf.TensorSpec([None], dtype, name=name) for name, dtype in _RAW_DTYPES.items()}
-    raw_signature[f.MOVIE_GENRES] = tf.TensorSpec([None, None], tf.string, name=f.MOVIE_GENRES)
+    lists = {f.MOVIE_GENRES: tf.string, f.USER_PRIOR_MOVIES: tf.string, f.USER_PRIOR_MOVIE_RATINGS: tf.float32}
+    for name, dtype in lists.items():
+        raw_signature[name] = tf.TensorSpec([None, None], dtype, name=name)
 
     @tf.function(input_signature=[raw_signature])
     def predict_raw(inputs):
@@ -54,6 +57,11 @@ def make_signatures(model: tf.keras.Model, tft_output: tft.TFTransformOutput) ->
         )
         raw = {name: tf.reshape(inputs[name], [-1, 1]) for name in _RAW_DTYPES}
         raw[f.MOVIE_GENRES] = tf.sparse.from_dense(inputs[f.MOVIE_GENRES])  # drops "" padding
+        movies = tf.sparse.from_dense(inputs[f.USER_PRIOR_MOVIES])
+        raw[f.USER_PRIOR_MOVIES] = movies
+        raw[f.USER_PRIOR_MOVIE_RATINGS] = tf.SparseTensor(
+            movies.indices, tf.gather_nd(inputs[f.USER_PRIOR_MOVIE_RATINGS], movies.indices), movies.dense_shape
+        )
         return _predict(model, model.tft_layer(raw))
 
     return {

@@ -19,6 +19,8 @@ class Hyperparameters:
     layer_sizes: tuple[int, ...]
     l2: float
     id_embeddings: bool = False  # embed f.ID_FEATURES and add user/movie biases
+    history_factors: int = 16  # size of the movie factors matched against the user's earlier movies; 0: off
+    factor_l2: float = 1e-4  # L2 on those factor tables
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -38,7 +40,10 @@ class RankingModel(tfrs.models.Model):
 
     prediction = global bias (init: train mean) + linear(dense features)
     + MLP(concat(embeddings of categoricals, genre embedding, dense features))
-    [+ user bias + movie bias, and ids/zip among the embedded categoricals, with hp.id_embeddings].
+    [+ user bias + movie bias, and ids/zip among the embedded categoricals, with hp.id_embeddings]
+    + q(movie) · sum_j (y(m_j) + d_j z(m_j)) / sqrt(n + 1), over the user's n earlier movies m_j rated d_j
+      away from the user's mean (asymmetric SVD: a user is the movies they rated, so it works for users
+      unseen in training as soon as they have rated something), with hp.history_factors.
     The dense features include the point-in-time history (shrunk user/movie/genre means), whose
     linear term carries most of the signal for users unseen in training (cold start).
     Unknown ids land in the OOV bucket (index = vocabulary size), which has its own row.
@@ -59,6 +64,15 @@ class RankingModel(tfrs.models.Model):
         self._linear = tf.keras.layers.Dense(1, use_bias=False, name="dense_linear")
         self._genre_depth = vocab.genres + f.NUM_OOV_BUCKETS
         self._genre_projection = tf.keras.layers.Dense(hp.embedding_dim, use_bias=False, name="genres_emb")
+        self._history_factors = hp.history_factors > 0
+        if self._history_factors:
+            factor_regularizer = tf.keras.regularizers.l2(hp.factor_l2) if hp.factor_l2 > 0 else None
+            self._movie_factors, self._prior_factors, self._prior_rating_factors = (
+                tf.keras.layers.Embedding(
+                    rows[f.MOVIE_ID_XF], hp.history_factors, embeddings_regularizer=factor_regularizer, name=name
+                )
+                for name in ("movie_factors", "prior_movie_factors", "prior_rating_factors")
+            )
         self._tower = tf.keras.Sequential(
             [
                 tf.keras.layers.Dense(units, activation="relu", kernel_regularizer=regularizer)
@@ -87,7 +101,18 @@ class RankingModel(tfrs.models.Model):
         output = self._tower(tf.concat(parts, axis=1)) + self._linear(dense)
         if self._id_embeddings:
             output += self._user_bias(user) + self._movie_bias(movie)
+        if self._history_factors:
+            output += self._history_match(movie, inputs[f.USER_PRIOR_MOVIES_XF], inputs[f.USER_PRIOR_DEVIATIONS_XF])
         return output
+
+    def _history_match(self, movie: tf.Tensor, prior: tf.Tensor, deviations: tf.Tensor) -> tf.Tensor:
+        """[batch, 1]: the movie's factors · the user's factors built from their earlier movies."""
+        mask = tf.cast(prior >= 0, tf.float32)[..., None]  # -1 = padding
+        prior = tf.maximum(prior, 0)
+        deviations = tf.cast(deviations, tf.float32)[..., None]
+        summed = tf.reduce_sum(mask * (self._prior_factors(prior) + deviations * self._prior_rating_factors(prior)), 1)
+        user = summed / tf.sqrt(tf.reduce_sum(mask, 1) + 1.0)
+        return tf.reduce_sum(self._movie_factors(movie) * user, axis=1, keepdims=True)
 
     def compute_loss(self, inputs, training: bool = False) -> tf.Tensor:
         """Mean squared error over the global batch (this replica's share of it under a strategy)."""

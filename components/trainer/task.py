@@ -24,7 +24,13 @@ HISTORY_FILE = "history.json"  # Per-epoch loss/RMSE, written next to the model.
 def hyperparameters(config: TrainerConfig, tuned: dict | None) -> Hyperparameters:
     """The Tuner's best values when given (its HyperParameters config), else the config's defaults."""
     defaults = Hyperparameters(
-        config.learning_rate, config.embedding_dim, config.layer_sizes, config.l2, config.id_embeddings
+        config.learning_rate,
+        config.embedding_dim,
+        config.layer_sizes,
+        config.l2,
+        config.id_embeddings,
+        config.history_factors,
+        config.factor_l2,
     )
     if not tuned:
         return defaults
@@ -41,6 +47,8 @@ def hyperparameters_from_values(values: dict, defaults: Hyperparameters) -> Hype
         layer_sizes=tuple(int(x) for x in layers.split("-")) if layers else defaults.layer_sizes,
         l2=float(values.get("l2", defaults.l2)),
         id_embeddings=bool(values.get("id_embeddings", defaults.id_embeddings)),
+        history_factors=int(values.get("history_factors", defaults.history_factors)),
+        factor_l2=float(values.get("factor_l2", defaults.factor_l2)),
     )
 
 
