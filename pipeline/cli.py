@@ -15,6 +15,7 @@ import time
 import click
 
 import pipeline  # noqa: F401  (sets TF_USE_LEGACY_KERAS before anything imports TensorFlow)
+from components.example_gen import splits
 from pipeline.config import BEAM_RUNNERS, DEFAULT_PIPELINE_NAME, METADATA_FILE_NAME
 
 DEFAULT_WORKDIR = "artifacts"
@@ -84,10 +85,19 @@ def _options(*options):
 
 # Training and blessing options shared by `run` and `compile`.
 _model_options = _options(
-    click.option("--epochs", default=8, show_default=True, type=click.IntRange(min=1)),
+    click.option("--epochs", default=12, show_default=True, type=click.IntRange(min=1)),
     click.option("--tuner-trials", default=2, show_default=True, type=click.IntRange(min=0), help="0 skips the Tuner."),
-    click.option("--tuner-epochs", default=1, show_default=True, type=click.IntRange(min=1)),
-    click.option("--seed", default=42, show_default=True, type=int),
+    click.option("--tuner-epochs", default=3, show_default=True, type=click.IntRange(min=1)),
+    click.option("--seed", default=42, show_default=True, type=int, help="Training seed (and random splits')."),
+    click.option(
+        "--split",
+        "split_protocol",
+        type=click.Choice(splits.PROTOCOLS),
+        default=splits.TIME,
+        show_default=True,
+        help="How ratings go to train/eval/test: by time (oldest 60/20/20), per-user stratified random "
+        "65/10/25, or the zip's fold uK (test = uK.test). Random protocols hide test ratings from histories.",
+    ),
     click.option("--rmse-upper-bound", default=1.10, show_default=True, type=float, help="Blessing: max RMSE."),
     click.option(
         "--rmse-max-increase",

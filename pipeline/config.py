@@ -10,6 +10,8 @@ import dataclasses
 import os
 from typing import Any
 
+from components.example_gen import splits
+
 DEFAULT_PIPELINE_NAME = "movielens-recommender"
 DEFAULT_MODEL_NAME = "movielens_ranker"
 METADATA_FILE_NAME = "metadata.sqlite"  # Local runs: the SQLite MLMD store, in the pipeline root by default.
@@ -19,11 +21,11 @@ METADATA_FILE_NAME = "metadata.sqlite"  # Local runs: the SQLite MLMD store, in 
 class TrainerConfig:
     """Training settings passed to run_fn and tuner_fn (hyperparameter defaults included)."""
 
-    epochs: int = 8
+    epochs: int = 12
     batch_size: int = 256
     early_stopping_patience: int = 2
     seed: int = 42
-    tuner_epochs: int = 1
+    tuner_epochs: int = 3
     tuner_trials: int = 2
     # Defaults used when the Tuner is skipped; the Tuner searches around them.
     learning_rate: float = 0.001
@@ -83,7 +85,10 @@ class PipelineConfig:
     model_name: str = DEFAULT_MODEL_NAME
     metadata_path: str | None = None  # SQLite MLMD file; local runs only.
     split_names: tuple[str, ...] = ("train", "eval", "test")
-    split_fractions: tuple[float, ...] = (0.6, 0.2, 0.2)
+    split_fractions: tuple[float, ...] = (0.6, 0.2, 0.2)  # the time split's (see split_protocol)
+    # How ratings go to the splits: "time" (the seed's), "stratified", "u1".."u5" (components/example_gen/splits.py).
+    # Random protocols draw their split with the trainer's seed.
+    split_protocol: str = splits.TIME
     max_rejected_fraction: float = 0.001  # of raw records ExampleGen may quarantine before it fails the run
     accepted_anomalies: tuple[str, ...] = ()  # features whose schema anomalies the gate lets through (recorded)
     trainer: TrainerConfig = TrainerConfig()
@@ -99,6 +104,7 @@ class PipelineConfig:
             raise ValueError("the pipeline needs three splits: train, eval (validation) and test (evaluation)")
         if any(x <= 0 for x in self.split_fractions) or abs(sum(self.split_fractions) - 1) > 1e-6:
             raise ValueError(f"split fractions must be positive and sum to 1, got {self.split_fractions}")
+        splits.check(self.split_protocol)
         if not 0 <= self.max_rejected_fraction < 1:
             raise ValueError(f"max_rejected_fraction must be in [0, 1), got {self.max_rejected_fraction}")
         object.__setattr__(self, "accepted_anomalies", tuple(self.accepted_anomalies))

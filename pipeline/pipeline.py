@@ -65,6 +65,8 @@ def create_pipeline(config: PipelineConfig, metadata_connection_config=None) -> 
         list(config.split_fractions),
         code_fingerprint("components.example_gen", "transform.features"),
         config.max_rejected_fraction,
+        config.split_protocol,
+        config.trainer.seed,
     ).with_id(EXAMPLE_GEN)
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"]).with_id(STATISTICS_GEN)
     schema_file = config.schema_file or schema_path()

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from components.example_gen import movielens
+from components.example_gen import movielens, splits
 from components.example_gen.executor import LINE_COUNTS, REJECTED, ReadMovieLens
 from components.example_gen.movielens import MovieHistory, Rating, UserHistory
 from transform import features as f
@@ -93,19 +93,27 @@ def _data_with_ties(source, target):
     return target
 
 
-def _examples(data) -> dict[tuple, dict]:
-    """ExampleGen's examples (all splits) keyed by (user, movie, timestamp), as plain dicts."""
+def _examples(data, protocol: str = splits.TIME, seed: int = 0) -> dict[tuple, dict]:
+    """ExampleGen's examples (all splits) keyed by (user, movie, timestamp), as plain dicts with their split."""
     collected = []
+    out = data / f"out-{protocol}-{seed}"
     with beam.Pipeline() as pipeline:
-        read = pipeline | ReadMovieLens(str(data), SPLIT, max_timestamp=2_000_000_000)
+        read = pipeline | ReadMovieLens(str(data), SPLIT, max_timestamp=2_000_000_000, protocol=protocol, seed=seed)
         del read[REJECTED], read[LINE_COUNTS]
-        _ = (
-            tuple(read.values())
-            | beam.Flatten()
-            | beam.Map(lambda e: e.SerializeToString())
-            | beam.io.WriteToTFRecord(str(data / "out"), num_shards=1)
-        )
-    for record in tf.data.TFRecordDataset(str(data / "out") + "-00000-of-00001"):
+        for name, examples in read.items():
+            _ = (
+                examples
+                | f"Serialize[{name}]" >> beam.Map(lambda e: e.SerializeToString())
+                | f"Write[{name}]" >> beam.io.WriteToTFRecord(str(out / name), num_shards=1)
+            )
+    for name in SPLIT.names:
+        collected += [(name, record) for record in tf.data.TFRecordDataset(str(out / name) + "-00000-of-00001")]
+    return _decode(collected)
+
+
+def _decode(records) -> dict[tuple, dict]:
+    collected = []
+    for split, record in records:
         feature = tf.train.Example.FromString(record.numpy()).features.feature
 
         def value(name, feature=feature):
@@ -118,7 +126,8 @@ def _examples(data) -> dict[tuple, dict]:
             return [v.decode() if isinstance(v, bytes) else v for v in listed]
 
         example = {name: value(name) for name in (*f.STRING_FEATURES, *f.INT_FEATURES, *f.FLOAT_FEATURES)}
-        collected.append(example | {name: values(name) for name in (f.USER_PRIOR_MOVIES, f.USER_PRIOR_MOVIE_RATINGS)})
+        lists = {name: values(name) for name in (f.USER_PRIOR_MOVIES, f.USER_PRIOR_MOVIE_RATINGS)}
+        collected.append(example | lists | {"split": split})
     return {(e[f.USER_ID], e[f.MOVIE_ID], e[f.TIMESTAMP]): e for e in collected}
 
 
@@ -207,3 +216,59 @@ def test_changing_a_future_rating_changes_no_earlier_example(tied, tmp_path):
     moved = [k for k in later if after[k][f.USER_PRIOR_RATING_SUM] != before[k][f.USER_PRIOR_RATING_SUM]]
     assert len(flipped) > 100 and len(moved) > len(later) / 4  # the future did change (the test can fail)
     assert np.mean([after[k][f.RATING] != before[k][f.RATING] for k in flipped]) > 0.5
+
+
+# ---- Random protocols: test ratings never feed a history ----------------------------------------
+
+
+def _flip(source, target, keys: set):
+    """A copy of `source` where the ratings of `keys` are r → 6 - r."""
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns("out*"))
+    lines = []
+    for line in (target / "u.data").read_text().splitlines():
+        user, movie, rating, timestamp = line.split("\t")
+        if (user, movie, int(timestamp)) in keys:
+            rating = str(6 - int(rating))
+        lines.append(f"{user}\t{movie}\t{rating}\t{timestamp}")
+    (target / "u.data").write_text("\n".join(lines) + "\n")
+    return target
+
+
+def _histories(example: dict) -> dict:
+    return {name: example[name] for name in HISTORY}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("protocol", [splits.STRATIFIED, "u1"])
+def test_random_protocols_split_as_published_and_hide_test_ratings_from_every_history(
+    synthetic_dir, tmp_path, protocol
+):
+    data = tmp_path / "data"
+    shutil.copytree(synthetic_dir, data)
+    lines = (data / "u.data").read_text().splitlines()
+    fold_test = sorted(random.Random(0).sample(lines, len(lines) // 5))
+    (data / "u1.test").write_text("\n".join(fold_test) + "\n")
+
+    before = _examples(data, protocol, seed=3)
+    assert len(before) == len(lines)
+    test = {key for key, e in before.items() if e["split"] == "test"}
+    if protocol == splits.STRATIFIED:  # per user: round(25%) test, round(10%) eval, the rest train
+        for user in {key[0] for key in before}:
+            mine = [e["split"] for key, e in before.items() if key[0] == user]
+            assert mine.count("test") == round(0.25 * len(mine)) and mine.count("eval") == round(0.10 * len(mine))
+    else:  # test = exactly u1.test; eval about FOLD_EVAL_FRACTION of the rest
+        assert test == {(u, m, int(t)) for u, m, _, t in (line.split("\t") for line in fold_test)}
+        evals = sum(e["split"] == "eval" for e in before.values())
+        assert abs(evals / (len(lines) - len(test)) - splits.FOLD_EVAL_FRACTION) < 0.03
+    again = _examples(data, protocol, seed=3)
+    assert {k: e["split"] for k, e in again.items()} == {k: e["split"] for k, e in before.items()}  # deterministic
+    other_seed = {k for k, e in _examples(data, protocol, seed=4).items() if e["split"] == "test"}
+    assert (other_seed == test) is (protocol != splits.STRATIFIED)  # a fold's test split is fixed
+
+    after = _examples(_flip(data, tmp_path / "flipped", test), protocol, seed=3)
+    assert {k: e["split"] for k, e in after.items()} == {k: e["split"] for k, e in before.items()}
+    assert all(_histories(after[key]) == _histories(e) for key, e in before.items())
+    assert all(after[key][f.RATING] == 6 - before[key][f.RATING] for key in test)
+    # Control: in the time protocol the same change does reach later histories (so this test can fail).
+    timed = _examples(data), _examples(tmp_path / "flipped")
+    assert sum(_histories(timed[0][key]) != _histories(timed[1][key]) for key in timed[0]) > len(lines) / 4

@@ -2,12 +2,14 @@
 
 import dataclasses
 
+import keras_tuner
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from components.trainer.model import Hyperparameters, Vocabularies, build_model
 from components.trainer.task import hyperparameters, hyperparameters_from_values
+from components.tuner.tuner import OBJECTIVE, DefaultsFirstOracle, search_space
 from pipeline.config import TrainerConfig
 from transform import features as f
 
@@ -93,3 +95,22 @@ def test_hyperparameters_default_and_tuned():
 def test_trainer_config_rejects_nonsense(field):
     with pytest.raises(ValueError):
         TrainerConfig(**{field: 0})
+
+
+def test_the_tuners_first_trial_is_the_defaults_and_the_next_ones_are_drawn(tmp_path):
+    config = TrainerConfig(learning_rate=0.002, embedding_dim=8, layer_sizes=(32,), l2=1e-6, history_factors=8)
+    defaults = hyperparameters(config, None)
+    tuner = keras_tuner.Tuner(
+        oracle=DefaultsFirstOracle(objective=OBJECTIVE, max_trials=3, seed=0),
+        hypermodel=lambda hp: build_model(search_space(hp, defaults), VOCAB),
+        directory=str(tmp_path),
+        project_name="t",
+    )
+    features, labels = batch()
+    tuner.search(features, labels, validation_data=(features, labels), epochs=1, verbose=0)
+    trials = sorted(tuner.oracle.trials.values(), key=lambda t: t.trial_id)
+    assert len(trials) == 3
+    values = [hyperparameters_from_values(t.hyperparameters.values, defaults) for t in trials]
+    assert values[0] == defaults
+    assert all(v != defaults for v in values[1:])
+    assert all(3e-4 <= v.learning_rate <= 3e-3 for v in values)

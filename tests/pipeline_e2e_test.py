@@ -82,13 +82,19 @@ HISTORY_FLOATS = {
 }  # fmt: skip
 
 
+PRIOR_MOVIES = {f.USER_PRIOR_MOVIES: ["1", "2", "3", "4"], f.USER_PRIOR_MOVIE_RATINGS: [5.0, 3.0, 3.0, 3.0]}
+
+
 def raw_history(batch: int, **overrides) -> dict[str, tf.Tensor]:
     """The history features as predict_raw takes them, for `batch` identical requests."""
-    values = {**HISTORY_INTS, **HISTORY_FLOATS, **overrides}
-    return {k: tf.constant([v] * batch, tf.int64 if k in HISTORY_INTS else tf.float32) for k, v in values.items()}
+    values = {**HISTORY_INTS, **HISTORY_FLOATS, **PRIOR_MOVIES, **overrides}
+    dtypes = {**dict.fromkeys(HISTORY_INTS, tf.int64), f.USER_PRIOR_MOVIES: tf.string}
+    return {k: tf.constant([v] * batch, dtypes.get(k, tf.float32)) for k, v in values.items()}
 
 
-def serialized_example(user: str, movie: str, genres=("Drama",), occupation="writer") -> bytes:
+def serialized_example(
+    user: str, movie: str, genres=("Drama",), occupation="writer", prior_movies=PRIOR_MOVIES[f.USER_PRIOR_MOVIES]
+) -> bytes:
     feature = {
         f.USER_ID: [user.encode()], f.MOVIE_ID: [movie.encode()], f.USER_GENDER: [b"F"],
         f.USER_OCCUPATION: [occupation.encode()], f.USER_ZIP: [b"55414"], f.MOVIE_TITLE: [b"A movie"],
@@ -102,6 +108,9 @@ def serialized_example(user: str, movie: str, genres=("Drama",), occupation="wri
         example.features.feature[key].int64_list.value.append(value)
     for key, value in HISTORY_FLOATS.items():
         example.features.feature[key].float_list.value.append(value)
+    example.features.feature[f.USER_PRIOR_MOVIES].bytes_list.value.extend(m.encode() for m in prior_movies)
+    ratings = PRIOR_MOVIES[f.USER_PRIOR_MOVIE_RATINGS][: len(prior_movies)]
+    example.features.feature[f.USER_PRIOR_MOVIE_RATINGS].float_list.value.extend(ratings)
     return example.SerializeToString()
 
 
@@ -149,11 +158,14 @@ def test_pushed_model_scores_known_and_unknown_users(workspace):
         serialized_example("1", "1"),  # known user and movie
         serialized_example("1", "2", genres=("Comedy", "Thriller")),
         serialized_example("no-such-user", "999999", genres=("Western", "NewGenre"), occupation="astronaut"),
+        serialized_example("1", "1", prior_movies=["5", "6", "7", "8"]),  # other earlier movies
+        serialized_example("1", "1", prior_movies=[]),  # a first rating
     ]
     ratings = serve(examples=tf.constant(examples))[f.PREDICTION_KEY].numpy().ravel()
-    assert ratings.shape == (3,)
+    assert ratings.shape == (5,)
     assert np.isfinite(ratings).all() and ((ratings >= 1) & (ratings <= 5)).all()
     assert ratings[0] != ratings[1]  # the movie's features matter (ids are not embedded by default)
+    assert len({ratings[0], ratings[3], ratings[4]}) == 3  # which movies the user rated before matters
 
     raw = model.signatures[f.RAW_SIGNATURE]
     json_like = raw(
@@ -184,6 +196,10 @@ def _retyped_age(feature):
         (lambda feature: feature.__delitem__(f.USER_AGE), "Feature: user_age .* is required but could not be found"),
         (_retyped_age, "Key: user_age.*Data types don't match.*expected type: int64"),
         (lambda feature: feature[f.USER_AGE].int64_list.value.append(40), "Key: user_age.*Number of int64 values"),
+        (
+            lambda feature: feature[f.USER_PRIOR_MOVIE_RATINGS].float_list.value.append(4.0),
+            "user_prior_movies and user_prior_movie_ratings differ in length",
+        ),
     ],
 )
 def test_serving_rejects_malformed_examples_with_a_clear_error(workspace, edit, message):

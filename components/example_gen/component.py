@@ -8,7 +8,7 @@ from tfx.components.example_gen.component import FileBasedExampleGen
 from tfx.dsl.components.base import executor_spec
 from tfx.proto import example_gen_pb2
 
-from components.example_gen import executor
+from components.example_gen import executor, splits
 
 # Every split "reads" the u.* files; the driver fingerprints them for caching.
 _INPUT_PATTERN = "u.*"
@@ -20,8 +20,11 @@ def movielens_example_gen(
     split_fractions: list[float],
     code_fingerprint: str,
     max_rejected_fraction: float = executor.DEFAULT_MAX_REJECTED_FRACTION,
+    split_protocol: str = splits.TIME,
+    split_seed: int = 0,
 ) -> FileBasedExampleGen:
-    """ExampleGen over a MovieLens-100k directory that joins users/movies and splits by time.
+    """ExampleGen over a MovieLens-100k directory that joins users/movies and splits them by
+    `split_protocol` (components/example_gen/splits.py; `split_fractions` apply to the time split).
 
     Malformed lines are quarantined; more than `max_rejected_fraction` of them fails the run.
     """
@@ -31,6 +34,8 @@ def movielens_example_gen(
     return FileBasedExampleGen(
         input_base=input_base,
         input_config=input_config,
-        custom_config=executor.make_custom_config(split_fractions, code_fingerprint, max_rejected_fraction),
+        custom_config=executor.make_custom_config(
+            split_fractions, code_fingerprint, max_rejected_fraction, split_protocol, split_seed
+        ),
         custom_executor_spec=executor_spec.BeamExecutorSpec(executor.Executor),
     )

@@ -20,7 +20,7 @@ from tfx.components.example_gen.base_example_gen_executor import BaseExampleGenE
 from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils
 
-from components.example_gen import movielens
+from components.example_gen import movielens, splits
 
 MAX_REPORTED_ERRORS = 20
 DEFAULT_MAX_REJECTED_FRACTION = 0.001
@@ -38,7 +38,11 @@ class RejectedRecordsError(RuntimeError):
 
 
 def make_custom_config(
-    split_fractions: list[float], code_fingerprint: str, max_rejected_fraction: float = DEFAULT_MAX_REJECTED_FRACTION
+    split_fractions: list[float],
+    code_fingerprint: str,
+    max_rejected_fraction: float = DEFAULT_MAX_REJECTED_FRACTION,
+    split_protocol: str = splits.TIME,
+    split_seed: int = 0,
 ):
     """The ExampleGen `custom_config` proto carrying our typed settings.
 
@@ -50,6 +54,8 @@ def make_custom_config(
             "split_fractions": list(split_fractions),
             "code_fingerprint": code_fingerprint,
             "max_rejected_fraction": max_rejected_fraction,
+            "split_protocol": split_protocol,
+            "split_seed": split_seed,
         }
     )
     config = example_gen_pb2.CustomConfig()
@@ -123,56 +129,84 @@ class _Join(beam.DoFn):
         yield beam.pvalue.TaggedOutput(_ERRORS, movielens.reject(line, error))
 
 
-def _rating_key(rating: movielens.Rating) -> tuple[str, str, int]:
-    return rating.user_id, rating.movie_id, rating.timestamp  # unique once duplicates are rejected
+def _stratified(item, seed: int):
+    """(user id, [(Rating, User, Movie)]) → (split index, (Rating, User, Movie)) per movielens.stratified_indices."""
+    _, joined = item
+    by_key = {t[0].key: t for t in joined}
+    indexed = movielens.stratified_indices([t[0] for t in by_key.values()], splits.STRATIFIED_FRACTIONS, seed)
+    return [(index, by_key[rating.key]) for rating, index in indexed]
+
+
+def _fold_test_key(line: movielens.RawLine) -> tuple[tuple[str, str, int], bool]:
+    """A uK.test line → (rating key, True). These files define the test split: a bad line fails the run."""
+    result = movielens.parse_or_reject(line, movielens.parse_rating)
+    if isinstance(result, movielens.Rejection):
+        raise movielens.MalformedRecordError(f"{result.file}:{result.line_no}: {result.message}", result.reason)
+    return result[1].key, True
 
 
 def _with_movie_history(item):
-    """(key, {"joined": [(rating, user, movie)], "movie": [history]}) → (key, (rating, user, movie, history))."""
-    key, grouped = item
-    [(rating, user, movie)] = grouped["joined"]
-    [movie_history] = grouped["movie"]
-    return key, (rating, user, movie, movie_history)
-
-
-def _with_history(item) -> tuple[movielens.Rating, Any]:
-    """(key, {"rating": [(rating, user, movie, movie history)], "user": [user history]}) → (rating, example)."""
+    """(key, {"assigned": [(index, (rating, user, movie))], "movie": [history]})
+    → (index, rating, user, movie, movie history)."""
     _, grouped = item
-    [(rating, user, movie, movie_history)] = grouped["rating"]
+    [(index, (rating, user, movie))] = grouped["assigned"]
+    [movie_history] = grouped["movie"]
+    return index, rating, user, movie, movie_history
+
+
+def _with_history(item) -> tuple[int, Any]:
+    """(key, {"rating": [(index, rating, user, movie, movie history)], "user": [user history]}) → (index, example)."""
+    _, grouped = item
+    [(index, rating, user, movie, movie_history)] = grouped["rating"]
     [user_history] = grouped["user"]
-    return rating, movielens.to_example(rating, user, movie, user_history, movie_history)
+    return index, movielens.to_example(rating, user, movie, user_history, movie_history)
 
 
 class AddHistory(beam.PTransform):
-    """(Rating, User, Movie) → (Rating, tf.Example) with the point-in-time history features.
+    """(split index, (Rating, User, Movie)) → (split index, tf.Example) with the point-in-time history.
 
-    First one group per movie (its history at each rating), joined back on (user, movie,
-    timestamp); then one group per user, whose history uses the movie histories (offsets).
+    First one group per movie (its history at each rating), joined back on the rating's key; then
+    one group per user, whose history uses the movie histories (offsets). Ratings of the
+    `hidden_splits` get histories but never feed one (splits.hides_test).
     """
 
-    def expand(self, joined):
+    def __init__(self, hidden_splits: frozenset[int] = frozenset()):
+        super().__init__()
+        self._hidden = hidden_splits
+
+    def _movie_histories(self, item):
+        _, indexed = item  # movie id, [(index, rating)]
+        indexed = list(indexed)
+        hidden = {rating.key for index, rating in indexed if index in self._hidden}
+        return [(r.key, h) for r, h in movielens.movie_histories([r for _, r in indexed], hidden)]
+
+    def _user_histories(self, item):
+        _, indexed = item  # user id, [(index, (rating, genres, movie history))]
+        indexed = list(indexed)
+        hidden = {event[0].key for index, event in indexed if index in self._hidden}
+        return [(r.key, h) for r, h in movielens.user_histories([e for _, e in indexed], hidden)]
+
+    def expand(self, assigned):
         movie_histories = (
-            joined
-            | "ByMovie" >> beam.Map(lambda t: (t[0].movie_id, t[0]))
+            assigned
+            | "ByMovie" >> beam.Map(lambda e: (e[1][0].movie_id, (e[0], e[1][0])))
             | "GroupMovie" >> beam.GroupByKey()
-            | "MovieHistory"
-            >> beam.FlatMap(lambda kv: [(_rating_key(r), h) for r, h in movielens.movie_histories(kv[1])])
+            | "MovieHistory" >> beam.FlatMap(self._movie_histories)
         )
-        keyed = joined | "ByRating" >> beam.Map(lambda t: (_rating_key(t[0]), t))
+        keyed = assigned | "ByRating" >> beam.Map(lambda e: (e[1][0].key, e))
         with_movie = (
-            {"joined": keyed, "movie": movie_histories}
+            {"assigned": keyed, "movie": movie_histories}
             | "JoinMovieHistory" >> beam.CoGroupByKey()
             | "WithMovieHistory" >> beam.Map(_with_movie_history)
         )
         user_histories = (
             with_movie
-            | "ByUser" >> beam.Map(lambda kv: (kv[1][0].user_id, (kv[1][0], kv[1][2].genres, kv[1][3])))
+            | "ByUser" >> beam.Map(lambda e: (e[1].user_id, (e[0], (e[1], e[3].genres, e[4]))))
             | "GroupUser" >> beam.GroupByKey()
-            | "UserHistory"
-            >> beam.FlatMap(lambda kv: [(_rating_key(r), h) for r, h in movielens.user_histories(kv[1])])
+            | "UserHistory" >> beam.FlatMap(self._user_histories)
         )
         return (
-            {"rating": with_movie, "user": user_histories}
+            {"rating": with_movie | "KeyRating" >> beam.Map(lambda e: (e[1].key, e)), "user": user_histories}
             | "JoinUserHistory" >> beam.CoGroupByKey()
             | "ToExample" >> beam.Map(_with_history)
         )
@@ -210,11 +244,46 @@ class ReadMovieLens(beam.PTransform):
     Every input line ends up in exactly one example or one rejection.
     """
 
-    def __init__(self, input_base: str, split: movielens.TimeSplit, max_timestamp: int | None = None):
+    def __init__(
+        self,
+        input_base: str,
+        split: movielens.TimeSplit,
+        max_timestamp: int | None = None,
+        protocol: str = splits.TIME,
+        seed: int = 0,
+    ):
         super().__init__()
+        splits.check(protocol)
         self._input_base = input_base
         self._split = split
         self._max_timestamp = max_timestamp
+        self._protocol = protocol
+        self._seed = seed
+
+    def _assign_splits(self, joined):
+        """(Rating, User, Movie) → (split index, (Rating, User, Movie)) by the protocol."""
+        seed, protocol = self._seed, self._protocol
+        if protocol == splits.STRATIFIED:
+            return (
+                joined
+                | "ByUserForSplit" >> beam.Map(lambda t: (t[0].user_id, t))
+                | "GroupUserForSplit" >> beam.GroupByKey()
+                | "Stratified" >> beam.FlatMap(_stratified, seed)
+            )
+        if protocol in splits.FOLDS:
+            test_file = f"{protocol}.test"
+            test_keys = self._lines(joined.pipeline, test_file) | "ParseTestKeys" >> beam.Map(_fold_test_key)
+            return joined | "Fold" >> beam.Map(
+                lambda t, keys: (movielens.fold_index(t[0], keys, seed), t), beam.pvalue.AsDict(test_keys)
+            )
+        timestamps = joined | "Timestamps" >> beam.Map(lambda t: t[0].timestamp)
+        low = timestamps | "Min" >> beam.CombineGlobally(min).without_defaults()
+        high = timestamps | "Max" >> beam.CombineGlobally(max).without_defaults()
+        t_min, t_max = beam.pvalue.AsSingleton(low, default_value=0), beam.pvalue.AsSingleton(high, default_value=0)
+        split = self._split
+        return joined | "SplitByTime" >> beam.Map(
+            lambda t, lo, hi: (split.index(t[0].timestamp, lo, hi), t), t_min, t_max
+        )
 
     def _lines(self, pipeline, file: str):
         """The numbered lines of one raw file, spread over workers."""
@@ -266,18 +335,12 @@ class ReadMovieLens(beam.PTransform):
             for file, pcoll in lines.items()
         ]
 
-        examples = joined.joined | "History" >> AddHistory()
-        timestamps = examples | "Timestamps" >> beam.Map(lambda pair: pair[0].timestamp)
-        low = timestamps | "Min" >> beam.CombineGlobally(min).without_defaults()
-        high = timestamps | "Max" >> beam.CombineGlobally(max).without_defaults()
-        t_min, t_max = beam.pvalue.AsSingleton(low, default_value=0), beam.pvalue.AsSingleton(high, default_value=0)
-        split = self._split
-        parts = examples | "SplitByTime" >> beam.Partition(
-            lambda pair, n, lo, hi: split.index(pair[0].timestamp, lo, hi), len(split.names), t_min, t_max
-        )
+        hidden = frozenset({len(self._split.names) - 1}) if splits.hides_test(self._protocol) else frozenset()
+        examples = self._assign_splits(joined.joined) | "History" >> AddHistory(hidden)
+        parts = examples | "Split" >> beam.Partition(lambda pair, n: pair[0], len(self._split.names))
         output = {
             name: part | f"Example[{name}]" >> beam.Map(lambda pair: pair[1])
-            for name, part in zip(split.names, parts, strict=True)
+            for name, part in zip(self._split.names, parts, strict=True)
         }
         output[REJECTED] = rejected
         output[LINE_COUNTS] = tuple(line_counts) | "AllLineCounts" >> beam.Flatten()
@@ -376,6 +439,13 @@ class Executor(BaseExampleGenExecutor):
 
     def GenerateExamplesByBeam(self, pipeline: beam.Pipeline, exec_properties: dict[str, Any]):
         split = _time_split(exec_properties)
-        read = pipeline | "ReadMovieLens" >> ReadMovieLens(exec_properties["input_base"], split, self._max_timestamp)
+        custom = _custom_config(exec_properties)
+        read = pipeline | "ReadMovieLens" >> ReadMovieLens(
+            exec_properties["input_base"],
+            split,
+            self._max_timestamp,
+            protocol=custom.get("split_protocol", splits.TIME),
+            seed=int(custom.get("split_seed", 0)),
+        )
         _ = read.pop(REJECTED) | "Quarantine" >> WriteQuarantine(self._quarantine_uri, read.pop(LINE_COUNTS))
         return read

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import hashlib
+import random
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from typing import Any, TypeVar
 
 import tensorflow as tf
 
+from components.example_gen import splits
 from transform import features
 
 RATINGS_FILE = "u.data"
@@ -111,6 +114,11 @@ class Rating:
     movie_id: str
     rating: float
     timestamp: int
+
+    @property
+    def key(self) -> tuple[str, str, int]:
+        """Unique once duplicates are rejected."""
+        return self.user_id, self.movie_id, self.timestamp
 
 
 @dataclasses.dataclass(frozen=True)
@@ -305,6 +313,28 @@ class TimeSplit:
         return len(self.names) - 1
 
 
+def stratified_indices(ratings: Iterable[Rating], fractions: tuple[float, ...], seed: int) -> list[tuple[Rating, int]]:
+    """One user's ratings → (rating, split index): per split, round(fraction * n) of them at random
+    (the first split takes the rest). The same ratings and seed give the same split in any order."""
+    ordered = sorted(ratings, key=lambda r: (r.timestamp, r.movie_id))
+    if not ordered:
+        return []
+    random.Random(f"{seed}:{ordered[0].user_id}").shuffle(ordered)
+    sizes = [round(fraction * len(ordered)) for fraction in fractions[1:]]
+    first = len(ordered) - sum(sizes)
+    indices = [0] * first + [i for i, size in enumerate(sizes, start=1) for _ in range(size)]
+    return list(zip(ordered, indices, strict=True))
+
+
+def fold_index(rating: Rating, test_keys: Collection[tuple], seed: int) -> int:
+    """Split index in a uK fold: 2 (test) when listed in uK.test, else 1 (eval) for a pseudo-random
+    splits.FOLD_EVAL_FRACTION of uK.base (a hash of the seed and the rating), else 0 (train)."""
+    if rating.key in test_keys:
+        return 2
+    digest = hashlib.sha256(f"{seed}:{rating.user_id}:{rating.movie_id}:{rating.timestamp}".encode()).digest()
+    return 1 if int.from_bytes(digest[:8], "big") / 2**64 < splits.FOLD_EVAL_FRACTION else 0
+
+
 # ---- Point-in-time history ---------------------------------------------------
 RECENT_RATINGS = 5  # how many of the user's latest earlier ratings make up "recent"
 
@@ -352,12 +382,14 @@ def _by_second(events: list, key) -> list[list]:
 
 def user_histories(
     events: Iterable[tuple[Rating, tuple[str, ...], MovieHistory]],
+    hidden: Collection[tuple] = frozenset(),
 ) -> list[tuple[Rating, UserHistory]]:
     """One user's (rating, movie genres, the movie's history at that rating) events → each rating
     with the user's history before it.
 
     Only events with a strictly smaller timestamp count; ratings in the same second see the
-    same history (none of each other), so the result does not depend on input order.
+    same history (none of each other), so the result does not depend on input order. Ratings
+    whose key is in `hidden` get a history but are never part of one (see splits.hides_test).
     """
     count, total, squares, last = 0, 0.0, 0.0, None
     offset_count, offset_sum = 0, 0.0
@@ -384,6 +416,8 @@ def user_histories(
             )
             result.append((rating, history))
         for rating, genres, movie in group:
+            if rating.key in hidden:
+                continue
             count, total, squares = count + 1, total + rating.rating, squares + rating.rating**2
             if movie.count:
                 offset_count, offset_sum = offset_count + 1, offset_sum + rating.rating - movie.rating_sum / movie.count
@@ -397,13 +431,16 @@ def user_histories(
     return result
 
 
-def movie_histories(ratings: Iterable[Rating]) -> list[tuple[Rating, MovieHistory]]:
-    """One movie's ratings → each rating with the movie's ratings strictly before it."""
+def movie_histories(
+    ratings: Iterable[Rating], hidden: Collection[tuple] = frozenset()
+) -> list[tuple[Rating, MovieHistory]]:
+    """One movie's ratings → each rating with the movie's ratings strictly before it (`hidden` ones excepted)."""
     count, total, result = 0, 0.0, []
     for group in _by_second([(r,) for r in ratings], key=lambda e: e[0].user_id):
         result += [(rating, MovieHistory(count, total)) for (rating,) in group]
-        count += len(group)
-        total += sum(rating.rating for (rating,) in group)
+        counted = [rating.rating for (rating,) in group if rating.key not in hidden]
+        count += len(counted)
+        total += sum(counted)
     return result
 
 
