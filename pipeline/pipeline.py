@@ -10,6 +10,7 @@ from tfx import v1 as tfx
 
 from components import gates
 from components.evaluator.eval_config import make_eval_config
+from components.example_gen import splits
 from components.example_gen.component import movielens_example_gen
 from components.pusher.component import AtomicPusher
 from pipeline.config import PipelineConfig, Resources
@@ -66,7 +67,7 @@ def create_pipeline(config: PipelineConfig, metadata_connection_config=None) -> 
         code_fingerprint("components.example_gen", "transform.features"),
         config.max_rejected_fraction,
         config.split_protocol,
-        config.trainer.seed,
+        config.trainer.seed if splits.hides_test(config.split_protocol) else 0,  # the time split draws nothing
     ).with_id(EXAMPLE_GEN)
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"]).with_id(STATISTICS_GEN)
     schema_file = config.schema_file or schema_path()

@@ -1,0 +1,187 @@
+"""Model quality on MovieLens-100k: every model under every protocol, one table (mean ± std over seeds).
+
+    python benchmarks/benchmark.py --data-dir artifacts/data/ml-100k [--seeds 3] [--work-dir artifacts/benchmark]
+        [--protocols time,stratified,folds] [--models mean,biases,seed,ours]
+
+Protocols (components/example_gen/splits.py): the seed notebook's time split, the per-user
+stratified random 75/25 split (Microsoft Recommenders' benchmark protocol; 10 of the 75 points
+are the pipeline's eval split), and the five u1..u5 folds of the zip. Seeds 42, 43, ... draw
+the stratified split and initialise the models; a fold's split is fixed, so each fold runs once.
+
+Models: the train mean; user + movie biases; the seed notebook's TFRS model re-implemented
+(benchmarks/seed_model.py); ours = the whole pipeline (`recommender run --split P --seed S`,
+its Trainer and Evaluator). The reference models fit on every non-test rating; ours trains on
+train and stops early on eval. Test predictions are clipped to [1, 5] for every model.
+
+Columns: RMSE, MAE, RMSE on test ratings of users unseen vs seen in training, training time.
+Ours runs in one pipeline root per protocol under --work-dir (so seeds of the time split reuse
+ExampleGen and Transform), and each run leaves seed<S>.json there: an interrupted benchmark
+resumes where it stopped, and a finished run is never recomputed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
+
+import numpy as np  # noqa: E402
+
+from benchmarks import baselines, seed_model  # noqa: E402
+from components.example_gen import splits  # noqa: E402
+
+PUBLISHED = {splits.STRATIFIED: "SVD 0.9387 (MS Recommenders)", "folds": "GC-MC 0.905 (u1)"}
+MODELS = ("mean", "biases", "seed", "ours")
+MODEL_NAMES = {"mean": "train mean", "biases": "user+movie biases", "seed": "seed's TFRS model", "ours": "ours"}
+PROTOCOLS = ("time", "stratified", "folds")
+COLUMNS = ("RMSE", "MAE", "RMSE unseen", "RMSE seen", "train s")
+
+
+def runs(protocol: str, seeds: int) -> list[tuple[str, int]]:
+    """(split protocol, seed) pairs of one table row."""
+    if protocol == "folds":
+        return [(fold, 42) for fold in splits.FOLDS]
+    return [(protocol, 42 + i) for i in range(seeds)]
+
+
+def scores(predictions: np.ndarray, test: np.ndarray, seen: np.ndarray, seconds: float) -> dict[str, float]:
+    """The table's columns for clipped predictions of `test` ([n, 4]: user, movie, rating, time)."""
+    errors = np.clip(predictions, 1, 5) - test[:, 2]
+
+    def rmse(mask):
+        return float(np.sqrt(np.mean(errors[mask] ** 2))) if mask.any() else float("nan")
+
+    return {
+        "RMSE": rmse(np.ones(len(test), bool)),
+        "MAE": float(np.mean(np.abs(errors))),
+        "RMSE unseen": rmse(~seen),
+        "RMSE seen": rmse(seen),
+        "train s": seconds,
+    }
+
+
+def reference_split(data_dir: Path, protocol: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(every non-test rating, test ratings) of one run, with ExampleGen's own split rules."""
+    ratings = baselines.load(data_dir)
+    if protocol == splits.TIME:
+        return baselines.time_split(ratings)
+    if protocol == splits.STRATIFIED:
+        return baselines.stratified_split(ratings, seed)
+    return baselines.load(data_dir, f"{protocol}.base"), baselines.load(data_dir, f"{protocol}.test")
+
+
+def reference_model(model: str, data_dir: Path) -> Callable:
+    """(train, test, seed) → (predictions, seconds) for the models fitted in this process."""
+    titles = seed_model.titles(data_dir)
+
+    def fit(train: np.ndarray, test: np.ndarray, seed: int) -> tuple[np.ndarray, float]:
+        started = time.perf_counter()
+        if model == "mean":
+            predictions = np.full(len(test), train[:, 2].mean())
+        elif model == "biases":
+            mu, b_user, b_movie = baselines.fit_biases(train)
+            predictions = np.array([mu + b_user.get(u, 0.0) + b_movie.get(m, 0.0) for u, m in test[:, :2]])
+        else:
+            predictions = seed_model.fit_predict(train, test, titles, seed)
+        return predictions, time.perf_counter() - started
+
+    return fit
+
+
+def ours(data_dir: Path, work_dir: Path, protocol: str, seed: int, extra: list[str]) -> dict[str, float]:
+    """One whole pipeline run (resumed if its result.json exists); its Evaluator's test metrics."""
+    run_dir = work_dir / protocol
+    result_file = run_dir / f"seed{seed}.json"
+    if result_file.is_file():
+        return json.loads(result_file.read_text())
+    run_dir.mkdir(parents=True, exist_ok=True)
+    root = str(run_dir / "pipeline")
+    command = [
+        sys.executable, "-m", "pipeline.cli", "run", "--input-dir", str(data_dir), "--pipeline-root", root,
+        "--serving-dir", str(run_dir / "serving"), "--split", protocol, "--seed", str(seed), *extra,
+    ]  # fmt: skip
+    print(f"  ours {protocol} seed {seed}: {' '.join(command[2:])}", file=sys.stderr, flush=True)
+    log = run_dir / f"seed{seed}.log"
+    with log.open("w") as out:
+        process = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, check=False)
+    if process.returncode != 0:
+        raise RuntimeError(f"recommender run failed (exit {process.returncode}); see {log}")
+    seconds = sum(
+        float(s) for s in re.findall(r"^\s+(?:Tuner|Trainer)\s+finished in ([\d.]+) s", log.read_text(), re.M)
+    )
+    report = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "inspect", "--pipeline-root", root, "--json"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    slices = {e["slice"]: e["metrics"] for e in json.loads(report.stdout)["evaluation"]}
+    overall = slices["Overall"]
+    result = {
+        "RMSE": overall["root_mean_squared_error"],
+        "MAE": overall["mean_absolute_error"],
+        "RMSE unseen": slices.get("user_seen_in_train_xf=unseen", {}).get("root_mean_squared_error", float("nan")),
+        "RMSE seen": slices.get("user_seen_in_train_xf=seen", {}).get("root_mean_squared_error", float("nan")),
+        "train s": seconds,
+    }
+    result_file.write_text(json.dumps(result))
+    return result
+
+
+def cell(values: list[float]) -> str:
+    values = [v for v in values if not np.isnan(v)]
+    if not values:
+        return "—"  # e.g. no unseen test users: random splits keep every user in train
+    spread = f" ± {np.std(values):.3f}" if len(values) > 1 else ""
+    return f"{np.mean(values):.3f}{spread}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data-dir", type=Path, default=Path("artifacts/data/ml-100k"))
+    parser.add_argument("--work-dir", type=Path, default=Path("artifacts/benchmark"))
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--protocols", default=",".join(PROTOCOLS))
+    parser.add_argument("--models", default=",".join(MODELS))
+    parser.add_argument("--ours-args", default="", help="Extra `recommender run` arguments, e.g. '--tuner-trials 0'.")
+    parser.add_argument("--results", type=Path, help="Also write every run's figures to this JSON file.")
+    args = parser.parse_args()
+    protocols, models = args.protocols.split(","), args.models.split(",")
+    unknown = sorted(set(protocols) - set(PROTOCOLS)) + sorted(set(models) - set(MODELS))
+    if unknown or args.seeds < 1:
+        parser.error(f"unknown protocol/model {unknown}, or --seeds < 1")
+    if not (args.data_dir / "u.data").is_file():
+        parser.error(f"{args.data_dir} is not a MovieLens-100k directory (run `recommender data fetch`)")
+
+    rows, figures = [], {}
+    for protocol in protocols:
+        for model in models:
+            results = []
+            for split, seed in runs(protocol, args.seeds):
+                if model == "ours":
+                    results.append(ours(args.data_dir, args.work_dir / "ours", split, seed, args.ours_args.split()))
+                else:
+                    train, test = reference_split(args.data_dir, split, seed)
+                    predictions, seconds = reference_model(model, args.data_dir)(train, test, seed)
+                    results.append(scores(predictions, test, np.isin(test[:, 0], train[:, 0]), seconds))
+                print(f"  {protocol} {split} seed {seed} {model}: RMSE {results[-1]['RMSE']:.4f}", file=sys.stderr)
+            figures[f"{protocol}/{model}"] = results
+            cells = [cell([r[column] for r in results]) for column in COLUMNS]
+            rows.append(f"| {protocol} | {MODEL_NAMES[model]} | {' | '.join(cells)} | {PUBLISHED.get(protocol, '')} |")
+    print(f"| protocol | model | {' | '.join(COLUMNS)} | published |")
+    print("|---" * (len(COLUMNS) + 3) + "|")
+    print("\n".join(rows))
+    if args.results:
+        args.results.write_text(json.dumps(figures, indent=1))
+
+
+if __name__ == "__main__":
+    main()
