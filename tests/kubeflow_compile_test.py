@@ -160,6 +160,13 @@ def test_trainer_settings_travel_in_custom_config(tmp_path):
     assert (trainer.epochs, trainer.tuner_trials, trainer.seed) == (7, 0, 3)
 
 
+@pytest.mark.parametrize(("split", "seed", "drawn_with"), [("time", 3, 0), ("stratified", 3, 3), ("u4", 5, 5)])
+def test_the_split_protocol_and_its_seed_reach_example_gen(tmp_path, split, seed, drawn_with):
+    spec = _compile(tmp_path, "--split", split, "--seed", str(seed))
+    custom = json.loads(_parameter(spec, dag.EXAMPLE_GEN, "custom_config"))["custom_config"]["value"]
+    assert (custom["split_protocol"], int(custom["split_seed"])) == (split, drawn_with)
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
