@@ -15,8 +15,9 @@ train and stops early on eval. Test predictions are clipped to [1, 5] for every 
 
 Columns: RMSE, MAE, RMSE on test ratings of users unseen vs seen in training, training time.
 Ours runs in one pipeline root per protocol under --work-dir (so seeds of the time split reuse
-ExampleGen and Transform), and each run leaves seed<S>.json there: an interrupted benchmark
-resumes where it stopped, and a finished run is never recomputed.
+ExampleGen and Transform), and each run leaves seed<S>.json there; reference models leave theirs
+under reference/. An interrupted benchmark resumes where it stopped, and a finished run is never
+recomputed (delete the work dir to start over).
 """
 
 from __future__ import annotations
@@ -98,6 +99,19 @@ def reference_model(model: str, data_dir: Path) -> Callable:
     return fit
 
 
+def reference(data_dir: Path, work_dir: Path, model: str, protocol: str, seed: int) -> dict[str, float]:
+    """One reference model on one split (kept in work_dir/<protocol>-seed<S>-<model>.json, like ours)."""
+    result_file = work_dir / f"{protocol}-seed{seed}-{model}.json"
+    if result_file.is_file():
+        return json.loads(result_file.read_text())
+    train, test = reference_split(data_dir, protocol, seed)
+    predictions, seconds = reference_model(model, data_dir)(train, test, seed)
+    result = scores(predictions, test, np.isin(test[:, 0], train[:, 0]), seconds)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    result_file.write_text(json.dumps(result))
+    return result
+
+
 def ours(data_dir: Path, work_dir: Path, protocol: str, seed: int, extra: list[str]) -> dict[str, float]:
     """One whole pipeline run (resumed if its result.json exists); its Evaluator's test metrics."""
     run_dir = work_dir / protocol
@@ -169,9 +183,7 @@ def main() -> None:
                 if model == "ours":
                     results.append(ours(args.data_dir, args.work_dir / "ours", split, seed, args.ours_args.split()))
                 else:
-                    train, test = reference_split(args.data_dir, split, seed)
-                    predictions, seconds = reference_model(model, args.data_dir)(train, test, seed)
-                    results.append(scores(predictions, test, np.isin(test[:, 0], train[:, 0]), seconds))
+                    results.append(reference(args.data_dir, args.work_dir / "reference", model, split, seed))
                 print(f"  {protocol} {split} seed {seed} {model}: RMSE {results[-1]['RMSE']:.4f}", file=sys.stderr)
             figures[f"{protocol}/{model}"] = results
             cells = [cell([r[column] for r in results]) for column in COLUMNS]
