@@ -150,12 +150,12 @@ def ours(data_dir: Path, work_dir: Path, protocol: str, seed: int, extra: list[s
     return result
 
 
-def cell(values: list[float]) -> str:
+def cell(values: list[float], digits: int = 3) -> str:
     values = [v for v in values if not np.isnan(v)]
     if not values:
         return "—"  # e.g. no unseen test users: random splits keep every user in train
-    spread = f" ± {np.std(values):.3f}" if len(values) > 1 else ""
-    return f"{np.mean(values):.3f}{spread}"
+    spread = f" ± {np.std(values):.{digits}f}" if len(values) > 1 else ""
+    return f"{np.mean(values):.{digits}f}{spread}"
 
 
 def main() -> None:
@@ -186,7 +186,7 @@ def main() -> None:
                     results.append(reference(args.data_dir, args.work_dir / "reference", model, split, seed))
                 print(f"  {protocol} {split} seed {seed} {model}: RMSE {results[-1]['RMSE']:.4f}", file=sys.stderr)
             figures[f"{protocol}/{model}"] = results
-            cells = [cell([r[column] for r in results]) for column in COLUMNS]
+            cells = [cell([r[column] for r in results], 1 if column == "train s" else 3) for column in COLUMNS]
             rows.append(f"| {protocol} | {MODEL_NAMES[model]} | {' | '.join(cells)} | {PUBLISHED.get(protocol, '')} |")
     print(f"| protocol | model | {' | '.join(COLUMNS)} | published |")
     print("|---" * (len(COLUMNS) + 3) + "|")
