@@ -1,4 +1,4 @@
-"""Beam glue for the MovieLens ExampleGen: read, validate, join, split by time.
+"""Beam glue for the MovieLens ExampleGen: read, validate, join, split (splits.py), add histories.
 
 Called by the TFX ExampleGen launcher (see `component.py`). Parsing rules live in
 `movielens.py`; this module only moves records through Beam so that the same code
@@ -239,6 +239,7 @@ class _RejectionSummary(beam.CombineFn):
 class ReadMovieLens(beam.PTransform):
     """Reads a MovieLens-100k directory: tf.Examples per split, plus the rejected lines.
 
+    Ratings go to the splits by `protocol` (splits.py), then get their point-in-time histories.
     Output: a dict with one PCollection of tf.Examples per split name, the rejections
     (movielens.Rejection) under REJECTED, and (file, line count) pairs under LINE_COUNTS.
     Every input line ends up in exactly one example or one rejection.
