@@ -70,9 +70,8 @@ def prior_movies(movies: tf.SparseTensor, ratings: tf.SparseTensor, movie_vocab,
     """
     movies = tf.RaggedTensor.from_sparse(movies)
     ratings = tf.RaggedTensor.from_sparse(ratings)
-    lengths = movies.row_lengths()
     check = tf.debugging.assert_equal(
-        lengths,
+        movies.row_lengths(),
         ratings.row_lengths(),
         message=f"{f.USER_PRIOR_MOVIES} and {f.USER_PRIOR_MOVIE_RATINGS} differ in length",
     )

@@ -331,7 +331,7 @@ def fold_index(rating: Rating, test_keys: Collection[tuple], seed: int) -> int:
     splits.FOLD_EVAL_FRACTION of uK.base (a hash of the seed and the rating), else 0 (train)."""
     if rating.key in test_keys:
         return 2
-    digest = hashlib.sha256(f"{seed}:{rating.user_id}:{rating.movie_id}:{rating.timestamp}".encode()).digest()
+    digest = hashlib.sha256(":".join(map(str, (seed, *rating.key))).encode()).digest()
     return 1 if int.from_bytes(digest[:8], "big") / 2**64 < splits.FOLD_EVAL_FRACTION else 0
 
 

@@ -35,6 +35,10 @@ class Vocabularies:
     label_mean: float
 
 
+def _l2(weight: float) -> tf.keras.regularizers.Regularizer | None:
+    return tf.keras.regularizers.l2(weight) if weight > 0 else None
+
+
 class RankingModel(tfrs.models.Model):
     """Predicts a rating from transformed features.
 
@@ -51,7 +55,7 @@ class RankingModel(tfrs.models.Model):
 
     def __init__(self, hp: Hyperparameters, vocab: Vocabularies):
         super().__init__()
-        regularizer = tf.keras.regularizers.l2(hp.l2) if hp.l2 > 0 else None
+        regularizer = _l2(hp.l2)
         rows = {name: size + f.NUM_OOV_BUCKETS for name, size in vocab.sizes.items()}
         self._id_embeddings = hp.id_embeddings
         embedded = {name: n for name, n in rows.items() if hp.id_embeddings or name not in f.ID_FEATURES}
@@ -66,7 +70,7 @@ class RankingModel(tfrs.models.Model):
         self._genre_projection = tf.keras.layers.Dense(hp.embedding_dim, use_bias=False, name="genres_emb")
         self._history_factors = hp.history_factors > 0
         if self._history_factors:
-            factor_regularizer = tf.keras.regularizers.l2(hp.factor_l2) if hp.factor_l2 > 0 else None
+            factor_regularizer = _l2(hp.factor_l2)
             self._movie_factors, self._prior_factors, self._prior_rating_factors = (
                 tf.keras.layers.Embedding(
                     rows[f.MOVIE_ID_XF], hp.history_factors, embeddings_regularizer=factor_regularizer, name=name
