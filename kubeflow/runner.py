@@ -30,21 +30,29 @@ class CompileError(RuntimeError):
     """The pipeline could not be compiled (bad image, paths or options)."""
 
 
+# The `recommender compile` flag behind each location of the config (errors name what the user typed).
+LOCATION_FLAGS = {"pipeline_root": "--pipeline-root", "data_dir": "--data-root", "serving_dir": "--serving-dir"}
+
+
+def check_location(flag: str, path: str) -> None:
+    """Raises CompileError, naming `flag`, unless every pod can open `path` (gs:// or an absolute mount)."""
+    scheme = path.split("://", 1)[0] if "://" in path else ""
+    if scheme and scheme not in GFILE_SCHEMES:
+        raise CompileError(
+            f"{flag} {path}: TFX executors open artifact URIs with tf.io.gfile, which cannot read {scheme}:// "
+            f"in this image (supported: {', '.join(s + '://' for s in GFILE_SCHEMES)})"
+        )
+    if not scheme and not os.path.isabs(path):
+        raise CompileError(f"{flag} {path}: give a gs:// URI or an absolute path mounted in every pod")
+
+
 def _check(config: PipelineConfig, image: str) -> None:
     if not image or any(c.isspace() for c in image):
         raise CompileError(f"--image must be a container image reference, got {image!r}")
-    for name in ("pipeline_root", "data_dir", "serving_dir"):
-        path = getattr(config, name)
-        scheme = path.split("://", 1)[0] if "://" in path else ""
-        if scheme and scheme not in GFILE_SCHEMES:
-            raise CompileError(
-                f"{name}: TFX executors open artifact URIs with tf.io.gfile, which cannot read {scheme}:// "
-                f"in this image (supported: {', '.join(s + '://' for s in GFILE_SCHEMES)}), got {path!r}"
-            )
-        if not scheme and not os.path.isabs(path):
-            raise CompileError(f"{name} must be a gs:// URI or an absolute path mounted in every pod, got {path!r}")
+    for name, flag in LOCATION_FLAGS.items():
+        check_location(flag, getattr(config, name))
     if config.metadata_path:
-        raise CompileError("metadata_path is for local runs; on Kubeflow, ML Metadata is the cluster's")
+        raise CompileError("--metadata-path is for local runs; on Kubeflow, ML Metadata is the cluster's")
 
 
 def pipeline_spec(config: PipelineConfig, image: str) -> dict:

@@ -10,8 +10,11 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime
+import html
 import io
+import json
 import logging
+import re
 
 import kfp
 import kfp_server_api
@@ -50,14 +53,40 @@ def _pipeline_name(package: str) -> str:
     return name
 
 
+MAX_REASON_CHARS = 200
+
+
+def short_reason(body: str | bytes | None) -> str:
+    """One short line from an error body: a JSON API error's message, an HTML page's title (or first
+    heading, or first text), else the body's first line, cut to MAX_REASON_CHARS."""
+    if not body:
+        return ""
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body)
+    try:
+        decoded = json.loads(text)
+    except ValueError:
+        decoded = None
+    if isinstance(decoded, dict):
+        text = str(decoded.get("message") or decoded.get("error") or text)
+    elif re.search(r"<\s*(html|body|head|title|h1)\b", text, re.IGNORECASE):
+        found = re.search(r"<(title|h1)[^>]*>(.*?)</\1>", text, re.IGNORECASE | re.DOTALL)
+        text = found.group(2) if found else re.sub(r"<[^>]*>", " ", text)
+        text = html.unescape(re.sub(r"<[^>]*>", " ", text))
+    line = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    line = " ".join(line.split())
+    return line if len(line) <= MAX_REASON_CHARS else line[: MAX_REASON_CHARS - 1] + "…"
+
+
 def _explain(error: Exception, host: str, token: str | None) -> str:
     if isinstance(error, kfp_server_api.ApiException):
         hint = {401: "check the token (--token-env)", 403: "the token lacks permission (namespace?)"}
         message = f"KFP at {host} refused the request: HTTP {error.status} {error.reason}"
         if error.status in hint:
             message += f"; {hint[error.status]}"
-        elif error.body:
-            message += f": {str(error.body)[:500]}"
+        else:
+            reason = short_reason(error.body)
+            if reason and reason.lower() != str(error.reason).lower():
+                message += f": {reason}"
     else:
         message = f"cannot reach KFP at {host}: {error}"
     return message.replace(token, "***") if token else message

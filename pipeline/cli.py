@@ -11,8 +11,10 @@ from __future__ import annotations
 import os
 import sys
 import time
+import traceback
 
 import click
+from click.core import ParameterSource
 
 import pipeline  # noqa: F401  (sets TF_USE_LEGACY_KERAS before anything imports TensorFlow)
 from components.example_gen import splits
@@ -28,8 +30,41 @@ def _fail(message: str) -> None:
     raise click.ClickException(message)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-def main() -> None:
+class _Commands(click.Group):
+    """Every failure ends in one `Error:` line (exit 1); `--debug` adds the Python stack for bug reports.
+
+    Expected failures raise click.ClickException (`_fail`); anything else is a bug of ours or of a
+    library, reported in one line by default so that users never see a page of traceback, and with
+    its stack under `--debug`, so that developers still can.
+    """
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.Abort):
+            raise
+        except click.ClickException as error:
+            if ctx.params.get("debug") and (error.__cause__ or error.__context__):
+                cause = error.__cause__ or error.__context__
+                traceback.print_exception(type(cause), cause, cause.__traceback__, file=sys.stderr)
+            raise
+        except Exception as error:  # Not one we expected: one line, the stack only under --debug.
+            if ctx.params.get("debug"):
+                raise
+            message = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            raise click.ClickException(
+                f"unexpected {type(error).__name__}: {message} (run again with --debug to see the stack)"
+            ) from error
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option(
+    "--debug",
+    is_flag=True,
+    envvar="RECOMMENDER_DEBUG",
+    help="On failure, print the Python stack after the Error: line (for bug reports).",
+)
+def main(debug: bool) -> None:
     """MovieLens recommender: a TFX pipeline from raw MovieLens to a TF Serving model."""
 
 
@@ -143,7 +178,8 @@ def _config(**kwargs):
 @click.option(
     "--input-dir",
     type=click.Path(exists=True, file_okay=False),
-    help="Use this MovieLens-100k-shaped directory as is (no download, no checksum check).",
+    help="Use this MovieLens-100k-shaped directory as is (no download, no checksum check); "
+    "conflicts with --mirror (a MOVIELENS_MIRROR in the environment is ignored).",
 )
 @click.option("--pipeline-root", default=os.path.join(DEFAULT_WORKDIR, "pipeline"), show_default=True)
 @click.option("--serving-dir", default=os.path.join(DEFAULT_WORKDIR, "serving"), show_default=True)
@@ -166,6 +202,15 @@ def run_command(
     from pipeline.config import direct_runner_args
     from pipeline.local_runner import PipelineRunError, run_local
 
+    if input_dir and click.get_current_context().get_parameter_source("mirror") == ParameterSource.COMMANDLINE:
+        _fail("--input-dir and --mirror both name the data: give one (--input-dir uses a directory as is)")
+    if input_dir:
+        missing = splits.missing_files(input_dir, model_options["split_protocol"])
+        if missing:
+            _fail(
+                f"--input-dir {input_dir} lacks {', '.join(missing)} "
+                f"(needed by --split {model_options['split_protocol']}; MovieLens-100k layout)"
+            )
     data_dir = input_dir or _fetch(data_root, mirror)
     try:
         beam = direct_runner_args(beam_mode, beam_workers)
@@ -245,10 +290,17 @@ def inspect_command(pipeline_root, metadata_path, pipeline_name, run_id, as_json
 @click.option("--output", default="report.html", show_default=True, type=click.Path(dir_okay=False))
 def report_command(pipeline_root, metadata_path, pipeline_name, run_id, output) -> None:
     """Write a self-contained HTML report of a run (data, training, evaluation, decision)."""
+    from pipeline.inspection import InspectionError
     from pipeline.report import write_report
 
     data = _inspect(pipeline_root, metadata_path, pipeline_name, run_id)
-    click.echo(f"Wrote {write_report(data, output)} (run {data['run']['run_id']}, {data['run']['status']}).")
+    try:
+        written = write_report(data, output)
+    except InspectionError as error:
+        _fail(str(error))
+    except OSError as error:
+        _fail(f"cannot write the report to {output}: {error.strerror or error}")
+    click.echo(f"Wrote {written} (run {data['run']['run_id']}, {data['run']['status']}).")
     _failed(data)
 
 
@@ -302,9 +354,15 @@ def compile_command(
     trainer_cpu, trainer_memory, beam_runner, beam_extra, **model_options,
 ) -> None:  # fmt: skip
     """Compile the pipeline for Kubeflow Pipelines v2 into a PipelineSpec YAML (offline, nothing uploaded)."""
-    from kubeflow.runner import IMAGE_SCHEMA_FILE, CompileError, compile_pipeline
+    from kubeflow.runner import IMAGE_SCHEMA_FILE, CompileError, check_location, compile_pipeline
     from pipeline.config import Resources, beam_args
 
+    try:  # The user's own values first, so that errors name the flags they typed.
+        check_location("--pipeline-root", pipeline_root)
+        check_location("--data-root", data_root)
+        check_location("--serving-dir", serving_dir)
+    except CompileError as error:
+        _fail(str(error))
     try:
         beam = beam_args(beam_runner, beam_extra)
         resources = None

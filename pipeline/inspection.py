@@ -7,6 +7,7 @@ guesses a path: every file read is under the URI of an artifact MLMD recorded fo
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import math
@@ -33,6 +34,22 @@ METRIC_LABELS = {
 
 class InspectionError(RuntimeError):
     """No store, no run, or an unknown run id; the message says which."""
+
+
+@contextlib.contextmanager
+def reading(what: str, uri: str):
+    """Turns a missing or damaged artifact file into an InspectionError naming the artifact."""
+    import tensorflow as tf
+    from google.protobuf import message
+
+    try:
+        yield
+    except (OSError, tf.errors.OpError, ValueError, KeyError, message.DecodeError) as error:
+        detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise InspectionError(
+            f"cannot read the {what} at {uri} ({type(error).__name__}: {detail}); "
+            "the artifact was moved, deleted or damaged after the run"
+        ) from error
 
 
 def _iso(milliseconds: int) -> str:
@@ -270,13 +287,16 @@ def inspect_run(metadata_file: str, pipeline_name: str = DEFAULT_PIPELINE_NAME, 
     examples = output(dag.EXAMPLE_GEN, "examples")
     report["ingestion"] = ingestion(examples) if examples else None
     statistics = output(dag.STATISTICS_GEN, "statistics")
-    report["splits"] = split_rows(statistics) if statistics else {}
+    with reading("statistics (StatisticsGen)", statistics.uri if statistics else ""):
+        report["splits"] = split_rows(statistics) if statistics else {}
     anomalies = output(dag.EXAMPLE_VALIDATOR, "anomalies")
-    report["anomalies"] = _anomalies(anomalies) if anomalies else None
+    with reading("anomalies (ExampleValidator)", anomalies.uri if anomalies else ""):
+        report["anomalies"] = _anomalies(anomalies) if anomalies else None
     report["accepted_anomalies"] = accepted_anomalies(output(dag.VALIDATION_GATE, "validated_schema"))
 
     evaluation_artifact = output(dag.EVALUATOR, "evaluation")
-    report["evaluation"] = evaluation(evaluation_artifact.uri) if evaluation_artifact else []
+    with reading("evaluation (Evaluator)", evaluation_artifact.uri if evaluation_artifact else ""):
+        report["evaluation"] = evaluation(evaluation_artifact.uri) if evaluation_artifact else []
     blessing = output(dag.EVALUATOR, "blessing")
     evaluator = by_name.get(dag.EVALUATOR)
     if blessing is not None and evaluator is not None:
@@ -303,12 +323,15 @@ def inspect_run(metadata_file: str, pipeline_name: str = DEFAULT_PIPELINE_NAME, 
         report["lineage"] = None
 
     model_run = output(dag.TRAINER, "model_run")
-    history = _json_file(model_run.uri, "history.json") if model_run else None
+    with reading("training history (Trainer)", model_run.uri if model_run else ""):
+        history = _json_file(model_run.uri, "history.json") if model_run else None
     tuner_results = output(dag.TUNER, "tuner_results")
+    with reading("tuner results (Tuner)", tuner_results.uri if tuner_results else ""):
+        trials = _json_file(tuner_results.uri, "tuner_results.json") if tuner_results else None
     report["training"] = {
         "hyperparameters": history["hyperparameters"] if history else None,
         "history": history["history"] if history else None,
-        "tuner_trials": _json_file(tuner_results.uri, "tuner_results.json") if tuner_results else None,
+        "tuner_trials": trials,
     }
     return report
 

@@ -22,6 +22,7 @@ import tensorflow as tf
 from absl import logging as absl_logging
 from tfx import v1 as tfx
 
+from components.example_gen import splits
 from pipeline import inspection, metadata
 from pipeline import pipeline as dag
 from pipeline.config import PipelineConfig
@@ -216,7 +217,16 @@ def run_local(config: PipelineConfig, echo: Echo | None = None, verbose: bool = 
         def echo(line: str) -> None:
             print(line, file=stream, flush=True)
 
-    os.makedirs(config.pipeline_root, exist_ok=True)
+    if "://" not in config.data_dir:  # A local directory: name every missing file before anything starts.
+        missing = splits.missing_files(config.data_dir, config.split_protocol)
+        if missing:
+            raise PipelineRunError(
+                f"{config.data_dir} lacks {', '.join(missing)} (needed by the {config.split_protocol!r} split)"
+            )
+    try:
+        os.makedirs(config.pipeline_root, exist_ok=True)
+    except OSError as error:
+        raise PipelineRunError(f"cannot create the pipeline root {config.pipeline_root}: {error}") from error
     absl_logging.set_verbosity(absl_logging.INFO)
     if not verbose:
         quiet_logs()
@@ -259,4 +269,7 @@ def run_local(config: PipelineConfig, echo: Echo | None = None, verbose: bool = 
         absl_logger.propagate = propagate
         if not verbose:
             absl_logger.removeHandler(errors)
-    return summarize(config)
+    try:
+        return summarize(config)
+    except inspection.InspectionError as error:
+        raise PipelineRunError(f"the run finished, but its outcome cannot be read: {error}") from error

@@ -312,16 +312,20 @@ def collect(data: dict, splits: tuple[str, str, str]) -> dict:
     extras: dict[str, Any] = {"test_split": test}
     statistics = artifacts.get(f"{dag.STATISTICS_GEN}.statistics")
     if statistics:
-        extras["feature_stats"] = {split: feature_table(statistics, split) for split in data["splits"]}
+        with inspection.reading("statistics (StatisticsGen)", statistics):
+            extras["feature_stats"] = {split: feature_table(statistics, split) for split in data["splits"]}
         schema = artifacts.get(f"{dag.SCHEMA_IMPORTER}.schema")
         if schema and train in data["splits"] and test in data["splits"]:
-            extras["drift"] = drift(statistics, schema, train, test)
+            with inspection.reading("statistics and schema (drift)", statistics):
+                extras["drift"] = drift(statistics, schema, train, test)
     examples = artifacts.get(f"{dag.EXAMPLE_GEN}.examples")
     if examples and data["splits"]:
-        extras["rating_counts"] = rating_counts(examples, list(data["splits"]))
+        with inspection.reading("examples (ExampleGen)", examples):
+            extras["rating_counts"] = rating_counts(examples, list(data["splits"]))
     evaluation = artifacts.get(f"{dag.EVALUATOR}.evaluation")
     if evaluation:
-        extras["calibration"] = inspection.calibration(evaluation)
+        with inspection.reading("evaluation plots (Evaluator)", evaluation):
+            extras["calibration"] = inspection.calibration(evaluation)
     return extras
 
 

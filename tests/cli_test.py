@@ -1,5 +1,6 @@
 """The `recommender` command: data fetch and clear errors (no tracebacks)."""
 
+import os
 import subprocess
 import sys
 
@@ -47,3 +48,55 @@ def test_bad_mirror_is_a_clear_error_without_traceback(tmp_path):
 def test_run_rejects_bad_split_free_options(tmp_path):
     result = CliRunner().invoke(main, ["run", "--input-dir", str(tmp_path), "--epochs", "0"])
     assert result.exit_code == 2 and "--epochs" in result.output
+
+
+def cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """`recommender ARGS` in a fresh process, as a user runs it (no MOVIELENS_MIRROR unless given)."""
+    environment = {k: v for k, v in os.environ.items() if k != "MOVIELENS_MIRROR"} | (env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", *args], capture_output=True, text=True, timeout=300, env=environment
+    )
+
+
+def one_error_line(result: subprocess.CompletedProcess) -> str:
+    """The single `Error:` line a failed command prints (and nothing like a traceback)."""
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    [line] = [line for line in result.stderr.splitlines() if line.strip()]
+    assert line.startswith("Error: "), result.stderr
+    return line
+
+
+def test_run_names_every_missing_input_file_before_anything_starts(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    root = tmp_path / "pipeline"
+    line = one_error_line(cli("run", "--input-dir", str(empty), "--pipeline-root", str(root)))
+    assert f"--input-dir {empty} lacks u.data, u.user, u.item" in line
+    assert not root.exists()  # nothing started
+
+
+def test_run_with_a_fold_split_needs_the_fold_file(synthetic_dir, tmp_path):
+    args = ("run", "--input-dir", str(synthetic_dir), "--split", "u3", "--pipeline-root", str(tmp_path))
+    line = one_error_line(cli(*args))
+    assert "lacks u3.test (needed by --split u3" in line
+    assert not (tmp_path / "metadata.sqlite").exists()
+
+
+def test_input_dir_and_mirror_together_are_a_conflict(synthetic_dir, tmp_path):
+    zip_path = tmp_path / "ml-100k.zip"
+    zip_path.write_bytes(b"unused")
+    line = one_error_line(cli("run", "--input-dir", str(synthetic_dir), "--mirror", str(zip_path)))
+    assert "--input-dir and --mirror both name the data" in line
+
+
+def test_an_unusable_pipeline_root_is_one_error_line_and_debug_shows_the_stack(synthetic_dir, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    args = ("run", "--input-dir", str(synthetic_dir), "--pipeline-root", str(blocker / "root"))
+    line = one_error_line(cli(*args))
+    assert f"cannot create the pipeline root {blocker / 'root'}" in line and "Not a directory" in line
+    debug = cli("--debug", *args)
+    assert debug.returncode == 1
+    assert "Traceback" in debug.stderr and "NotADirectoryError" in debug.stderr
+    assert debug.stderr.strip().splitlines()[-1].startswith("Error: cannot create the pipeline root")

@@ -170,8 +170,9 @@ def test_the_split_protocol_and_its_seed_reach_example_gen(tmp_path, split, seed
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--pipeline-root", "relative/root"], "pipeline_root must be a gs:// URI or an absolute path"),
-        (["--serving-dir", "minio://mlpipeline/serving"], "cannot read minio://"),
+        (["--pipeline-root", "relative/root"], "--pipeline-root relative/root: give a gs:// URI or an absolute path"),
+        (["--serving-dir", "minio://mlpipeline/serving"], "--serving-dir minio://mlpipeline/serving: TFX executors"),
+        (["--data-root", "s3://bucket/movielens"], "--data-root s3://bucket/movielens: TFX executors"),
         (["--beam-arg=--runner=FlinkRunner"], "give the Beam runner with --beam-runner"),
         (["--beam-arg=project=p"], "Beam args look like --name=value"),
         (["--output", "pipeline.json"], "must be a .yaml file"),
@@ -184,3 +185,4 @@ def test_bad_options_are_clear_errors(tmp_path, extra, message):
     assert result.exit_code == 1, result.output
     assert message in result.output
     assert "Traceback" not in result.output
+    assert not any(name in result.output for name in ("pipeline_root", "data_dir", "serving_dir", "ml-100k"))

@@ -23,9 +23,10 @@ API = "/apis/v2beta1"
 class FakeKfp(http.server.ThreadingHTTPServer):
     """Records every request; keeps pipelines, versions, experiments and runs in memory."""
 
-    def __init__(self, status: int = 200):
+    def __init__(self, status: int = 200, error_page: bytes | None = None):
         super().__init__(("127.0.0.1", 0), _Handler)
         self.status = status  # Answer every call with this status when it is not 200.
+        self.error_page = error_page  # ... with this HTML page (a proxy's) instead of KFP's JSON error.
         self.requests: list[dict] = []
         self.pipelines: dict[str, list[str]] = {}  # pipeline id -> version ids
         self.experiments: dict[str, str] = {}  # name -> id
@@ -68,6 +69,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 "content_type": self.headers.get("Content-Type", ""),
             }
         )
+        if server.status != 200 and server.error_page is not None:
+            self.send_response(server.status)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(server.error_page)))
+            self.end_headers()
+            self.wfile.write(server.error_page)
+            return None
         if server.status != 200:
             return self._answer({"error": "denied", "code": 16}, server.status)
         path = url.path
@@ -116,8 +124,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 def kfp_server():
     servers = []
 
-    def start(status: int = 200) -> FakeKfp:
-        server = FakeKfp(status)
+    def start(status: int = 200, error_page: bytes | None = None) -> FakeKfp:
+        server = FakeKfp(status, error_page)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         servers.append(server)
         return server
@@ -208,6 +216,43 @@ def test_auth_errors_say_what_to_check_without_the_token(kfp_server, package, st
     assert result.exit_code == 1
     assert f"HTTP {status}" in result.output and hint in result.output
     assert TOKEN not in result.output
+
+
+# What an ingress or proxy in front of KFP answers: a whole page, scripts and styles included.
+PROXY_PAGE = (
+    b"<!DOCTYPE html><html><head><title>503 Service Temporarily Unavailable</title>"
+    b"<style>body{font-family:sans-serif}</style><script>var x = 1;</script></head><body>"
+    b"<center><h1>503 Service Temporarily Unavailable</h1></center><hr><center>nginx</center>"
+    + b"<p>"
+    + b"padding " * 400
+    + b"</p></body></html>"
+)
+
+
+def test_an_html_error_page_is_reduced_to_status_and_reason(kfp_server, package):
+    server = kfp_server(503, PROXY_PAGE)
+    result = _submit(server.url, package)
+    assert result.exit_code == 1
+    [line] = result.output.strip().splitlines()
+    assert line.startswith("Error: ") and "HTTP 503" in line
+    assert "Service Temporarily Unavailable" in line
+    assert "<" not in line and "padding" not in line and len(line) < 300
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b'{"error": "pipeline spec is invalid", "code": 3}', "pipeline spec is invalid"),
+        (b"upstream connect error\nor disconnect", "upstream connect error"),
+        (b"<html><body><p>  Bad   gateway  </p></body></html>", "Bad gateway"),
+        (b"x" * 1000, "x" * 199 + "…"),
+        (b"", ""),
+    ],
+)
+def test_short_reason_of_error_bodies(body, reason):
+    from kubeflow.submit import short_reason
+
+    assert short_reason(body) == reason
 
 
 def test_bad_inputs_are_clear_errors(tmp_path, package):

@@ -10,9 +10,6 @@ from tfx.proto import example_gen_pb2
 
 from components.example_gen import executor, splits
 
-# Every split "reads" the u.* files; the driver fingerprints them for caching.
-_INPUT_PATTERN = "u.*"
-
 
 def movielens_example_gen(
     input_base: str,
@@ -28,8 +25,11 @@ def movielens_example_gen(
 
     Malformed lines are quarantined; more than `max_rejected_fraction` of them fails the run.
     """
+    # Every split "reads" every input file of the protocol: the driver fingerprints the pattern's matches,
+    # so an edited u.data or uK.test re-runs ExampleGen instead of reusing a cached split.
+    pattern = splits.input_pattern(split_protocol)
     input_config = example_gen_pb2.Input(
-        splits=[example_gen_pb2.Input.Split(name=name, pattern=_INPUT_PATTERN) for name in split_names]
+        splits=[example_gen_pb2.Input.Split(name=name, pattern=pattern) for name in split_names]
     )
     return FileBasedExampleGen(
         input_base=input_base,
