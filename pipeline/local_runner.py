@@ -137,10 +137,14 @@ def quiet_logs() -> None:
 
 
 def _root_cause(error: BaseException) -> BaseException:
+    """The innermost exception of the chain; a `raise ... from None` ends the chain there."""
     seen = set()
-    while (error.__cause__ or error.__context__) and id(error) not in seen:
+    while id(error) not in seen:
         seen.add(id(error))
-        error = error.__cause__ or error.__context__
+        below = error.__cause__ or (None if error.__suppress_context__ else error.__context__)
+        if below is None:
+            break
+        error = below
     return error
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.resources
 import json
+import os
 
 from kfp.pipeline_spec import pipeline_spec_pb2
 from tfx import v1 as tfx
@@ -13,6 +14,7 @@ from components.evaluator.eval_config import make_eval_config
 from components.example_gen import splits
 from components.example_gen.component import movielens_example_gen
 from components.pusher.component import AtomicPusher
+from components.schema_gen import ContentKeyedImportSchemaGen, file_sha256
 from pipeline.config import PipelineConfig, Resources
 from pipeline.fingerprint import code_fingerprint
 
@@ -37,6 +39,19 @@ PUSHER = "Pusher"
 def schema_path() -> str:
     """Path of the curated schema shipped in the `schemas` package."""
     return str(importlib.resources.files("schemas") / "schema.pbtxt")
+
+
+def schema_sha256(schema_file: str) -> str:
+    """The content hash that keys ImportSchemaGen's cache (see components/schema_gen.py).
+
+    A local file is hashed as it is. A local path that does not exist where the pipeline is compiled
+    is the pipeline image's copy of the packaged schema (kubeflow/Dockerfile installs this source),
+    so the packaged copy is hashed. A remote URI (gs://) is not read at compile time: its path alone
+    keys the cache, as in stock TFX.
+    """
+    if "://" in schema_file:
+        return ""
+    return file_sha256(schema_file if os.path.exists(schema_file) else schema_path())
 
 
 ResourceSpec = pipeline_spec_pb2.PipelineDeploymentConfig.PipelineContainerSpec.ResourceSpec
@@ -71,7 +86,7 @@ def create_pipeline(config: PipelineConfig, metadata_connection_config=None) -> 
     ).with_id(EXAMPLE_GEN)
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"]).with_id(STATISTICS_GEN)
     schema_file = config.schema_file or schema_path()
-    schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_file).with_id(SCHEMA_IMPORTER)
+    schema_gen = ContentKeyedImportSchemaGen(schema_file, schema_sha256(schema_file)).with_id(SCHEMA_IMPORTER)
     example_validator = tfx.components.ExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]
     ).with_id(EXAMPLE_VALIDATOR)

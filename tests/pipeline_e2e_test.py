@@ -8,6 +8,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -310,15 +311,25 @@ def test_too_many_malformed_lines_fail_at_example_gen_and_publish_nothing(synthe
     config = config_for(ws, trainer=TrainerConfig(epochs=1, tuner_trials=0))
     pattern = (
         r"(?s)ExampleGen failed: RejectedRecordsError: ExampleGen rejected 5 of 3,205 raw records \(0\.156%; bad_id 5\)"
-        r": more than the limit of 0\.100%.*u\.data:3001: movie id 'x' is not a positive integer.*quarantine/rejected-"
+        r": more than the limit of 0\.100%.*u\.data:3001: movie id 'x' is not a positive integer"
+        r".*ExampleGen/rejected/1/rejected-"
     )
-    with pytest.raises(PipelineRunError, match=pattern):
+    with pytest.raises(PipelineRunError, match=pattern) as failure:
         run_local(config, echo=lambda line: None)
     store = metadata.open_store(config.metadata_file)
     [run_id] = metadata.run_ids(store, config.pipeline_name)
     [example_gen] = metadata.run_executions(store, config.pipeline_name, run_id)
     assert example_gen.state == "FAILED"
     assert all(a.state != a.LIVE for artifacts in example_gen.outputs.values() for a in artifacts)
+    # The rejected lines are where the message says, and they are all that is left of the execution.
+    [pointer] = re.findall(r"All rejected records: (\S+)/rejected-\*\.jsonl", str(failure.value))
+    rejected = [json.loads(line) for path in Path(pointer).glob("rejected-*.jsonl") for line in path.open()]
+    assert sorted(r["line_no"] for r in rejected) == [3001, 3002, 3003, 3004, 3005]
+    assert {r["reason"] for r in rejected} == {"bad_id"} and rejected[0]["text"].endswith("\tx\t3\t881250949")
+    left = sorted(str(p.relative_to(ws["root"])) for p in ws["root"].rglob("*") if p.is_file())
+    assert [p for p in left if not p.startswith("metadata.sqlite")] == sorted(
+        str(p.relative_to(ws["root"])) for p in Path(pointer).iterdir()
+    )
 
 
 def test_schema_violation_stops_the_run_at_the_gate(synthetic_dir, tmp_path):

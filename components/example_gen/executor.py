@@ -407,6 +407,25 @@ def check_rejections(summary: dict, max_fraction: float, quarantine_uri: str) ->
     return line
 
 
+FAILED_QUARANTINE_DIR = "rejected"  # <pipeline root>/ExampleGen/rejected/<execution id>/ after a failed run
+
+
+def kept_quarantine_uri(examples_uri: str) -> str:
+    """Where a failed execution's quarantine is kept: `<root>/<ExampleGen>/rejected/<execution id>`
+    (the output `<root>/<ExampleGen>/examples/<execution id>` is removed by the launcher)."""
+    execution_dir = examples_uri.rstrip("/")
+    component_dir = os.path.dirname(os.path.dirname(execution_dir))
+    return os.path.join(component_dir, FAILED_QUARANTINE_DIR, os.path.basename(execution_dir))
+
+
+def _copy_tree(source: str, destination: str) -> None:
+    """Copies every file under `source` (Beam FileSystems: local or remote) to `destination`."""
+    if not FileSystems.exists(destination):
+        FileSystems.mkdirs(destination)
+    files = [m.path for m in FileSystems.match([os.path.join(source, "*")])[0].metadata_list]
+    FileSystems.copy(files, [os.path.join(destination, os.path.basename(path)) for path in files])
+
+
 # Custom properties of the Examples artifact recording what ExampleGen rejected (read by inspection).
 RAW_RECORDS_PROPERTY = "raw_records"
 REJECTED_RECORDS_PROPERTY = "rejected_records"
@@ -436,7 +455,14 @@ class Executor(BaseExampleGenExecutor):
         examples.set_string_custom_property(REJECTED_BY_REASON_PROPERTY, json.dumps(summary["rejected"]))
         examples.set_string_custom_property(QUARANTINE_PROPERTY, self._quarantine_uri)
         max_fraction = _custom_config(exec_properties).get("max_rejected_fraction", DEFAULT_MAX_REJECTED_FRACTION)
-        check_rejections(summary, max_fraction, self._quarantine_uri)
+        try:
+            check_rejections(summary, max_fraction, self._quarantine_uri)
+        except RejectedRecordsError as error:
+            # The launcher deletes a failed execution's outputs, the quarantine with them: keep the rejected
+            # lines (and only them) beside the component's outputs, and point the message there.
+            kept = kept_quarantine_uri(examples.uri)
+            _copy_tree(self._quarantine_uri, kept)
+            raise RejectedRecordsError(str(error).replace(self._quarantine_uri, kept)) from None
 
     def GenerateExamplesByBeam(self, pipeline: beam.Pipeline, exec_properties: dict[str, Any]):
         split = _time_split(exec_properties)
