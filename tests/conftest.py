@@ -13,21 +13,32 @@ REPO = Path(__file__).resolve().parents[1]
 DEFAULT_MIRROR = REPO.parent / "shared" / "data" / "ml-100k.zip"
 
 
+REAL_DATA_FIXTURES = {"mirror", "ml100k_dir"}
+
+
+def pytest_collection_modifyitems(items) -> None:
+    """Marks every test that needs the real MovieLens-100k `real_data` (deselect: -m "not real_data")."""
+    for item in items:
+        if REAL_DATA_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.real_data)
+
+
 @pytest.fixture(scope="session")
 def mirror() -> Path:
     """The MovieLens-100k mirror: $MOVIELENS_MIRROR, else ../shared/data/ml-100k.zip.
 
-    A mirror named in the environment must exist; without one, tests that need
-    the real data are skipped (they cannot run offline without it).
+    Only the tests marked `real_data` use it. Without a mirror they fail, loudly: a skipped test
+    is a silent promise broken. Run without them explicitly with `-m "not real_data"`.
     """
     named = os.environ.get("MOVIELENS_MIRROR")
     path = Path(named) if named else DEFAULT_MIRROR
     if not path.is_absolute():
         path = (REPO / path).resolve()
     if not path.exists():
-        if named:
-            pytest.fail(f"MOVIELENS_MIRROR={named} does not exist")
-        pytest.skip(f"no MovieLens mirror at {path} (set MOVIELENS_MIRROR)")
+        pytest.fail(
+            f"no MovieLens-100k mirror at {path}{f' (MOVIELENS_MIRROR={named})' if named else ''}: set "
+            "MOVIELENS_MIRROR to a verified ml-100k.zip, or deselect the real-data tests with -m 'not real_data'"
+        )
     return path
 
 

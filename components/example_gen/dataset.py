@@ -16,7 +16,7 @@ import stat
 import tempfile
 import urllib.request
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 DATASET = "ml-100k"
@@ -62,22 +62,25 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _check(name: str, data: bytes, source: str) -> None:
+def _check(name: str, data: bytes, source: str, checksums: Mapping[str, str] = SHA256) -> None:
     digest = _sha256(data)
-    if digest != SHA256[name]:
+    if digest != checksums[name]:
         raise DataVerificationError(
             f"{source}: {name} does not match the official MovieLens-100k release "
-            f"(SHA-256 {digest}, expected {SHA256[name]}). Refusing to use it."
+            f"(SHA-256 {digest}, expected {checksums[name]}). Refusing to use it."
         )
 
 
-def verify_directory(directory: Path) -> None:
-    """Raises DataVerificationError unless `directory` holds every official member, unchanged."""
-    missing = sorted(name for name in SHA256 if not (directory / name).is_file())
+def verify_directory(directory: Path, checksums: Mapping[str, str] = SHA256) -> None:
+    """Raises DataVerificationError unless `directory` holds every member of `checksums`, unchanged.
+
+    `checksums` (member name → SHA-256) defaults to the official release's.
+    """
+    missing = sorted(name for name in checksums if not (directory / name).is_file())
     if missing:
         raise DataVerificationError(f"{directory}: missing MovieLens-100k files: {', '.join(missing)}")
-    for name in SHA256:
-        _check(name, (directory / name).read_bytes(), str(directory))
+    for name in checksums:
+        _check(name, (directory / name).read_bytes(), str(directory), checksums)
 
 
 def check_archive(infos: list[zipfile.ZipInfo], source: str, max_bytes: int = MAX_ARCHIVE_BYTES) -> None:
@@ -101,7 +104,7 @@ def check_archive(infos: list[zipfile.ZipInfo], source: str, max_bytes: int = MA
             )
 
 
-def _members_from_zip(path: Path) -> dict[str, bytes]:
+def _members_from_zip(path: Path, checksums: Mapping[str, str] = SHA256) -> dict[str, bytes]:
     """Reads the official members of a ml-100k zip; only known names are read, nothing is extracted."""
     try:
         archive = zipfile.ZipFile(path)
@@ -112,24 +115,26 @@ def _members_from_zip(path: Path) -> dict[str, bytes]:
         check_archive(archive.infolist(), str(path))
         for info in archive.infolist():
             parent, _, name = info.filename.rpartition("/")
-            if parent in ("", DATASET) and name in SHA256:
+            if parent in ("", DATASET) and name in checksums:
                 try:
                     members[name] = archive.read(info)
                 except (zipfile.BadZipFile, OSError, EOFError) as error:  # CRC error, truncated archive
                     raise DataVerificationError(f"{path}: cannot read {info.filename} ({error})") from None
-    missing = sorted(set(SHA256) - set(members))
+    missing = sorted(set(checksums) - set(members))
     if missing:
         raise DataVerificationError(f"{path}: zip lacks MovieLens-100k files: {', '.join(missing)}")
     return members
 
 
-def _members_from_directory(path: Path) -> dict[str, bytes]:
+def _members_from_directory(path: Path, checksums: Mapping[str, str] = SHA256) -> dict[str, bytes]:
     root = path / DATASET if (path / DATASET).is_dir() else path
-    verify_directory(root)
-    return {name: (root / name).read_bytes() for name in SHA256}
+    verify_directory(root, checksums)
+    return {name: (root / name).read_bytes() for name in checksums}
 
 
-def download(url: str, destination: Path, progress: Progress) -> dict[str, bytes]:
+def download(
+    url: str, destination: Path, progress: Progress, checksums: Mapping[str, str] = SHA256
+) -> dict[str, bytes]:
     """Downloads `url` over HTTPS to `destination`, via a temporary file renamed once every member
     verifies; returns the verified members."""
     if not url.startswith("https://"):
@@ -150,9 +155,9 @@ def download(url: str, destination: Path, progress: Progress) -> dict[str, bytes
         if total and done != total:
             raise DataVerificationError(f"{url}: download cut short ({done} of {total} bytes)")
         # Checked (safe entries, every member's SHA-256) before it is kept.
-        members = _members_from_zip(partial)
+        members = _members_from_zip(partial, checksums)
         for name, data in members.items():
-            _check(name, data, url)
+            _check(name, data, url, checksums)
     except (OSError, DataVerificationError, http.client.HTTPException) as error:
         partial.unlink(missing_ok=True)  # a partial or bad download never replaces anything
         if isinstance(error, DataVerificationError):
@@ -167,6 +172,7 @@ def fetch(
     mirror: str | os.PathLike | None = None,
     url: str = DEFAULT_URL,
     progress: Progress = lambda message: None,
+    checksums: Mapping[str, str] = SHA256,
 ) -> Path:
     """Makes `<data_root>/ml-100k` hold the verified MovieLens-100k release and returns that path.
 
@@ -175,6 +181,7 @@ def fetch(
       mirror: A local `ml-100k.zip` or extracted directory to use instead of downloading.
       url: Where to download the official zip from when there is no mirror.
       progress: Called with human-readable progress lines.
+      checksums: Member name → SHA-256 of the release (default: the official ml-100k.zip's).
 
     Raises:
       DataVerificationError: The source is missing files or a checksum differs.
@@ -183,7 +190,7 @@ def fetch(
     target = root / DATASET
     if target.is_dir():
         try:
-            verify_directory(target)
+            verify_directory(target, checksums)
             progress(f"{target} already holds verified MovieLens-100k")
             return target
         except DataVerificationError as error:
@@ -191,19 +198,23 @@ def fetch(
     if mirror is not None:
         source = Path(mirror)
         if source.is_dir():
-            members = _members_from_directory(source)
+            members = _members_from_directory(source, checksums)
         elif source.is_file():
-            members = _members_from_zip(source)
+            members = _members_from_zip(source, checksums)
         else:
             raise DataVerificationError(f"mirror {source} does not exist")
         origin = str(source)
     else:
         archive = root / f"{DATASET}.zip"
         root.mkdir(parents=True, exist_ok=True)
-        members = download(url, archive, progress) if not archive.is_file() else _members_from_zip(archive)
+        members = (
+            download(url, archive, progress, checksums)
+            if not archive.is_file()
+            else _members_from_zip(archive, checksums)
+        )
         origin = url
     for name, data in members.items():
-        _check(name, data, origin)
+        _check(name, data, origin, checksums)
 
     root.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{DATASET}-", dir=root))
