@@ -145,11 +145,27 @@ def _slice_name(slice_key: tuple) -> tuple[str, str | None, str | None]:
     return f"{feature}={value}", feature, value
 
 
-def evaluation(evaluation_uri: str) -> list[dict]:
-    """TFMA metrics per slice (overall first), from the Evaluator's output."""
+def candidate_model_name(evaluation_uri: str) -> str | None:
+    """The candidate's model name in a TFMA output: with a baseline, TFMA keys metrics and plots by model
+    (`candidate`, `baseline`), and reading them with no name finds neither (and warns for every slice)."""
     import tensorflow_model_analysis as tfma
 
-    result = tfma.load_eval_result(evaluation_uri)
+    eval_config = tfma.load_eval_run(evaluation_uri)[0]
+    specs = list(eval_config.model_specs)
+    if len(specs) < 2:
+        return None
+    return next(spec.name for spec in specs if not spec.is_baseline)
+
+
+def _eval_result(evaluation_uri: str):
+    import tensorflow_model_analysis as tfma
+
+    return tfma.load_eval_result(evaluation_uri, model_name=candidate_model_name(evaluation_uri))
+
+
+def evaluation(evaluation_uri: str) -> list[dict]:
+    """TFMA metrics per slice (overall first) of the candidate model, from the Evaluator's output."""
+    result = _eval_result(evaluation_uri)
     slices = []
     for slice_key, by_output in result.slicing_metrics:
         values = {}
@@ -174,9 +190,7 @@ def calibration(evaluation_uri: str) -> list[dict]:
 
     The open-ended edge buckets (predictions of exactly 5.0 land in [5, inf)) get the inner width.
     """
-    import tensorflow_model_analysis as tfma
-
-    result = tfma.load_eval_result(evaluation_uri)
+    result = _eval_result(evaluation_uri)
     for slice_key, by_output in result.plots:
         if slice_key != () or not by_output:
             continue

@@ -123,14 +123,22 @@ def plot_rating_distribution(counts: dict[str, dict[int, int]]) -> str:
     return _png(figure)
 
 
+HISTORY_TITLES = {
+    "loss": "loss: MSE, epoch mean (L2 regularization not included)",
+    "root_mean_squared_error": "RMSE over the epoch's examples",
+}
+
+
 def plot_history(history: dict[str, list[float]]) -> str:
-    figure, axes = _figure(9.0, 3.2, columns=2)
-    for axis, metric, title in ((axes[0], "loss", "loss (MSE)"), (axes[1], "root_mean_squared_error", "RMSE")):
+    """Loss and RMSE per epoch, train and eval; both are epoch means, so loss = RMSE² (model.py)."""
+    figure, axes = _figure(10.0, 3.2, columns=2)
+    for axis, (metric, title) in zip(axes, HISTORY_TITLES.items(), strict=True):
         for prefix, label in (("", "train"), ("val_", "eval")):
             values = history.get(prefix + metric)
             if values:
                 axis.plot(range(1, len(values) + 1), values, marker="o", label=label)
-        axis.set(xlabel="epoch", title=title)
+        axis.set(xlabel="epoch")
+        axis.set_title(title, fontsize=10)
         axis.legend()
     return _png(figure)
 
@@ -181,6 +189,8 @@ def _cell(value: Any) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, float):
+        if value and abs(value) < 1e-3:
+            return f"{value:.3g}"  # learning rates, L2 weights: 1e-05, not 0.0000
         return f"{value:,.4f}" if abs(value) < 1e4 else f"{value:,.0f}"
     if isinstance(value, int):
         return f"{value:,}"
@@ -208,6 +218,9 @@ th{background:#eef2f8;text-align:left}td{text-align:right}td:first-child{text-al
 .ok{color:#2a7d2a;font-weight:bold}.bad{color:#b22;font-weight:bold}img{max-width:100%;display:block;margin:.5rem 0}
 code{background:#f4f4f4;padding:0 .2rem}.muted{color:#666;font-size:.85rem}
 """
+
+
+NO_DATA = "<p class='muted'>No {what} data: {why}.</p>"
 
 
 def render_html(data: dict) -> str:
@@ -257,8 +270,15 @@ def render_html(data: dict) -> str:
         parts.append(
             _table([{"epoch": i + 1, **{k: v[i] for k, v in training["history"].items()}} for i in range(epochs)])
         )
+    if not training["history"]:
+        parts.append(NO_DATA.format(what="training history", why="the Trainer did not complete in this run"))
     parts.append("<h3>Tuner trials</h3>")
-    parts.append(_table(training["tuner_trials"] or []) if training["tuner_trials"] else "<p>Tuner skipped.</p>")
+    if training["tuner_trials"]:
+        score = f"score ({extras.get('tuner_objective', 'objective')}, lower is better)"
+        trials = [{(score if k == "score" else k): v for k, v in trial.items()} for trial in training["tuner_trials"]]
+        parts.append(_table(trials))
+    else:
+        parts.append("<p>Tuner skipped.</p>")
 
     parts.append("<h2>Evaluation (test split)</h2>")
     slices = data["evaluation"]
@@ -269,11 +289,16 @@ def render_html(data: dict) -> str:
             ["slice", *labels.values()],
         )
     )
+    if not slices:
+        parts.append(NO_DATA.format(what="evaluation", why="the Evaluator did not complete in this run"))
     for feature in dict.fromkeys(s["feature"] for s in slices if s["feature"]):
         parts.append(_img(plot_slices(slices, feature), f"RMSE by {feature}"))
+    parts.append("<h3>Predicted vs actual ratings, calibration</h3>")
     if extras.get("calibration"):
         test_counts = extras.get("rating_counts", {}).get(extras.get("test_split"), {})
         parts.append(_img(plot_predictions(extras["calibration"], test_counts), "predicted vs actual, calibration"))
+    else:
+        parts.append(NO_DATA.format(what="calibration plot", why="the Evaluator wrote no calibration buckets"))
 
     parts.append("<h2>Decision</h2>")
     decision, pushed = data["decision"], data["pushed"]
@@ -326,6 +351,10 @@ def collect(data: dict, splits: tuple[str, str, str]) -> dict:
     if evaluation:
         with inspection.reading("evaluation plots (Evaluator)", evaluation):
             extras["calibration"] = inspection.calibration(evaluation)
+    if data["training"]["tuner_trials"]:
+        from components.tuner.tuner import OBJECTIVE
+
+        extras["tuner_objective"] = OBJECTIVE.name
     return extras
 
 

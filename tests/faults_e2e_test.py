@@ -1,9 +1,13 @@
-"""Faults injected into real `recommender run` processes on one pipeline root, in order:
+"""Faults injected into real `recommender run` processes on one pipeline root:
 
-1. kill -9 during Transform; 2. a second run refused while another one holds the store;
-3. kill -9 during Trainer; 4. a run that completes, reusing what the killed runs finished;
-5. a truncated TFRecord in an upstream artifact. Nothing is ever pushed by a failed or killed
+1. kill -9 inside Transform; 2. a second run refused while another one holds the store, and
+kill -9 inside the Trainer; 3. a run that completes, reusing what the killed runs finished;
+4. a truncated TFRecord in an upstream artifact. Nothing is ever pushed by a failed or killed
 run, and a planted credential never reaches the logs or the pipeline root.
+
+Each step is a fixture requesting the one before, so every test can run alone. A kill happens while
+the step is certainly running: tests/hooks/sitecustomize.py blocks the step's function (after it
+creates a flag file) until the test kills the process group.
 """
 
 import gzip
@@ -43,35 +47,37 @@ def command(ws: dict, *extra: str) -> list[str]:
     ]  # fmt: skip
 
 
-def env() -> dict:
-    return {**os.environ, "AWS_SECRET_ACCESS_KEY": PLANTED, "KFP_TOKEN": PLANTED, "PYTHONUNBUFFERED": "1"}
+HOOKS = Path(__file__).parent / "hooks"  # sitecustomize.py: PAUSE_IN blocks a step until the test kills it
 
 
-def start(ws: dict, *extra: str) -> subprocess.Popen:
+def env(**extra: str) -> dict:
+    return {**os.environ, "AWS_SECRET_ACCESS_KEY": PLANTED, "KFP_TOKEN": PLANTED, "PYTHONUNBUFFERED": "1", **extra}
+
+
+def start(ws: dict, pause_in: str, flag: Path) -> subprocess.Popen:
+    """A run whose function `pause_in` (module.function) blocks forever once called, after creating `flag`."""
+    paths = os.pathsep.join(filter(None, [str(HOOKS), os.environ.get("PYTHONPATH")]))
     return subprocess.Popen(
-        command(ws, *extra), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env(),
+        command(ws), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env=env(PYTHONPATH=paths, PAUSE_IN=pause_in, PAUSE_FILE=str(flag)),
         start_new_session=True,  # its own process group: kill -9 reaches any child too
     )  # fmt: skip
 
 
-def kill_when(ws: dict, process: subprocess.Popen, line_start: str, after_s: float, while_waiting=None) -> str:
-    """Reads progress lines until one starts with `line_start`, waits `after_s`, then kill -9s the group."""
-    lines = []
+def kill_when_paused(ws: dict, process: subprocess.Popen, flag: Path, while_paused=None) -> str:
+    """Waits until the paused step has created `flag` (it is then blocked inside that step), calls
+    `while_paused`, then kill -9s the process group; returns everything the run printed."""
     deadline = time.monotonic() + 600
-    for line in process.stdout:
-        lines.append(line)
-        if line.strip().startswith("Running") and while_waiting is not None:
-            while_waiting()
-        if line.strip().startswith(line_start):
-            break
-        assert time.monotonic() < deadline, "".join(lines)
-    else:
-        pytest.fail(f"the run ended before {line_start!r}:\n{''.join(lines)}")
-    time.sleep(after_s)
+    while not flag.exists():
+        assert process.poll() is None, f"the run ended before pausing:\n{process.stdout.read()}"
+        assert time.monotonic() < deadline, "the run never reached the paused step"
+        time.sleep(0.2)
+    if while_paused is not None:
+        while_paused()
     os.killpg(process.pid, signal.SIGKILL)
     process.wait(timeout=60)
     assert process.returncode == -signal.SIGKILL
-    output = "".join(lines) + process.stdout.read()
+    output = process.stdout.read()
     ws["logs"].append(output)
     return output
 
@@ -99,46 +105,70 @@ def serving_snapshot(ws: dict) -> dict:
     return {str(p.relative_to(base)): p.stat().st_size for p in base.rglob("*")} if base.exists() else {}
 
 
-def test_kill_during_transform_publishes_nothing(ws):
-    output = kill_when(ws, start(ws), "Transform", after_s=4)
-    assert "Transform                    started" in output
-    [run] = run_executions(ws)
+# Each step is a module fixture that requests the step before it, so any test (alone, with -k, or in
+# any order) first brings the shared pipeline root to the state it asserts on.
+@pytest.fixture(scope="module")
+def killed_in_transform(ws, tmp_path_factory) -> str:
+    """Run 1, killed while blocked inside Transform's preprocessing_fn; returns what it printed."""
+    flag = tmp_path_factory.mktemp("pause") / "paused"
+    return kill_when_paused(ws, start(ws, "transform.preprocessing.preprocessing_fn", flag), flag)
+
+
+@pytest.fixture(scope="module")
+def killed_in_trainer(ws, killed_in_transform, tmp_path_factory) -> dict:
+    """Run 2, killed while blocked inside the Trainer's run_fn; while it held the store, a third
+    `recommender run` was started and refused. Returns both outputs."""
+    flag = tmp_path_factory.mktemp("pause") / "paused"
+    refused = {}
+
+    def try_second_run():  # called once the paused run certainly holds the store
+        result = subprocess.run(command(ws), capture_output=True, text=True, env=env(), timeout=300)
+        refused.update(code=result.returncode, out=result.stdout + result.stderr)
+        ws["logs"].append(refused["out"])
+
+    output = kill_when_paused(ws, start(ws, "components.trainer.task.run_fn", flag), flag, try_second_run)
+    return {"output": output, "refused": refused}
+
+
+@pytest.fixture(scope="module")
+def completed(ws, killed_in_trainer) -> subprocess.CompletedProcess:
+    """Run 3: nothing in the way."""
+    result = subprocess.run(command(ws), capture_output=True, text=True, env=env(), timeout=900)
+    ws["logs"].append(result.stdout + result.stderr)
+    return result
+
+
+def test_kill_during_transform_publishes_nothing(ws, killed_in_transform):
+    output = killed_in_transform
+    assert "Transform                    started" in output and "Transform                    finished" not in output
+    run = run_executions(ws)[0]
     components = by_component(run)
     assert {c: components[c].state for c in UPSTREAM} == {c: "COMPLETE" for c in UPSTREAM}
     assert components[dag.TRANSFORM].state == "RUNNING"  # killed: never completed
     assert live_outputs(components[dag.TRANSFORM]) == []
-    assert dag.TRAINER not in components and serving_snapshot(ws) == {}
+    assert dag.TRAINER not in components
 
 
-def test_second_run_is_refused_while_one_runs_then_kill_during_trainer(ws):
-    refused = {}
-
-    def try_second_run():
-        if not refused:
-            result = subprocess.run(command(ws), capture_output=True, text=True, env=env(), timeout=300)
-            refused.update(code=result.returncode, out=result.stdout + result.stderr)
-            ws["logs"].append(refused["out"])
-
-    kill_when(ws, start(ws), "Trainer", after_s=4, while_waiting=try_second_run)
+def test_second_run_is_refused_while_one_runs_then_kill_during_trainer(ws, killed_in_trainer):
+    output, refused = killed_in_trainer["output"], killed_in_trainer["refused"]
+    assert "Trainer                      started" in output and "Trainer                      finished" not in output
     assert refused["code"] == 1, refused["out"]
     assert "Error: another run is already using" in refused["out"] and "pid " in refused["out"]
     assert "Traceback" not in refused["out"]
 
     runs = run_executions(ws)
-    assert len(runs) == 2  # the refused run never touched the store
-    components = by_component(runs[-1])
-    assert {c: components[c].state for c in UPSTREAM} == {c: "CACHED" for c in UPSTREAM}
-    assert components[dag.TRANSFORM].state == "COMPLETE"  # the killed Transform was redone, not reused
-    assert components[dag.TRAINER].state == "RUNNING" and live_outputs(components[dag.TRAINER]) == []
-    assert serving_snapshot(ws) == {}
+    assert len(runs) >= 2
+    first, second = (by_component(run) for run in runs[:2])  # the refused run never touched the store
+    assert {c: second[c].state for c in UPSTREAM} == {c: "CACHED" for c in UPSTREAM}
+    assert second[dag.TRANSFORM].state == "COMPLETE"  # the killed Transform was redone, not reused
+    assert second[dag.TRAINER].state == "RUNNING" and live_outputs(second[dag.TRAINER]) == []
+    assert dag.PUSHER not in first and dag.PUSHER not in second  # neither killed run got near a push
 
 
-def test_next_run_completes_reusing_what_the_killed_runs_finished(ws):
-    result = subprocess.run(command(ws), capture_output=True, text=True, env=env(), timeout=900)
-    ws["logs"].append(result.stdout + result.stderr)
-    assert result.returncode == 0, result.stdout + result.stderr
+def test_next_run_completes_reusing_what_the_killed_runs_finished(ws, completed):
+    assert completed.returncode == 0, completed.stdout + completed.stderr
     runs = run_executions(ws)
-    first, second, third = (by_component(run) for run in runs)
+    first, second, third = (by_component(run) for run in runs[:3])
     assert {c: third[c].state for c in (*UPSTREAM, dag.TRANSFORM)} == {c: "CACHED" for c in (*UPSTREAM, dag.TRANSFORM)}
     assert third[dag.TRAINER].state == third[dag.PUSHER].state == "COMPLETE"
     # The cached Transform outputs are the second run's (completed) ones, never the killed first run's.
@@ -165,24 +195,30 @@ def cut_mid_record(data: bytes) -> bytes:
     return data[: start + 12 + 3]
 
 
-def test_truncated_upstream_records_fail_the_consumer_naming_the_artifact(ws):
-    transformed = by_component(run_executions(ws)[-1])[dag.TRANSFORM].output("transformed_examples")
+@pytest.fixture(scope="module")
+def truncated(ws, completed) -> dict:
+    """Run 4, after a record of the transformed train split was cut mid-record."""
+    transformed = by_component(run_executions(ws)[2])[dag.TRANSFORM].output("transformed_examples")
     [record_file] = sorted(Path(transformed.uri, "Split-train").glob("*.gz"))
     record_file.write_bytes(gzip.compress(cut_mid_record(gzip.decompress(record_file.read_bytes()))))
     ws["truncated"] = record_file
     before = serving_snapshot(ws)
-
     result = subprocess.run(command(ws, "--epochs", "3"), capture_output=True, text=True, env=env(), timeout=900)
     ws["logs"].append(result.stdout + result.stderr)
+    return {"result": result, "artifact": transformed, "file": record_file, "before": before}
+
+
+def test_truncated_upstream_records_fail_the_consumer_naming_the_artifact(ws, truncated):
+    result, transformed, record_file = truncated["result"], truncated["artifact"], truncated["file"]
     assert result.returncode == 1
     assert "Trainer                      FAILED" in result.stdout
     assert "Error: component Trainer failed: its input artifact 'examples'" in result.stderr
     assert f"(id {transformed.id}, {transformed.uri}) is corrupted: {record_file}: " in result.stderr
     assert "Traceback" not in result.stderr
-    assert serving_snapshot(ws) == before  # nothing pushed
+    assert serving_snapshot(ws) == truncated["before"]  # nothing pushed
 
 
-def test_planted_credential_is_never_logged_or_written(ws):
+def test_planted_credential_is_never_logged_or_written(ws, truncated):
     assert len(ws["logs"]) == 5  # every run above, the refused one included
     for output in ws["logs"]:
         assert PLANTED not in output

@@ -45,6 +45,22 @@ def test_one_training_step_lowers_the_loss():
     assert after < before
 
 
+def test_the_reported_loss_is_the_epochs_mean_squared_error_like_its_rmse():
+    """Keras reports whatever train_step returns at the epoch's end: the model must return epoch means,
+    so loss (MSE) equals RMSE² over the same examples, on an epoch whose last batch is smaller."""
+    tf.keras.utils.set_random_seed(0)
+    model = build_model(dataclasses.replace(HP, l2=1e-3), VOCAB)
+    features, labels = batch(100)
+    data = tf.data.Dataset.from_tensor_slices((features, labels)).batch(32)  # 32, 32, 32, 4
+    history = model.fit(data, validation_data=data, epochs=2, verbose=0).history
+    for prefix in ("", "val_"):
+        losses, rmses = np.array(history[prefix + "loss"]), np.array(history[prefix + "root_mean_squared_error"])
+        np.testing.assert_allclose(losses, rmses**2, rtol=1e-4)
+        regularization = np.array(history[prefix + "regularization_loss"])
+        assert (regularization > 0).all()
+        np.testing.assert_allclose(history[prefix + "total_loss"], losses + regularization, rtol=1e-4)
+
+
 def test_predictions_start_at_the_label_mean_and_handle_oov():
     tf.keras.utils.set_random_seed(0)
     model = build_model(HP, VOCAB)

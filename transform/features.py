@@ -30,7 +30,7 @@ USER_PRIOR_RATING_SUM = "user_prior_rating_sum"
 USER_PRIOR_RATING_SQ_SUM = "user_prior_rating_sq_sum"
 USER_PRIOR_GENRE_COUNT = "user_prior_genre_count"  # ... of movies sharing a genre with this one (per genre)
 USER_PRIOR_GENRE_RATING_SUM = "user_prior_genre_rating_sum"
-USER_RECENT_COUNT = "user_recent_count"  # the last few (movielens.RECENT_RATINGS) earlier ratings
+USER_RECENT_COUNT = "user_recent_count"  # the last few (RECENT_RATINGS) earlier ratings
 USER_RECENT_RATING_SUM = "user_recent_rating_sum"
 USER_SECONDS_SINCE_LAST = "user_seconds_since_last"  # -1: no earlier rating
 # Earlier ratings whose movie had earlier ratings itself, and the sum of (rating - that movie's mean then).
@@ -43,6 +43,7 @@ MOVIE_PRIOR_RATING_SUM = "movie_prior_rating_sum"
 USER_PRIOR_MOVIES = "user_prior_movies"
 USER_PRIOR_MOVIE_RATINGS = "user_prior_movie_ratings"
 MAX_PRIOR_MOVIES = 50  # longer lists (serving requests) keep their latest MAX_PRIOR_MOVIES
+RECENT_RATINGS = 5  # how many of the user's latest earlier ratings make up "recent"
 HISTORY_INT_FEATURES = (
     USER_PRIOR_COUNT,
     USER_PRIOR_GENRE_COUNT,

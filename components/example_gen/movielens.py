@@ -336,7 +336,7 @@ def fold_index(rating: Rating, test_keys: Collection[tuple], seed: int) -> int:
 
 
 # ---- Point-in-time history ---------------------------------------------------
-RECENT_RATINGS = 5  # how many of the user's latest earlier ratings make up "recent"
+RECENT_RATINGS = features.RECENT_RATINGS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -460,6 +460,35 @@ def _floats(*values: float) -> tf.train.Feature:
     return tf.train.Feature(float_list=tf.train.FloatList(value=values))
 
 
+def history_values(user_history: UserHistory, movie_history: MovieHistory) -> dict[str, int | float | tuple]:
+    """The history features of one rating by name: what ExampleGen writes and what a serving request carries."""
+    f = features
+    return {
+        f.USER_PRIOR_COUNT: user_history.count,
+        f.USER_PRIOR_RATING_SUM: user_history.rating_sum,
+        f.USER_PRIOR_RATING_SQ_SUM: user_history.rating_sq_sum,
+        f.USER_PRIOR_GENRE_COUNT: user_history.genre_count,
+        f.USER_PRIOR_GENRE_RATING_SUM: user_history.genre_rating_sum,
+        f.USER_RECENT_COUNT: user_history.recent_count,
+        f.USER_RECENT_RATING_SUM: user_history.recent_rating_sum,
+        f.USER_SECONDS_SINCE_LAST: user_history.seconds_since_last,
+        f.USER_PRIOR_OFFSET_COUNT: user_history.offset_count,
+        f.USER_PRIOR_OFFSET_SUM: user_history.offset_sum,
+        f.MOVIE_PRIOR_COUNT: movie_history.count,
+        f.MOVIE_PRIOR_RATING_SUM: movie_history.rating_sum,
+        f.USER_PRIOR_MOVIES: user_history.movies,
+        f.USER_PRIOR_MOVIE_RATINGS: user_history.movie_ratings,
+    }
+
+
+def _feature(name: str, value) -> tf.train.Feature:
+    if name in features.INT_FEATURES:
+        return _int(value)
+    if isinstance(value, tuple):
+        return _bytes(*value) if name in features.MULTI_STRING_FEATURES else _floats(*value)
+    return _float(value)
+
+
 def to_example(
     rating: Rating,
     user: User,
@@ -469,34 +498,18 @@ def to_example(
 ) -> tf.train.Example:
     """Joins a rating with its user, its movie and their histories into one tf.Example of raw features."""
     f = features
-    return tf.train.Example(
-        features=tf.train.Features(
-            feature={
-                f.USER_ID: _bytes(rating.user_id),
-                f.MOVIE_ID: _bytes(rating.movie_id),
-                f.RATING: _float(rating.rating),
-                f.TIMESTAMP: _int(rating.timestamp),
-                f.USER_AGE: _int(user.age),
-                f.USER_GENDER: _bytes(user.gender),
-                f.USER_OCCUPATION: _bytes(user.occupation),
-                f.USER_ZIP: _bytes(user.zip_code),
-                f.MOVIE_TITLE: _bytes(movie.title),
-                f.MOVIE_GENRES: _bytes(*movie.genres),
-                f.MOVIE_RELEASE_YEAR: _int(movie.release_year),
-                f.USER_PRIOR_COUNT: _int(user_history.count),
-                f.USER_PRIOR_RATING_SUM: _float(user_history.rating_sum),
-                f.USER_PRIOR_RATING_SQ_SUM: _float(user_history.rating_sq_sum),
-                f.USER_PRIOR_GENRE_COUNT: _int(user_history.genre_count),
-                f.USER_PRIOR_GENRE_RATING_SUM: _float(user_history.genre_rating_sum),
-                f.USER_RECENT_COUNT: _int(user_history.recent_count),
-                f.USER_RECENT_RATING_SUM: _float(user_history.recent_rating_sum),
-                f.USER_SECONDS_SINCE_LAST: _int(user_history.seconds_since_last),
-                f.USER_PRIOR_OFFSET_COUNT: _int(user_history.offset_count),
-                f.USER_PRIOR_OFFSET_SUM: _float(user_history.offset_sum),
-                f.MOVIE_PRIOR_COUNT: _int(movie_history.count),
-                f.MOVIE_PRIOR_RATING_SUM: _float(movie_history.rating_sum),
-                f.USER_PRIOR_MOVIES: _bytes(*user_history.movies),
-                f.USER_PRIOR_MOVIE_RATINGS: _floats(*user_history.movie_ratings),
-            }
-        )
-    )
+    feature = {
+        f.USER_ID: _bytes(rating.user_id),
+        f.MOVIE_ID: _bytes(rating.movie_id),
+        f.RATING: _float(rating.rating),
+        f.TIMESTAMP: _int(rating.timestamp),
+        f.USER_AGE: _int(user.age),
+        f.USER_GENDER: _bytes(user.gender),
+        f.USER_OCCUPATION: _bytes(user.occupation),
+        f.USER_ZIP: _bytes(user.zip_code),
+        f.MOVIE_TITLE: _bytes(movie.title),
+        f.MOVIE_GENRES: _bytes(*movie.genres),
+        f.MOVIE_RELEASE_YEAR: _int(movie.release_year),
+    }
+    feature |= {name: _feature(name, value) for name, value in history_values(user_history, movie_history).items()}
+    return tf.train.Example(features=tf.train.Features(feature=feature))

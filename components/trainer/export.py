@@ -23,6 +23,102 @@ _RAW_DTYPES = {
 }
 
 
+def _vector(raw: dict, name: str, dtype=tf.float32) -> tf.Tensor:
+    return tf.cast(tf.reshape(raw[name], [-1]), dtype)
+
+
+def _close(a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
+    """Equal up to float32 rounding of sums of ratings."""
+    return tf.abs(a - b) <= 1e-2 + 1e-5 * tf.abs(b)
+
+
+def _check(condition: tf.Tensor, message: str) -> tf.Operation:
+    return tf.debugging.Assert(tf.reduce_all(condition), [f"incoherent request: {message}"], name="coherence")
+
+
+def coherence_checks(raw: dict) -> list[tf.Operation]:
+    """Assertions that a request's history features agree with each other, as ExampleGen writes them.
+
+    `raw` holds the parsed raw features (scalars [batch] or [batch, 1]; the two lists as SparseTensors).
+    Each failing check names the features that disagree (README, "Serving contract").
+    """
+    count = _vector(raw, f.USER_PRIOR_COUNT)
+    # Both lists are [batch, None] SparseTensors (dense_shape[0] is the batch): one ragged row per request.
+    ratings = tf.RaggedTensor.from_sparse(raw[f.USER_PRIOR_MOVIE_RATINGS])
+    listed = tf.cast(tf.RaggedTensor.from_sparse(raw[f.USER_PRIOR_MOVIES]).row_lengths(), tf.float32)
+    window = tf.cast(ratings.row_lengths(), tf.float32)
+    recent, recent_sum = _vector(raw, f.USER_RECENT_COUNT), _vector(raw, f.USER_RECENT_RATING_SUM)
+    total, squares = _vector(raw, f.USER_PRIOR_RATING_SUM), _vector(raw, f.USER_PRIOR_RATING_SQ_SUM)
+    position = tf.cast(tf.ragged.range(ratings.row_lengths()), tf.float32)
+    last = tf.cast(position >= tf.expand_dims(window - recent, 1), tf.float32)  # the last `recent` of each row
+    listed_recent = tf.reduce_sum(ratings * last, axis=1)
+    listed_total = tf.reduce_sum(ratings, axis=1)
+    listed_squares = tf.reduce_sum(ratings * ratings, axis=1)
+    genre, genre_sum = _vector(raw, f.USER_PRIOR_GENRE_COUNT), _vector(raw, f.USER_PRIOR_GENRE_RATING_SUM)
+    offsets = _vector(raw, f.USER_PRIOR_OFFSET_COUNT)
+    since = _vector(raw, f.USER_SECONDS_SINCE_LAST)
+    movie, movie_sum = _vector(raw, f.MOVIE_PRIOR_COUNT), _vector(raw, f.MOVIE_PRIOR_RATING_SUM)
+    low, high, most = f.RATING_MIN, f.RATING_MAX, float(f.MAX_PRIOR_MOVIES)
+    recent_window = float(f.RECENT_RATINGS)
+    whole_list = tf.equal(window, count)  # the list holds every earlier rating: its sums are the user's
+    return [
+        _check(
+            tf.equal(listed, window),
+            f"{f.USER_PRIOR_MOVIES} and {f.USER_PRIOR_MOVIE_RATINGS} differ in length",
+        ),
+        _check(
+            (ratings.flat_values >= low) & (ratings.flat_values <= high),
+            f"{f.USER_PRIOR_MOVIE_RATINGS} must lie within {low:g}..{high:g}",
+        ),
+        _check(
+            (count >= 0) & (recent >= 0) & (genre >= 0) & (offsets >= 0) & (movie >= 0),
+            f"{f.USER_PRIOR_COUNT}, {f.USER_RECENT_COUNT}, {f.USER_PRIOR_GENRE_COUNT}, {f.USER_PRIOR_OFFSET_COUNT} "
+            f"and {f.MOVIE_PRIOR_COUNT} are counts (>= 0)",
+        ),
+        _check(
+            tf.equal(tf.minimum(listed, most), tf.minimum(count, most)),
+            f"{f.USER_PRIOR_MOVIES} must list the user's last min({f.USER_PRIOR_COUNT}, {f.MAX_PRIOR_MOVIES}) "
+            "earlier movies",
+        ),
+        _check(
+            tf.equal(recent, tf.minimum(count, recent_window)),
+            f"{f.USER_RECENT_COUNT} must be min({f.USER_PRIOR_COUNT}, {f.RECENT_RATINGS})",
+        ),
+        _check(
+            _close(recent_sum, listed_recent),
+            f"{f.USER_RECENT_RATING_SUM} must be the sum of the last {f.USER_RECENT_COUNT} "
+            f"{f.USER_PRIOR_MOVIE_RATINGS}",
+        ),
+        _check(
+            (total >= low * count - 1e-2)
+            & (total <= high * count + 1e-2)
+            & (~whole_list | _close(total, listed_total)),
+            f"{f.USER_PRIOR_RATING_SUM} must be the sum of the user's {f.USER_PRIOR_COUNT} earlier ratings "
+            f"(of {f.USER_PRIOR_MOVIE_RATINGS} when it lists them all)",
+        ),
+        _check(
+            (squares >= low * low * count - 1e-2)
+            & (squares <= high * high * count + 1e-2)
+            & (~whole_list | _close(squares, listed_squares)),
+            f"{f.USER_PRIOR_RATING_SQ_SUM} must be the sum of squares of the user's {f.USER_PRIOR_COUNT} earlier "
+            "ratings",
+        ),
+        _check(
+            (genre_sum >= low * genre - 1e-2) & (genre_sum <= high * genre + 1e-2),
+            f"{f.USER_PRIOR_GENRE_RATING_SUM} must lie within {low:g}..{high:g} × {f.USER_PRIOR_GENRE_COUNT}",
+        ),
+        _check(offsets <= count, f"{f.USER_PRIOR_OFFSET_COUNT} cannot exceed {f.USER_PRIOR_COUNT}"),
+        _check(
+            tf.where(count > 0, since >= 0, tf.equal(since, -1.0)),
+            f"{f.USER_SECONDS_SINCE_LAST} must be -1 when {f.USER_PRIOR_COUNT} is 0, else >= 0",
+        ),
+        _check(
+            (movie_sum >= low * movie - 1e-2) & (movie_sum <= high * movie + 1e-2),
+            f"{f.MOVIE_PRIOR_RATING_SUM} must lie within {low:g}..{high:g} × {f.MOVIE_PRIOR_COUNT}",
+        ),
+    ]
+
+
 def _predict(model: tf.keras.Model, transformed: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
     rating = tf.clip_by_value(model(transformed), f.RATING_MIN, f.RATING_MAX)
     return {f.PREDICTION_KEY: rating}
@@ -37,7 +133,8 @@ def make_signatures(model: tf.keras.Model, tft_output: tft.TFTransformOutput) ->
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
     def serve_examples(serialized):
         parsed = tf.io.parse_example(serialized, serving_spec)
-        return _predict(model, model.tft_layer(parsed))
+        with tf.control_dependencies(coherence_checks(parsed)):
+            return _predict(model, model.tft_layer(parsed))
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
     def transform_features(serialized):
@@ -51,10 +148,28 @@ def make_signatures(model: tf.keras.Model, tft_output: tft.TFTransformOutput) ->
 
     @tf.function(input_signature=[raw_signature])
     def predict_raw(inputs):
-        sizes = tf.stack([tf.shape(inputs[name])[0] for name in sorted(inputs)])
-        tf.debugging.assert_equal(
-            sizes, tf.fill(tf.shape(sizes), sizes[0]), message=f"{f.RAW_SIGNATURE}: inputs differ in batch size"
+        batch = tf.shape(inputs[f.USER_ID])[0]
+        checks = [
+            tf.debugging.Assert(
+                tf.equal(tf.shape(inputs[name])[0], batch),
+                [
+                    f"{f.RAW_SIGNATURE}: {name} has another batch size than {f.USER_ID}:",
+                    tf.shape(inputs[name])[0],
+                    batch,
+                ],
+            )
+            for name in sorted(inputs)
+        ]
+        checks.append(
+            tf.debugging.Assert(
+                tf.reduce_all(
+                    tf.equal(tf.shape(inputs[f.USER_PRIOR_MOVIE_RATINGS]), tf.shape(inputs[f.USER_PRIOR_MOVIES]))
+                ),
+                [f"{f.RAW_SIGNATURE}: {f.USER_PRIOR_MOVIE_RATINGS} must have the shape of {f.USER_PRIOR_MOVIES}"],
+            )
         )
+        with tf.control_dependencies(checks):
+            inputs = {name: tf.identity(value) for name, value in inputs.items()}
         raw = {name: tf.reshape(inputs[name], [-1, 1]) for name in _RAW_DTYPES}
         raw[f.MOVIE_GENRES] = tf.sparse.from_dense(inputs[f.MOVIE_GENRES])  # drops "" padding
         movies = tf.sparse.from_dense(inputs[f.USER_PRIOR_MOVIES])
@@ -62,7 +177,8 @@ def make_signatures(model: tf.keras.Model, tft_output: tft.TFTransformOutput) ->
         raw[f.USER_PRIOR_MOVIE_RATINGS] = tf.SparseTensor(
             movies.indices, tf.gather_nd(inputs[f.USER_PRIOR_MOVIE_RATINGS], movies.indices), movies.dense_shape
         )
-        return _predict(model, model.tft_layer(raw))
+        with tf.control_dependencies(coherence_checks(raw)):
+            return _predict(model, model.tft_layer(raw))
 
     return {
         f.SERVING_SIGNATURE: serve_examples.get_concrete_function(),

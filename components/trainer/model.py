@@ -90,6 +90,10 @@ class RankingModel(tfrs.models.Model):
             loss=tf.keras.losses.MeanSquaredError(reduction=tf.keras.losses.Reduction.NONE),
             metrics=[tf.keras.metrics.RootMeanSquaredError()],
         )
+        # Epoch means over examples, like the RMSE beside them (Keras would report the last batch's loss).
+        self.loss_mean = tf.keras.metrics.Mean(name="loss")
+        self.regularization_mean = tf.keras.metrics.Mean(name="regularization_loss")
+        self.total_mean = tf.keras.metrics.Mean(name="total_loss")
 
     def call(self, inputs: dict[str, tf.Tensor]) -> tf.Tensor:
         """Transformed features → predicted rating, shape [batch, 1] (not clipped)."""
@@ -137,18 +141,22 @@ class RankingModel(tfrs.models.Model):
             total = loss + regularization
         gradients = tape.gradient(total, self.trainable_variables)
         self.optimizer.apply_gradients(zip(gradients, self.trainable_variables, strict=True))
-        return self._logs(loss, regularization)
+        return self._logs(loss, regularization, tf.shape(inputs[1])[0])
 
     def test_step(self, inputs):
-        return self._logs(*self._loss_terms(inputs, training=False))
+        return self._logs(*self._loss_terms(inputs, training=False), tf.shape(inputs[1])[0])
 
-    def _logs(self, loss: tf.Tensor, regularization: tf.Tensor) -> dict:
-        """Keras reports the first replica's values: scale them back to whole-batch figures."""
+    def _logs(self, loss: tf.Tensor, regularization: tf.Tensor, examples: tf.Tensor) -> dict:
+        """Epoch means so far: loss (MSE) and regularization per example, RMSE over the epoch's examples.
+
+        Keras reports the first replica's values: they are scaled back to whole-batch figures.
+        """
         replicas = tf.cast(tf.distribute.get_strategy().num_replicas_in_sync, tf.float32)
-        logs = {metric.name: metric.result() for metric in self.metrics}
-        logs.update(loss=loss * replicas, regularization_loss=regularization * replicas)
-        logs["total_loss"] = logs["loss"] + logs["regularization_loss"]
-        return logs
+        weight = tf.cast(examples, tf.float32)
+        self.loss_mean.update_state(loss * replicas, sample_weight=weight)
+        self.regularization_mean.update_state(regularization * replicas, sample_weight=weight)
+        self.total_mean.update_state((loss + regularization) * replicas, sample_weight=weight)
+        return {metric.name: metric.result() for metric in self.metrics}
 
 
 def build_model(hp: Hyperparameters, vocab: Vocabularies) -> RankingModel:
