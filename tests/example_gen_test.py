@@ -152,3 +152,36 @@ def test_rejected_fraction_over_the_limit_fails_naming_lines_and_quarantine(tmp_
         check_rejections(summary, 0.001, "q")
     with pytest.raises(RejectedRecordsError, match="no raw records"):
         check_rejections({**summary, "total_lines": 0, "total_rejected": 0}, 0.5, "q")
+
+
+@pytest.mark.parametrize(
+    ("protocol", "edited"),
+    [("time", "u.data"), ("time", "u.item"), ("stratified", "u.user"), ("u1", "u1.test"), ("u5", "u5.test")],
+)
+def test_the_drivers_input_fingerprint_covers_every_file_the_protocol_reads(tmp_path, synthetic_dir, protocol, edited):
+    """TFX's ExampleGen driver fingerprints the files its split patterns match, and reuses a cached split
+    while that fingerprint is unchanged: an edited file the protocol reads must change it."""
+    from google.protobuf import json_format
+    from tfx.components.example_gen import utils
+    from tfx.proto import example_gen_pb2
+
+    from components.example_gen.component import movielens_example_gen
+
+    data = tmp_path / "data"
+    shutil.copytree(synthetic_dir, data)
+    ratings = (data / movielens.RATINGS_FILE).read_text().splitlines()
+    for fold in ("u1", "u5"):
+        (data / f"{fold}.test").write_text("\n".join(ratings[:10]) + "\n")
+    component = movielens_example_gen(str(data), ["train", "eval", "test"], [0.6, 0.2, 0.2], "code", 0.001, protocol)
+    config = component.exec_properties["input_config"]
+    input_config = (
+        config if isinstance(config, example_gen_pb2.Input) else json_format.Parse(config, example_gen_pb2.Input())
+    )
+
+    def fingerprint() -> str:
+        return utils.calculate_splits_fingerprint_span_and_version(str(data), input_config.splits)[0]
+
+    before = fingerprint()
+    with open(data / edited, "a") as handle:
+        handle.write(ratings[-1] + "\n")
+    assert fingerprint() != before

@@ -169,3 +169,26 @@ def test_serving_features_do_not_need_the_label(transformed):
     out = layer(tf.io.parse_example([example.SerializeToString()], spec))
     assert f.LABEL_XF not in out
     assert int(out[f.USER_ID_XF][0]) == 0
+
+
+def test_the_prior_is_the_popularity_weighted_mean_of_earlier_ratings(tmp_path):
+    """Movie A was rated 5 three times, then B rated 1 once. The plain mean of the train ratings is 4.0;
+    the prior is Σ movie_prior_rating_sum / Σ movie_prior_count = (0 + 5 + 10 + 0) / (0 + 1 + 2 + 0) = 5.0:
+    each earlier rating weighs once per later train rating of its movie (README, Transform)."""
+    schema = io_utils.SchemaReader().read(schema_path())
+    rows = [
+        raw_row("1", "A", THURSDAY_15H55),
+        raw_row("2", "A", THURSDAY_15H55 + 1, movie_prior_count=1, movie_prior_rating_sum=5.0),
+        raw_row("3", "A", THURSDAY_15H55 + 2, movie_prior_count=2, movie_prior_rating_sum=10.0),
+        raw_row("4", "B", THURSDAY_15H55 + 3),
+    ]
+    for row, label in zip(rows, (5.0, 5.0, 5.0, 1.0), strict=True):
+        row[f.RATING] = [label]
+    with tft_beam.Context(temp_dir=str(tmp_path)):
+        (out, _), _ = (rows, dataset_metadata.DatasetMetadata(schema)) | tft_beam.AnalyzeAndTransformDataset(
+            preprocessing_fn
+        )
+    weighted, plain = 15.0 / 3, 16.0 / 4
+    # A movie mean of 2 ratings of 5, shrunk towards the prior with 10 pseudo-ratings and centred on it.
+    assert out[2][f.MOVIE_MEAN_XF] == pytest.approx((10.0 + 10 * weighted) / 12 - weighted, abs=1e-6)  # 0.0
+    assert out[2][f.MOVIE_MEAN_XF] != pytest.approx((10.0 + 10 * plain) / 12 - plain, abs=1e-3)

@@ -98,8 +98,15 @@ def _shrunk_mean(total: tf.Tensor, count: tf.Tensor, prior: tf.Tensor, pseudo_co
 
 
 def prior_mean(inputs: dict) -> tf.Tensor:
-    """The mean of all earlier ratings over the train split: an analyzer (a constant in the serving
-    graph) computed from the movies' histories, not from the label."""
+    """The prior every history mean is shrunk towards: Σ movie_prior_rating_sum / Σ movie_prior_count
+    over the train split.
+
+    That is the mean of the movies' earlier ratings as the train examples see them, so a rating weighs
+    once per later train rating of its movie: a popularity-weighted mean, not the plain mean of the
+    train ratings (tests/preprocessing_test.py shows data where the two differ). It is the level of
+    the quantity shrunk most (movie means), and an analyzer (a constant in the serving graph) that
+    needs no label.
+    """
     return tft.mean(_float(inputs, f.MOVIE_PRIOR_RATING_SUM)) / tf.maximum(
         tft.mean(_float(inputs, f.MOVIE_PRIOR_COUNT)), 1e-6
     )
