@@ -148,13 +148,11 @@ def _slice_name(slice_key: tuple) -> tuple[str, str | None, str | None]:
 def candidate_model_name(evaluation_uri: str) -> str | None:
     """The candidate's model name in a TFMA output: with a baseline, TFMA keys metrics and plots by model
     (`candidate`, `baseline`), and reading them with no name finds neither (and warns for every slice)."""
-    import tensorflow_model_analysis as tfma
-
-    eval_config = tfma.load_eval_run(evaluation_uri)[0]
-    specs = list(eval_config.model_specs)
+    run = _json_file(evaluation_uri, "eval_config.json") or {}  # TFMA's record of the evaluation (EvalRun)
+    specs = run.get("evalConfig", {}).get("modelSpecs", [])
     if len(specs) < 2:
         return None
-    return next(spec.name for spec in specs if not spec.is_baseline)
+    return next(spec.get("name") for spec in specs if not spec.get("isBaseline"))
 
 
 def _eval_result(evaluation_uri: str):

@@ -294,10 +294,10 @@ INCOHERENT = {
     "rating outside 1-5": (
         _set(f.USER_PRIOR_MOVIE_RATINGS, (5.0, 3.0, 3.0, 7.0)), f"{f.USER_PRIOR_MOVIE_RATINGS} must lie within"
     ),
-    "count vs list": (_set(f.USER_PRIOR_COUNT, 9), f"{f.USER_PRIOR_MOVIES} must list the user's last"),
+    "count vs list": (_set(f.USER_PRIOR_COUNT, 9), f"{f.USER_PRIOR_MOVIES} must list the last"),
     "sum vs list": (_set(f.USER_PRIOR_RATING_SUM, 15.0), f"{f.USER_PRIOR_RATING_SUM} must be the sum"),
     "squares vs list": (_set(f.USER_PRIOR_RATING_SQ_SUM, 50.0), f"{f.USER_PRIOR_RATING_SQ_SUM} must be the sum"),
-    "negative count": (_set(f.USER_PRIOR_GENRE_COUNT, -1), f"{f.USER_PRIOR_GENRE_COUNT} and"),
+    "negative count": (_set(f.USER_PRIOR_GENRE_COUNT, -1), f"{f.USER_PRIOR_GENRE_COUNT} is a count"),
     "offsets over count": (_set(f.USER_PRIOR_OFFSET_COUNT, 5), f"{f.USER_PRIOR_OFFSET_COUNT} cannot exceed"),
     "no last rating": (_set(f.USER_SECONDS_SINCE_LAST, -1), f"{f.USER_SECONDS_SINCE_LAST} must be -1 when"),
     "genre sum": (_set(f.USER_PRIOR_GENRE_RATING_SUM, 40.0), f"{f.USER_PRIOR_GENRE_RATING_SUM} must lie within"),

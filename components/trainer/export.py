@@ -70,15 +70,15 @@ def coherence_checks(raw: dict) -> list[tf.Operation]:
             (ratings.flat_values >= low) & (ratings.flat_values <= high),
             f"{f.USER_PRIOR_MOVIE_RATINGS} must lie within {low:g}..{high:g}",
         ),
-        _check(
-            (count >= 0) & (recent >= 0) & (genre >= 0) & (offsets >= 0) & (movie >= 0),
-            f"{f.USER_PRIOR_COUNT}, {f.USER_RECENT_COUNT}, {f.USER_PRIOR_GENRE_COUNT}, {f.USER_PRIOR_OFFSET_COUNT} "
-            f"and {f.MOVIE_PRIOR_COUNT} are counts (>= 0)",
-        ),
+        *[
+            _check(_vector(raw, name) >= 0, f"{name} is a count (>= 0)")
+            for name in (f.USER_PRIOR_COUNT, f.USER_RECENT_COUNT, f.USER_PRIOR_GENRE_COUNT)
+            + (f.USER_PRIOR_OFFSET_COUNT, f.MOVIE_PRIOR_COUNT)
+        ],
         _check(
             tf.equal(tf.minimum(listed, most), tf.minimum(count, most)),
-            f"{f.USER_PRIOR_MOVIES} must list the user's last min({f.USER_PRIOR_COUNT}, {f.MAX_PRIOR_MOVIES}) "
-            "earlier movies",
+            f"{f.USER_PRIOR_MOVIES} must list the last min({f.USER_PRIOR_COUNT}, {f.MAX_PRIOR_MOVIES}) "
+            "earlier movies of the user",
         ),
         _check(
             tf.equal(recent, tf.minimum(count, recent_window)),
@@ -93,15 +93,15 @@ def coherence_checks(raw: dict) -> list[tf.Operation]:
             (total >= low * count - 1e-2)
             & (total <= high * count + 1e-2)
             & (~whole_list | _close(total, listed_total)),
-            f"{f.USER_PRIOR_RATING_SUM} must be the sum of the user's {f.USER_PRIOR_COUNT} earlier ratings "
+            f"{f.USER_PRIOR_RATING_SUM} must be the sum of the {f.USER_PRIOR_COUNT} earlier ratings of the user "
             f"(of {f.USER_PRIOR_MOVIE_RATINGS} when it lists them all)",
         ),
         _check(
             (squares >= low * low * count - 1e-2)
             & (squares <= high * high * count + 1e-2)
             & (~whole_list | _close(squares, listed_squares)),
-            f"{f.USER_PRIOR_RATING_SQ_SUM} must be the sum of squares of the user's {f.USER_PRIOR_COUNT} earlier "
-            "ratings",
+            f"{f.USER_PRIOR_RATING_SQ_SUM} must be the sum of squares of the {f.USER_PRIOR_COUNT} earlier "
+            "ratings of the user",
         ),
         _check(
             (genre_sum >= low * genre - 1e-2) & (genre_sum <= high * genre + 1e-2),
