@@ -1,0 +1,137 @@
+"""What every `recommender` command shares: the group, one-line errors, options, the config builder."""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+
+import click
+
+import pipeline  # noqa: F401  (sets TF_USE_LEGACY_KERAS before anything imports TensorFlow)
+from components.example_gen import splits
+from pipeline.config import DEFAULT_PIPELINE_NAME
+
+DEFAULT_WORKDIR = "artifacts"
+
+
+def fail(message: str) -> None:
+    raise click.ClickException(message)
+
+
+class _Commands(click.Group):
+    """Every failure ends in one `Error:` line (exit 1); `--debug` adds the Python stack for bug reports.
+
+    Expected failures raise click.ClickException (`fail`); anything else is a bug of ours or of a
+    library, reported in one line by default so that users never see a page of traceback, and with
+    its stack under `--debug`, so that developers still can.
+    """
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.Abort):
+            raise
+        except click.ClickException as error:
+            if ctx.params.get("debug") and (error.__cause__ or error.__context__):
+                cause = error.__cause__ or error.__context__
+                traceback.print_exception(type(cause), cause, cause.__traceback__, file=sys.stderr)
+            raise
+        except Exception as error:  # Not one we expected: one line, the stack only under --debug.
+            if ctx.params.get("debug"):
+                raise
+            message = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            raise click.ClickException(
+                f"unexpected {type(error).__name__}: {message} (run again with --debug to see the stack)"
+            ) from error
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option(
+    "--debug",
+    is_flag=True,
+    envvar="RECOMMENDER_DEBUG",
+    help="On failure, print the Python stack above the Error: line (for bug reports).",
+)
+def main(debug: bool) -> None:
+    """MovieLens recommender: a TFX pipeline from raw MovieLens to a TF Serving model."""
+
+
+mirror_option = click.option(
+    "--mirror",
+    envvar="MOVIELENS_MIRROR",
+    type=click.Path(),
+    help="Local ml-100k.zip or extracted directory to use instead of downloading (env MOVIELENS_MIRROR).",
+)
+data_root_option = click.option(
+    "--data-root",
+    default=os.path.join(DEFAULT_WORKDIR, "data"),
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Where the verified ml-100k/ directory is kept.",
+)
+
+
+def options(*options):
+    """One decorator applying several click options, in the order given."""
+
+    def decorate(command):
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return decorate
+
+
+# Training and blessing options shared by `run` and `compile`.
+model_options = options(
+    click.option("--epochs", default=12, show_default=True, type=click.IntRange(min=1)),
+    click.option("--tuner-trials", default=2, show_default=True, type=click.IntRange(min=0), help="0 skips the Tuner."),
+    click.option("--tuner-epochs", default=3, show_default=True, type=click.IntRange(min=1)),
+    click.option("--seed", default=42, show_default=True, type=int, help="Training seed (and random splits')."),
+    click.option(
+        "--split",
+        "split_protocol",
+        type=click.Choice(splits.PROTOCOLS),
+        default=splits.TIME,
+        show_default=True,
+        help="How ratings go to train/eval/test: by time (oldest 60/20/20), per-user stratified random "
+        "65/10/25, or the zip's fold uK (test = uK.test). Random protocols hide test ratings from histories.",
+    ),
+    click.option("--rmse-upper-bound", default=1.10, show_default=True, type=float, help="Blessing: max RMSE."),
+    click.option(
+        "--rmse-max-increase",
+        default=0.01,
+        show_default=True,
+        type=float,
+        help="Blessing: max RMSE increase over the last blessed model.",
+    ),
+    click.option("--no-cache", is_flag=True, help="Re-run every component even if its inputs are unchanged."),
+    click.option(
+        "--max-rejected-fraction",
+        default=0.001,
+        show_default=True,
+        type=click.FloatRange(min=0, max=1, max_open=True),
+        help="ExampleGen fails the run if more than this fraction of raw records is malformed (else quarantined).",
+    ),
+    click.option(
+        "--accept-anomalies",
+        "accepted_anomalies",
+        multiple=True,
+        metavar="FEATURE",
+        help="Let schema anomalies of FEATURE through the validation gate ('*' = all); repeatable, recorded in MLMD.",
+    ),
+)
+pipeline_name_option = click.option("--pipeline-name", default=DEFAULT_PIPELINE_NAME, show_default=True)
+
+
+def build_config(**kwargs):
+    """Builds the frozen PipelineConfig from CLI values; a bad value is a usage error, not a traceback."""
+    from pipeline.config import PipelineConfig, TrainerConfig
+
+    trainer = {key: kwargs.pop(key) for key in ("epochs", "tuner_trials", "tuner_epochs", "seed")}
+    kwargs["enable_cache"] = not kwargs.pop("no_cache")
+    try:
+        return PipelineConfig(trainer=TrainerConfig(**trainer), **kwargs)
+    except ValueError as error:
+        fail(str(error))
