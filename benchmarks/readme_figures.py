@@ -62,7 +62,9 @@ def main() -> None:
 
     sys.path.insert(0, str(REPO))
     from pipeline.inspection import calibration
+    from pipeline.local_runner import quiet_logs
 
+    quiet_logs()
     buckets = calibration(data["artifacts"]["Evaluator.evaluation"])
     total = sum(b["count"] for b in buckets)
     low = sum(b["count"] for b in buckets if b["high"] <= 2.5) / total
