@@ -95,6 +95,11 @@ def _data_with_ties(source, target):
 
 def _examples(data, protocol: str = splits.TIME, seed: int = 0) -> dict[tuple, dict]:
     """ExampleGen's examples (all splits) keyed by (user, movie, timestamp), as plain dicts with their split."""
+    return _decode(records(data, protocol, seed))
+
+
+def records(data, protocol: str = splits.TIME, seed: int = 0) -> list[tuple[str, tf.Tensor]]:
+    """ExampleGen's serialized examples of every split, as (split, record) pairs."""
     collected = []
     out = data / f"out-{protocol}-{seed}"
     with beam.Pipeline() as pipeline:
@@ -108,7 +113,7 @@ def _examples(data, protocol: str = splits.TIME, seed: int = 0) -> dict[tuple, d
             )
     for name in SPLIT.names:
         collected += [(name, record) for record in tf.data.TFRecordDataset(str(out / name) + "-00000-of-00001")]
-    return _decode(collected)
+    return collected
 
 
 def _decode(records) -> dict[tuple, dict]:

@@ -3,7 +3,7 @@
 from pathlib import Path
 
 import pytest
-from history_test import _examples
+from history_test import _examples, records
 
 from components.example_gen import movielens
 from components.example_gen.serving_history import EarlierRating, history_features, raw_request
@@ -49,6 +49,31 @@ def test_history_features_equal_what_example_gen_wrote_for_every_rating(syntheti
                 assert value == pytest.approx(written, abs=1e-4), (user, movie, at, name)
         checked += 1
     assert checked == 120
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("protocol", ["time", "stratified", "u1"])
+def test_every_example_example_gen_writes_passes_the_serving_coherence_checks(synthetic_dir, tmp_path, protocol):
+    """The checks the serving signatures apply (components/trainer/export.py) hold for every history ExampleGen
+    writes, under every protocol: the Evaluator sends exactly these examples through serving_default."""
+    import random
+    import shutil
+
+    import tensorflow as tf
+    from tensorflow_transform.tf_metadata import schema_utils
+    from tfx.utils import io_utils
+
+    from components.trainer.export import coherence_checks
+    from pipeline.pipeline import schema_path
+
+    data = tmp_path / "data"
+    shutil.copytree(synthetic_dir, data)
+    lines = (data / movielens.RATINGS_FILE).read_text().splitlines()
+    (data / "u1.test").write_text("\n".join(sorted(random.Random(0).sample(lines, len(lines) // 5))) + "\n")
+    spec = schema_utils.schema_as_feature_spec(io_utils.SchemaReader().read(schema_path())).feature_spec
+    serialized = tf.stack([record for _, record in records(data, protocol)])
+    parsed = tf.io.parse_example(serialized, {k: v for k, v in spec.items() if k != f.LABEL_KEY})
+    assert len(coherence_checks(parsed)) > 10  # each raises InvalidArgumentError if it fails (eager)
 
 
 def test_only_strictly_earlier_ratings_count():

@@ -427,7 +427,7 @@ def user_histories(
                 slot[1] += rating.rating
             recent = (recent + [rating.rating])[-RECENT_RATINGS:]
             rated = (rated + [rating])[-features.MAX_PRIOR_MOVIES :]
-        last = group[0][0].timestamp
+            last = rating.timestamp  # hidden ratings do not move it either: their time is test data too
     return result
 
 
