@@ -266,6 +266,10 @@ def render_html(data: dict) -> str:
         parts.append(_table([{"name": k, "value": json.dumps(v)} for k, v in training["hyperparameters"].items()]))
     if training["history"]:
         parts.append(_img(plot_history(training["history"]), "loss and RMSE per epoch"))
+        parts.append(
+            "<p class='muted'>Both are epoch means over the epoch's examples: loss is the MSE without the L2 "
+            "regularization (regularization_loss; total_loss adds it), so loss = RMSE².</p>"
+        )
         epochs = len(next(iter(training["history"].values())))
         parts.append(
             _table([{"epoch": i + 1, **{k: v[i] for k, v in training["history"].items()}} for i in range(epochs)])

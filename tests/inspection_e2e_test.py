@@ -238,7 +238,7 @@ def test_report_is_self_contained_and_renders_in_chromium(runs, latest, tmp_path
     assert "score (val_root_mean_squared_error, lower is better)" in page
     trials = page.split("<h3>Tuner trials</h3>", 1)[1].split("</table>", 1)[0]
     assert "<td>1e-05</td>" in trials and "<td>0.0000</td>" not in trials  # the default L2, not rounded away
-    assert "loss: MSE, epoch mean" in page
+    assert "Both are epoch means over the epoch's examples" in page
     assert "WARNING" not in result.stderr and "absl" not in result.stderr, result.stderr
 
     if chromium() is None:

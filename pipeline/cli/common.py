@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import traceback
+from typing import NoReturn
 
 import click
 
@@ -15,7 +16,8 @@ from pipeline.config import DEFAULT_PIPELINE_NAME
 DEFAULT_WORKDIR = "artifacts"
 
 
-def fail(message: str) -> None:
+def fail(message: str) -> NoReturn:
+    """Ends the command with `Error: <message>` (exit 1)."""
     raise click.ClickException(message)
 
 
@@ -38,12 +40,12 @@ class _Commands(click.Group):
                 traceback.print_exception(type(cause), cause, cause.__traceback__, file=sys.stderr)
             raise
         except Exception as error:  # Not one we expected: one line, the stack only under --debug.
-            if ctx.params.get("debug"):
-                raise
+            debug = ctx.params.get("debug")
+            if debug:
+                traceback.print_exception(type(error), error, error.__traceback__, file=sys.stderr)
             message = str(error).strip().splitlines()[0] if str(error).strip() else ""
-            raise click.ClickException(
-                f"unexpected {type(error).__name__}: {message} (run again with --debug to see the stack)"
-            ) from error
+            hint = "" if debug else " (run again with --debug to see the stack)"
+            raise click.ClickException(f"unexpected {type(error).__name__}: {message}{hint}") from error
 
 
 @click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -72,11 +74,11 @@ data_root_option = click.option(
 )
 
 
-def options(*options):
+def options(*decorators):
     """One decorator applying several click options, in the order given."""
 
     def decorate(command):
-        for option in reversed(options):
+        for option in reversed(decorators):
             command = option(command)
         return command
 
