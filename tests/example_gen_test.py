@@ -9,15 +9,8 @@ import tensorflow as tf
 from apache_beam.testing.util import assert_that, equal_to
 
 from components.example_gen import movielens
-from components.example_gen.executor import (
-    LINE_COUNTS,
-    REJECTED,
-    ReadMovieLens,
-    RejectedRecordsError,
-    WriteQuarantine,
-    check_rejections,
-    read_summary,
-)
+from components.example_gen.executor import LINE_COUNTS, REJECTED, ReadMovieLens
+from components.example_gen.quarantine import RejectedRecordsError, WriteQuarantine, check_rejections, read_summary
 from transform import features as f
 
 pytestmark = pytest.mark.slow

@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from components.example_gen import movielens, splits
+from components.example_gen import history, movielens, splits
 from components.example_gen.executor import LINE_COUNTS, REJECTED, ReadMovieLens
-from components.example_gen.movielens import MovieHistory, Rating, UserHistory
+from components.example_gen.history import MovieHistory, UserHistory
+from components.example_gen.movielens import Rating
 from transform import features as f
 
 SPLIT = movielens.TimeSplit(("train", "eval", "test"), (0.6, 0.2, 0.2))
@@ -27,7 +28,7 @@ def test_a_users_history_counts_only_strictly_earlier_ratings():
         (Rating("u", "c", 3.0, 200), ("Comedy",), MovieHistory(1, 4.0)),  # same second as b: unseen by b
         (Rating("u", "d", 4.0, 300), ("Drama", "Comedy"), MovieHistory()),
     ]
-    histories = dict((r.movie_id, h) for r, h in movielens.user_histories(events))
+    histories = dict((r.movie_id, h) for r, h in history.user_histories(events))
     assert histories["a"] == UserHistory()  # the first rating has no history
     only_a = {"movies": ("a",), "movie_ratings": (5.0,)}
     expected_b = UserHistory(1, 5.0, 25.0, 1, 5.0, 1, 5.0, 100, **only_a)
@@ -50,22 +51,22 @@ def test_histories_do_not_depend_on_input_order():
         )
         for m in range(30)
     ]
-    reference = sorted(movielens.user_histories(events), key=lambda pair: pair[0].movie_id)
-    movies = sorted(movielens.movie_histories([r for r, *_ in events]), key=lambda pair: pair[0].movie_id)
+    reference = sorted(history.user_histories(events), key=lambda pair: pair[0].movie_id)
+    movies = sorted(history.movie_histories([r for r, *_ in events]), key=lambda pair: pair[0].movie_id)
     for _ in range(5):
         rng.shuffle(events)
-        assert sorted(movielens.user_histories(events), key=lambda pair: pair[0].movie_id) == reference
-        shuffled = movielens.movie_histories([r for r, *_ in events])
+        assert sorted(history.user_histories(events), key=lambda pair: pair[0].movie_id) == reference
+        shuffled = history.movie_histories([r for r, *_ in events])
         assert sorted(shuffled, key=lambda pair: pair[0].movie_id) == movies
 
 
 def test_recent_ratings_are_the_last_few_earlier_ones():
     n = f.MAX_PRIOR_MOVIES + 10
     events = [(Rating("u", str(t), float(1 + t % 5), t), ("Drama",), MovieHistory()) for t in range(1, n + 1)]
-    last = movielens.user_histories(events)[-1][1]
+    last = history.user_histories(events)[-1][1]
     earlier = [1.0 + t % 5 for t in range(1, n)]
-    assert last.recent_count == movielens.RECENT_RATINGS
-    assert last.recent_rating_sum == sum(earlier[-movielens.RECENT_RATINGS :])
+    assert last.recent_count == history.RECENT_RATINGS
+    assert last.recent_rating_sum == sum(earlier[-history.RECENT_RATINGS :])
     assert last.seconds_since_last == 1
     # The movie list keeps the latest MAX_PRIOR_MOVIES, oldest first.
     assert last.movies == tuple(str(t) for t in range(n - f.MAX_PRIOR_MOVIES, n))
@@ -74,7 +75,7 @@ def test_recent_ratings_are_the_last_few_earlier_ones():
 
 def test_a_movies_history_excludes_same_second_ratings():
     ratings = [Rating("a", "m", 4.0, 10), Rating("b", "m", 2.0, 10), Rating("c", "m", 5.0, 11)]
-    histories = {r.user_id: h for r, h in movielens.movie_histories(ratings)}
+    histories = {r.user_id: h for r, h in history.movie_histories(ratings)}
     assert histories == {"a": MovieHistory(), "b": MovieHistory(), "c": MovieHistory(2, 6.0)}
 
 
@@ -153,7 +154,7 @@ def _brute_force(data, user: str, movie: str, timestamp: int) -> dict:
         before = [float(r) for _, m, r, t in ratings if m == m_j and int(t) < t_j]
         if before:
             offsets.append(r_j - sum(before) / len(before))
-    recent = [r for _, _, r in earlier][-movielens.RECENT_RATINGS :]
+    recent = [r for _, _, r in earlier][-history.RECENT_RATINGS :]
     movie_earlier = [float(r) for u, m, r, t in ratings if m == movie and int(t) < timestamp]
     return {
         f.USER_PRIOR_COUNT: len(earlier),

@@ -2,7 +2,7 @@
 
 import pytest
 
-from components.example_gen import movielens
+from components.example_gen import history, movielens
 from components.example_gen.movielens import MalformedRecordError, RawLine
 from transform import features as f
 
@@ -93,7 +93,7 @@ def test_parse_movie_genres_and_missing_release_date():
 
 
 def test_to_example_has_every_raw_feature():
-    example = movielens.to_example(
+    example = history.to_example(
         movielens.Rating("1", "2", 4.0, 100),
         movielens.User("1", 30, "F", "writer", "T8H1N"),
         movielens.Movie("2", "Title", 1995, ("Action", "Drama")),

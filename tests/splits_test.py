@@ -4,8 +4,9 @@ import random
 
 import pytest
 
-from components.example_gen import movielens, splits
-from components.example_gen.movielens import MovieHistory, Rating
+from components.example_gen import history, movielens, splits
+from components.example_gen.history import MovieHistory
+from components.example_gen.movielens import Rating
 from pipeline.config import PipelineConfig
 
 
@@ -48,17 +49,17 @@ def test_hidden_ratings_get_a_history_but_feed_none():
         (Rating("u", "c", 3.0, 300), ("Drama",), MovieHistory()),
     ]
     hidden = {events[1][0].key}
-    histories = {r.movie_id: h for r, h in movielens.user_histories(events, hidden)}
+    histories = {r.movie_id: h for r, h in history.user_histories(events, hidden)}
     assert histories["b"].count == 1 and histories["b"].movies == ("a",)  # b itself sees a
     assert histories["c"].count == 1 and histories["c"].movies == ("a",) and histories["c"].rating_sum == 5.0
     assert histories["c"].offset_count == 0  # a's movie had no earlier rating; b is hidden
     assert histories["c"].seconds_since_last == 200  # since a, the last rating it may know of: b is hidden
     # A rating whose only earlier ratings are hidden knows of none: not even when the last one was.
     first_hidden = {events[0][0].key}
-    alone = {r.movie_id: h for r, h in movielens.user_histories(events[:2], first_hidden)}
+    alone = {r.movie_id: h for r, h in history.user_histories(events[:2], first_hidden)}
     assert alone["b"].count == 0 and alone["b"].seconds_since_last == -1
     movie = [Rating("x", "m", 4.0, 1), Rating("y", "m", 2.0, 2), Rating("z", "m", 5.0, 3)]
-    by_user = {r.user_id: h for r, h in movielens.movie_histories(movie, {movie[1].key})}
+    by_user = {r.user_id: h for r, h in history.movie_histories(movie, {movie[1].key})}
     assert by_user["z"] == MovieHistory(1, 4.0)
 
 

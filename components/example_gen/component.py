@@ -8,7 +8,7 @@ from tfx.components.example_gen.component import FileBasedExampleGen
 from tfx.dsl.components.base import executor_spec
 from tfx.proto import example_gen_pb2
 
-from components.example_gen import executor, splits
+from components.example_gen import executor, quarantine, splits
 
 
 def movielens_example_gen(
@@ -16,7 +16,7 @@ def movielens_example_gen(
     split_names: list[str],
     split_fractions: list[float],
     code_fingerprint: str,
-    max_rejected_fraction: float = executor.DEFAULT_MAX_REJECTED_FRACTION,
+    max_rejected_fraction: float = quarantine.DEFAULT_MAX_REJECTED_FRACTION,
     split_protocol: str = splits.TIME,
     split_seed: int = 0,
 ) -> FileBasedExampleGen:

@@ -1,4 +1,5 @@
-"""Beam glue for the MovieLens ExampleGen: read, validate, join, split (splits.py), add histories.
+"""Beam glue for the MovieLens ExampleGen: read, validate, join, split (splits.py), add histories (history.py),
+quarantine what is rejected (quarantine.py).
 
 Called by the TFX ExampleGen launcher (see `component.py`). Parsing rules live in
 `movielens.py`; this module only moves records through Beam so that the same code
@@ -8,7 +9,6 @@ runs on the DirectRunner and on Dataflow/Flink/Spark.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import time
 from typing import Any
@@ -20,27 +20,18 @@ from tfx.components.example_gen.base_example_gen_executor import BaseExampleGenE
 from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils
 
-from components.example_gen import movielens, splits
+from components.example_gen import history, movielens, quarantine, splits
 
-MAX_REPORTED_ERRORS = 20
-DEFAULT_MAX_REJECTED_FRACTION = 0.001
-QUARANTINE_DIR = "quarantine"  # inside the Examples artifact: rejected-*.jsonl and summary.json
-SUMMARY_FILE = "summary.json"
-REJECTED_PREFIX = "rejected"
 # Keys of ReadMovieLens' output besides the split names (which cannot start with "!").
 REJECTED = "!rejected"
 LINE_COUNTS = "!lines"
 _ERRORS = "errors"
 
 
-class RejectedRecordsError(RuntimeError):
-    """More raw records were rejected than the configured fraction allows."""
-
-
 def make_custom_config(
     split_fractions: list[float],
     code_fingerprint: str,
-    max_rejected_fraction: float = DEFAULT_MAX_REJECTED_FRACTION,
+    max_rejected_fraction: float = quarantine.DEFAULT_MAX_REJECTED_FRACTION,
     split_protocol: str = splits.TIME,
     split_seed: int = 0,
 ):
@@ -159,7 +150,7 @@ def _with_history(item) -> tuple[int, Any]:
     _, grouped = item
     [(index, rating, user, movie, movie_history)] = grouped["rating"]
     [user_history] = grouped["user"]
-    return index, movielens.to_example(rating, user, movie, user_history, movie_history)
+    return index, history.to_example(rating, user, movie, user_history, movie_history)
 
 
 class AddHistory(beam.PTransform):
@@ -178,13 +169,13 @@ class AddHistory(beam.PTransform):
         _, indexed = item  # movie id, [(index, rating)]
         indexed = list(indexed)
         hidden = {rating.key for index, rating in indexed if index in self._hidden}
-        return [(r.key, h) for r, h in movielens.movie_histories([r for _, r in indexed], hidden)]
+        return [(r.key, h) for r, h in history.movie_histories([r for _, r in indexed], hidden)]
 
     def _user_histories(self, item):
         _, indexed = item  # user id, [(index, (rating, genres, movie history))]
         indexed = list(indexed)
         hidden = {event[0].key for index, event in indexed if index in self._hidden}
-        return [(r.key, h) for r, h in movielens.user_histories([e for _, e in indexed], hidden)]
+        return [(r.key, h) for r, h in history.user_histories([e for _, e in indexed], hidden)]
 
     def expand(self, assigned):
         movie_histories = (
@@ -210,30 +201,6 @@ class AddHistory(beam.PTransform):
             | "JoinUserHistory" >> beam.CoGroupByKey()
             | "ToExample" >> beam.Map(_with_history)
         )
-
-
-class _RejectionSummary(beam.CombineFn):
-    """Counts rejections per reason and keeps the first few in file/line order."""
-
-    def create_accumulator(self):
-        return {}, []
-
-    def add_input(self, accumulator, rejection):
-        counts, sample = accumulator
-        counts[rejection.reason] = counts.get(rejection.reason, 0) + 1
-        return counts, sorted([*sample, rejection], key=lambda r: (r.file, r.line_no))[:MAX_REPORTED_ERRORS]
-
-    def merge_accumulators(self, accumulators):
-        total, merged = {}, []
-        for counts, sample in accumulators:
-            for reason, count in counts.items():
-                total[reason] = total.get(reason, 0) + count
-            merged.extend(sample)
-        return total, sorted(merged, key=lambda r: (r.file, r.line_no))[:MAX_REPORTED_ERRORS]
-
-    def extract_output(self, accumulator):
-        counts, sample = accumulator
-        return {"rejected": dict(sorted(counts.items())), "sample": [r.to_dict() for r in sample]}
 
 
 class ReadMovieLens(beam.PTransform):
@@ -348,84 +315,6 @@ class ReadMovieLens(beam.PTransform):
         return output
 
 
-def _summary_json(_, summary: dict, line_counts: list) -> str:
-    counts = dict(sorted(line_counts))
-    rejected = sum(summary["rejected"].values())
-    return json.dumps({"lines": counts, "total_lines": sum(counts.values()), "total_rejected": rejected, **summary})
-
-
-class WriteQuarantine(beam.PTransform):
-    """Writes rejected lines as JSON lines (file, line_no, reason, message, text) and a summary.json."""
-
-    def __init__(self, directory: str, line_counts):
-        super().__init__()
-        self._directory = directory
-        self._line_counts = line_counts
-
-    def expand(self, rejected):
-        _ = (
-            rejected
-            | "RejectionJson" >> beam.Map(lambda r: json.dumps(r.to_dict(), ensure_ascii=False))
-            | "WriteRejected"
-            >> beam.io.WriteToText(os.path.join(self._directory, REJECTED_PREFIX), file_name_suffix=".jsonl")
-        )
-        summary = rejected | "Summarize" >> beam.CombineGlobally(_RejectionSummary())
-        return (
-            rejected.pipeline
-            | "One" >> beam.Create([None])
-            | "SummaryJson"
-            >> beam.Map(_summary_json, beam.pvalue.AsSingleton(summary), beam.pvalue.AsList(self._line_counts))
-            | "WriteSummary"
-            >> beam.io.WriteToText(os.path.join(self._directory, SUMMARY_FILE), num_shards=1, shard_name_template="")
-        )
-
-
-def read_summary(quarantine_uri: str) -> dict:
-    """The summary.json ExampleGen wrote: lines per file, rejections per reason, first rejections."""
-    with FileSystems.open(os.path.join(quarantine_uri, SUMMARY_FILE)) as handle:
-        return json.loads(handle.read().decode("utf-8"))
-
-
-def check_rejections(summary: dict, max_fraction: float, quarantine_uri: str) -> str:
-    """One line saying how many records were rejected; raises RejectedRecordsError above `max_fraction`."""
-    total, rejected = summary["total_lines"], summary["total_rejected"]
-    fraction = rejected / total if total else 1.0
-    reasons = ", ".join(f"{reason} {count:,}" for reason, count in summary["rejected"].items()) or "none"
-    line = f"rejected {rejected:,} of {total:,} raw records ({fraction:.3%}; {reasons})"
-    if total == 0:
-        raise RejectedRecordsError(f"no raw records in the input: {', '.join(summary['lines'])} are empty")
-    if fraction > max_fraction:
-        sample = "\n  ".join(str(movielens.Rejection(**r)) for r in summary["sample"])
-        more = f"\n  ... and {rejected - len(summary['sample']):,} more" if rejected > len(summary["sample"]) else ""
-        raise RejectedRecordsError(
-            f"ExampleGen {line}: more than the limit of {max_fraction:.3%} (--max-rejected-fraction); "
-            f"nothing was published.\n  {sample}{more}\n"
-            f"All rejected records: {quarantine_uri}/{REJECTED_PREFIX}-*.jsonl"
-        )
-    if rejected:
-        logging.warning("ExampleGen %s; quarantined in %s", line, quarantine_uri)
-    return line
-
-
-FAILED_QUARANTINE_DIR = "rejected"  # <pipeline root>/ExampleGen/rejected/<execution id>/ after a failed run
-
-
-def kept_quarantine_uri(examples_uri: str) -> str:
-    """Where a failed execution's quarantine is kept: `<root>/<ExampleGen>/rejected/<execution id>`
-    (the output `<root>/<ExampleGen>/examples/<execution id>` is removed by the launcher)."""
-    execution_dir = examples_uri.rstrip("/")
-    component_dir = os.path.dirname(os.path.dirname(execution_dir))
-    return os.path.join(component_dir, FAILED_QUARANTINE_DIR, os.path.basename(execution_dir))
-
-
-def _copy_tree(source: str, destination: str) -> None:
-    """Copies every file under `source` (Beam FileSystems: local or remote) to `destination`."""
-    if not FileSystems.exists(destination):
-        FileSystems.mkdirs(destination)
-    files = [m.path for m in FileSystems.match([os.path.join(source, "*")])[0].metadata_list]
-    FileSystems.copy(files, [os.path.join(destination, os.path.basename(path)) for path in files])
-
-
 # Custom properties of the Examples artifact recording what ExampleGen rejected (read by inspection).
 RAW_RECORDS_PROPERTY = "raw_records"
 REJECTED_RECORDS_PROPERTY = "rejected_records"
@@ -446,23 +335,25 @@ class Executor(BaseExampleGenExecutor):
 
     def Do(self, input_dict, output_dict, exec_properties) -> None:
         examples = artifact_utils.get_single_instance(output_dict["examples"])
-        self._quarantine_uri = os.path.join(examples.uri, QUARANTINE_DIR)
+        self._quarantine_uri = os.path.join(examples.uri, quarantine.QUARANTINE_DIR)
         self._max_timestamp = int(time.time())  # ratings after the run started are from the future
         super().Do(input_dict, output_dict, exec_properties)
-        summary = read_summary(self._quarantine_uri)
+        summary = quarantine.read_summary(self._quarantine_uri)
         examples.set_int_custom_property(RAW_RECORDS_PROPERTY, summary["total_lines"])
         examples.set_int_custom_property(REJECTED_RECORDS_PROPERTY, summary["total_rejected"])
         examples.set_string_custom_property(REJECTED_BY_REASON_PROPERTY, json.dumps(summary["rejected"]))
         examples.set_string_custom_property(QUARANTINE_PROPERTY, self._quarantine_uri)
-        max_fraction = _custom_config(exec_properties).get("max_rejected_fraction", DEFAULT_MAX_REJECTED_FRACTION)
+        max_fraction = _custom_config(exec_properties).get(
+            "max_rejected_fraction", quarantine.DEFAULT_MAX_REJECTED_FRACTION
+        )
         try:
-            check_rejections(summary, max_fraction, self._quarantine_uri)
-        except RejectedRecordsError as error:
+            quarantine.check_rejections(summary, max_fraction, self._quarantine_uri)
+        except quarantine.RejectedRecordsError as error:
             # The launcher deletes a failed execution's outputs, the quarantine with them: keep the rejected
             # lines (and only them) beside the component's outputs, and point the message there.
-            kept = kept_quarantine_uri(examples.uri)
-            _copy_tree(self._quarantine_uri, kept)
-            raise RejectedRecordsError(str(error).replace(self._quarantine_uri, kept)) from None
+            kept = quarantine.kept_quarantine_uri(examples.uri)
+            quarantine.copy_tree(self._quarantine_uri, kept)
+            raise quarantine.RejectedRecordsError(str(error).replace(self._quarantine_uri, kept)) from None
 
     def GenerateExamplesByBeam(self, pipeline: beam.Pipeline, exec_properties: dict[str, Any]):
         split = _time_split(exec_properties)
@@ -474,5 +365,5 @@ class Executor(BaseExampleGenExecutor):
             protocol=custom.get("split_protocol", splits.TIME),
             seed=int(custom.get("split_seed", 0)),
         )
-        _ = read.pop(REJECTED) | "Quarantine" >> WriteQuarantine(self._quarantine_uri, read.pop(LINE_COUNTS))
+        _ = read.pop(REJECTED) | "Quarantine" >> quarantine.WriteQuarantine(self._quarantine_uri, read.pop(LINE_COUNTS))
         return read

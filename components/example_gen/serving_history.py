@@ -3,7 +3,7 @@
 A client scoring "how would this user rate this movie now?" must send the point-in-time history
 features the model was trained on (README, "Serving contract"). `history_features` computes them
 from what a client knows — the user's earlier ratings and the movie's earlier ratings — with
-`movielens.user_histories` / `movie_histories`, the functions ExampleGen runs, so nobody has to
+`history.user_histories` / `movie_histories`, the functions ExampleGen runs, so nobody has to
 re-implement them (and the serving signatures reject requests whose history is incoherent).
 """
 
@@ -14,7 +14,7 @@ import numbers
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from components.example_gen import movielens
+from components.example_gen import history, movielens
 from transform import features
 
 _QUERY = "\x00request"  # an id no MovieLens user or movie has: the request itself, which feeds no history
@@ -60,15 +60,15 @@ def history_features(
         (
             movielens.Rating(_QUERY, r.movie_id, float(r.rating), int(r.timestamp)),
             tuple(r.genres),
-            movielens.MovieHistory(r.movie_prior_count, r.movie_prior_rating_sum),
+            history.MovieHistory(r.movie_prior_count, r.movie_prior_rating_sum),
         )
         for r in user_ratings
     ]
-    events.append((query, tuple(genres), movielens.MovieHistory()))
-    [user_history] = [h for r, h in movielens.user_histories(events, hidden={query.key}) if r is query]
+    events.append((query, tuple(genres), history.MovieHistory()))
+    [user_history] = [h for r, h in history.user_histories(events, hidden={query.key}) if r is query]
     earlier = [movielens.Rating(f"{index}", _QUERY, float(v), int(t)) for index, (v, t) in enumerate(movie_ratings)]
-    [movie_history] = [h for r, h in movielens.movie_histories([*earlier, query], hidden={query.key}) if r is query]
-    return movielens.history_values(user_history, movie_history)
+    [movie_history] = [h for r, h in history.movie_histories([*earlier, query], hidden={query.key}) if r is query]
+    return history.history_values(user_history, movie_history)
 
 
 def _convert(name: str, value: Any, index: int) -> Any:
@@ -106,6 +106,10 @@ def raw_request(instances: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """
     import tensorflow as tf
 
+    scalar_dtypes = {
+        **dict.fromkeys(features.STRING_FEATURES, tf.string),
+        **dict.fromkeys(features.INT_FEATURES, tf.int64),
+    }
     tensors = {}
     for name in features.SERVING_FEATURES:
         column = []
@@ -120,9 +124,5 @@ def raw_request(instances: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
             dtype = tf.string if name in features.MULTI_STRING_FEATURES else tf.float32
             tensors[name] = tf.constant(column, dtype, shape=[len(column), width])
         else:
-            dtype = {
-                **dict.fromkeys(features.STRING_FEATURES, tf.string),
-                **dict.fromkeys(features.INT_FEATURES, tf.int64),
-            }
-            tensors[name] = tf.constant(column, dtype.get(name, tf.float32), shape=[len(column)])
+            tensors[name] = tf.constant(column, scalar_dtypes.get(name, tf.float32), shape=[len(column)])
     return tensors

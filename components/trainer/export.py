@@ -71,9 +71,14 @@ def coherence_checks(raw: dict) -> list[tf.Operation]:
             f"{f.USER_PRIOR_MOVIE_RATINGS} must lie within {low:g}..{high:g}",
         ),
         *[
-            _check(_vector(raw, name) >= 0, f"{name} is a count (>= 0)")
-            for name in (f.USER_PRIOR_COUNT, f.USER_RECENT_COUNT, f.USER_PRIOR_GENRE_COUNT)
-            + (f.USER_PRIOR_OFFSET_COUNT, f.MOVIE_PRIOR_COUNT)
+            _check(value >= 0, f"{name} is a count (>= 0)")
+            for name, value in (
+                (f.USER_PRIOR_COUNT, count),
+                (f.USER_RECENT_COUNT, recent),
+                (f.USER_PRIOR_GENRE_COUNT, genre),
+                (f.USER_PRIOR_OFFSET_COUNT, offsets),
+                (f.MOVIE_PRIOR_COUNT, movie),
+            )  # fmt: skip
         ],
         _check(
             tf.equal(tf.minimum(listed, most), tf.minimum(count, most)),

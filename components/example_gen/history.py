@@ -1,0 +1,194 @@
+"""Point-in-time history: what a user and a movie had done strictly before each rating, and the tf.Example
+that joins a rating with its user, movie and histories.
+
+Pure functions, shared by ExampleGen's Beam glue (`executor.py`) and serving clients (`serving_history.py`).
+Parsing the raw files is `movielens.py`'s job.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Collection, Iterable
+
+import tensorflow as tf
+
+from components.example_gen.movielens import Movie, Rating, User
+from transform import features
+
+RECENT_RATINGS = features.RECENT_RATINGS
+
+
+@dataclasses.dataclass(frozen=True)
+class UserHistory:
+    """What a user did strictly before one rating (events at the same second are not "before")."""
+
+    count: int = 0
+    rating_sum: float = 0.0
+    rating_sq_sum: float = 0.0
+    genre_count: int = 0  # earlier ratings of movies sharing a genre with this one, counted per shared genre
+    genre_rating_sum: float = 0.0
+    recent_count: int = 0  # the last RECENT_RATINGS earlier ratings
+    recent_rating_sum: float = 0.0
+    seconds_since_last: int = -1  # -1: no earlier rating
+    # How the user rates relative to others: over earlier ratings whose movie had been rated before
+    # (by anyone, strictly before that rating), the sum of (rating - that movie's mean at the time).
+    offset_count: int = 0
+    offset_sum: float = 0.0
+    # The last features.MAX_PRIOR_MOVIES earlier ratings one by one, oldest first: which movie, and how it was rated.
+    movies: tuple[str, ...] = ()
+    movie_ratings: tuple[float, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class MovieHistory:
+    """A movie's ratings strictly before one rating."""
+
+    count: int = 0
+    rating_sum: float = 0.0
+
+
+def _by_second(events: list, key) -> list[list]:
+    """Events sorted by timestamp (ties ordered by `key`, for determinism), grouped per second."""
+    ordered = sorted(events, key=lambda e: (e[0].timestamp, key(e)))
+    groups: list[list] = []
+    for event in ordered:
+        if groups and groups[-1][0][0].timestamp == event[0].timestamp:
+            groups[-1].append(event)
+        else:
+            groups.append([event])
+    return groups
+
+
+def user_histories(
+    events: Iterable[tuple[Rating, tuple[str, ...], MovieHistory]],
+    hidden: Collection[tuple] = frozenset(),
+) -> list[tuple[Rating, UserHistory]]:
+    """One user's (rating, movie genres, the movie's history at that rating) events → each rating
+    with the user's history before it.
+
+    Only events with a strictly smaller timestamp count; ratings in the same second see the
+    same history (none of each other), so the result does not depend on input order. Ratings
+    whose key is in `hidden` get a history but are never part of one (see splits.hides_test).
+    """
+    count, total, squares, last = 0, 0.0, 0.0, None
+    offset_count, offset_sum = 0, 0.0
+    per_genre: dict[str, list] = {}
+    recent: list[float] = []
+    rated: list[Rating] = []  # the last features.MAX_PRIOR_MOVIES, oldest first
+    result = []
+    for group in _by_second(list(events), key=lambda e: e[0].movie_id):
+        for rating, genres, _ in group:
+            shared = [per_genre[g] for g in genres if g in per_genre]
+            history = UserHistory(
+                count=count,
+                rating_sum=total,
+                rating_sq_sum=squares,
+                genre_count=sum(c for c, _ in shared),
+                genre_rating_sum=sum(s for _, s in shared),
+                recent_count=len(recent),
+                recent_rating_sum=sum(recent),
+                seconds_since_last=-1 if last is None else rating.timestamp - last,
+                offset_count=offset_count,
+                offset_sum=offset_sum,
+                movies=tuple(r.movie_id for r in rated),
+                movie_ratings=tuple(float(r.rating) for r in rated),
+            )
+            result.append((rating, history))
+        for rating, genres, movie in group:
+            if rating.key in hidden:
+                continue
+            count, total, squares = count + 1, total + rating.rating, squares + rating.rating**2
+            if movie.count:
+                offset_count, offset_sum = offset_count + 1, offset_sum + rating.rating - movie.rating_sum / movie.count
+            for genre in genres:
+                slot = per_genre.setdefault(genre, [0, 0.0])
+                slot[0] += 1
+                slot[1] += rating.rating
+            recent = (recent + [rating.rating])[-RECENT_RATINGS:]
+            rated = (rated + [rating])[-features.MAX_PRIOR_MOVIES :]
+            last = rating.timestamp  # hidden ratings do not move it either: their time is test data too
+    return result
+
+
+def movie_histories(
+    ratings: Iterable[Rating], hidden: Collection[tuple] = frozenset()
+) -> list[tuple[Rating, MovieHistory]]:
+    """One movie's ratings → each rating with the movie's ratings strictly before it (`hidden` ones excepted)."""
+    count, total, result = 0, 0.0, []
+    for group in _by_second([(r,) for r in ratings], key=lambda e: e[0].user_id):
+        result += [(rating, MovieHistory(count, total)) for (rating,) in group]
+        counted = [rating.rating for (rating,) in group if rating.key not in hidden]
+        count += len(counted)
+        total += sum(counted)
+    return result
+
+
+def _bytes(*values: str) -> tf.train.Feature:
+    return tf.train.Feature(bytes_list=tf.train.BytesList(value=[v.encode("utf-8") for v in values]))
+
+
+def _int(value: int) -> tf.train.Feature:
+    return tf.train.Feature(int64_list=tf.train.Int64List(value=[value]))
+
+
+def _float(value: float) -> tf.train.Feature:
+    return tf.train.Feature(float_list=tf.train.FloatList(value=[value]))
+
+
+def _floats(*values: float) -> tf.train.Feature:
+    return tf.train.Feature(float_list=tf.train.FloatList(value=values))
+
+
+def history_values(user_history: UserHistory, movie_history: MovieHistory) -> dict[str, int | float | tuple]:
+    """The history features of one rating by name: what ExampleGen writes and what a serving request carries."""
+    f = features
+    return {
+        f.USER_PRIOR_COUNT: user_history.count,
+        f.USER_PRIOR_RATING_SUM: user_history.rating_sum,
+        f.USER_PRIOR_RATING_SQ_SUM: user_history.rating_sq_sum,
+        f.USER_PRIOR_GENRE_COUNT: user_history.genre_count,
+        f.USER_PRIOR_GENRE_RATING_SUM: user_history.genre_rating_sum,
+        f.USER_RECENT_COUNT: user_history.recent_count,
+        f.USER_RECENT_RATING_SUM: user_history.recent_rating_sum,
+        f.USER_SECONDS_SINCE_LAST: user_history.seconds_since_last,
+        f.USER_PRIOR_OFFSET_COUNT: user_history.offset_count,
+        f.USER_PRIOR_OFFSET_SUM: user_history.offset_sum,
+        f.MOVIE_PRIOR_COUNT: movie_history.count,
+        f.MOVIE_PRIOR_RATING_SUM: movie_history.rating_sum,
+        f.USER_PRIOR_MOVIES: user_history.movies,
+        f.USER_PRIOR_MOVIE_RATINGS: user_history.movie_ratings,
+    }
+
+
+def _feature(name: str, value) -> tf.train.Feature:
+    if name in features.INT_FEATURES:
+        return _int(value)
+    if isinstance(value, tuple):
+        return _bytes(*value) if name in features.MULTI_STRING_FEATURES else _floats(*value)
+    return _float(value)
+
+
+def to_example(
+    rating: Rating,
+    user: User,
+    movie: Movie,
+    user_history: UserHistory = UserHistory(),
+    movie_history: MovieHistory = MovieHistory(),
+) -> tf.train.Example:
+    """Joins a rating with its user, its movie and their histories into one tf.Example of raw features."""
+    f = features
+    feature = {
+        f.USER_ID: _bytes(rating.user_id),
+        f.MOVIE_ID: _bytes(rating.movie_id),
+        f.RATING: _float(rating.rating),
+        f.TIMESTAMP: _int(rating.timestamp),
+        f.USER_AGE: _int(user.age),
+        f.USER_GENDER: _bytes(user.gender),
+        f.USER_OCCUPATION: _bytes(user.occupation),
+        f.USER_ZIP: _bytes(user.zip_code),
+        f.MOVIE_TITLE: _bytes(movie.title),
+        f.MOVIE_GENRES: _bytes(*movie.genres),
+        f.MOVIE_RELEASE_YEAR: _int(movie.release_year),
+    }
+    feature |= {name: _feature(name, value) for name, value in history_values(user_history, movie_history).items()}
+    return tf.train.Example(features=tf.train.Features(feature=feature))
