@@ -35,10 +35,19 @@ class TrainerConfig:
     id_embeddings: bool = False  # see transform/features.py ID_FEATURES
     history_factors: int = 16  # see components/trainer/model.py RankingModel; 0: off
     factor_l2: float = 1e-4
+    # The retrieval model and `recommend` (components/trainer/retrieval.py, recommend.py).
+    retrieval_epochs: int = 10
+    retrieval_batch_size: int = 1024
+    retrieval_dim: int = 32
+    retrieval_learning_rate: float = 0.003
+    candidates: int = 150  # movies retrieved per request, then reranked
+    rating_weight: float = 0.0  # score = retrieval score + rating_weight × predicted rating (see README)
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError("epochs and batch_size must be positive")
+        if self.retrieval_epochs < 1 or self.retrieval_batch_size < 2 or self.candidates < 1:
+            raise ValueError("retrieval_epochs, candidates must be positive and retrieval_batch_size >= 2")
         if self.tuner_trials < 0:
             raise ValueError("tuner_trials must be >= 0 (0 skips the Tuner)")
         object.__setattr__(self, "layer_sizes", tuple(self.layer_sizes))

@@ -119,6 +119,9 @@ USER_OFFSET_XF = transformed_name("user_prior_offset")  # mean offset vs movie m
 # the user's shrunk mean at this rating (0 at padding).
 USER_PRIOR_MOVIES_XF = transformed_name(USER_PRIOR_MOVIES)
 USER_PRIOR_DEVIATIONS_XF = transformed_name("user_prior_movie_deviations")
+MOVIE_TITLE_TOKENS_XF = transformed_name("movie_title_tokens")  # Dense [batch, MAX_TITLE_TOKENS] hashed words, -1 = padding
+MAX_TITLE_TOKENS = 8
+TITLE_HASH_BUCKETS = 4096
 MOVIE_MEAN_XF = transformed_name("movie_prior_mean")
 MOVIE_COUNT_XF = transformed_name("movie_prior_count_log")
 # Pseudo-counts of the shrinkage: how many prior-mean ratings each mean starts with.
@@ -169,6 +172,22 @@ DENSE_FLOAT_FEATURES = (
     MOVIE_COUNT_XF,
 )
 
+# Raw features Transform passes through unchanged (under their raw names), so the Trainer can build the
+# recommender's snapshot of every user and movie (components/trainer/snapshot.py) from the examples it reads.
+PASSTHROUGH_FEATURES = (
+    USER_ID,
+    MOVIE_ID,
+    TIMESTAMP,
+    USER_AGE,
+    USER_GENDER,
+    USER_OCCUPATION,
+    USER_ZIP,
+    MOVIE_TITLE,
+    MOVIE_RELEASE_YEAR,
+    MOVIE_PRIOR_COUNT,
+    MOVIE_PRIOR_RATING_SUM,
+)
+
 # Age groups used for slicing (the MovieLens-1M demographic bands).
 AGE_BUCKET_BOUNDARIES = (18, 25, 35, 45, 50, 56)
 AGE_BUCKET_NAMES = ("under_18", "18-24", "25-34", "35-44", "45-49", "50-55", "56_plus")
@@ -178,3 +197,18 @@ SERVING_SIGNATURE = "serving_default"
 TRANSFORM_SIGNATURE = "transform_features"
 RAW_SIGNATURE = "predict_raw"
 PREDICTION_KEY = "predicted_rating"
+# `recommend`: top-K movies for users (components/trainer/recommend.py).
+RECOMMEND_SIGNATURE = "recommend"
+REQUEST_USER_ID = "user_id"  # [batch] string
+REQUEST_MOVIES = "recent_movies"  # [batch, n] string, "" = padding
+REQUEST_RATINGS = "recent_ratings"  # [batch, n] float, read where recent_movies is not ""
+REQUEST_K = "k"  # int32 scalar
+REQUEST_DIVERSITY = "diversity"  # float32 scalar in [0, 1]; 0 = pure relevance
+OUT_MOVIE_IDS = "movie_ids"  # [batch, k] string, "" where fewer than k movies are left
+OUT_TITLES = "titles"
+OUT_GENRES = "genres"  # "|"-joined
+OUT_SCORES = "scores"  # [batch, k] float32, the ordering score (-inf where movie_ids is "")
+OUT_RATINGS = "predicted_ratings"  # [batch, k] the ranker's predicted rating
+OUT_KNOWN_USER = "known_user"  # [batch] bool: the user is in the model's snapshot
+CATALOGUE_SIGNATURE = "catalogue"  # no inputs: every movie the model can recommend
+OUT_RATING_COUNTS = "rating_counts"  # [movies] int64: ratings in the data the model was trained on

@@ -61,6 +61,14 @@ def genre_indices(genres: tf.SparseTensor) -> tf.Tensor:
     return tf.reshape(padded, [-1, f.MAX_GENRES])
 
 
+def title_tokens(title: tf.Tensor) -> tf.Tensor:
+    """Movie titles → dense [batch, MAX_TITLE_TOKENS] hashed lower-case words (-1 padding); the year in
+    parentheses is a word too. Stateless (no vocabulary), so a movie new to the catalogue gets tokens."""
+    words = tf.strings.split(tf.strings.regex_replace(tf.strings.lower(title), r"[^a-z0-9]+", " "))
+    ids = tf.strings.to_hash_bucket_fast(words, f.TITLE_HASH_BUCKETS)
+    return ids.to_tensor(default_value=-1, shape=[None, f.MAX_TITLE_TOKENS])
+
+
 def prior_movies(movies: tf.SparseTensor, ratings: tf.SparseTensor, movie_vocab, center: tf.Tensor) -> dict:
     """The user's earlier movies and ratings (lists, oldest first) → dense [batch, MAX_PRIOR_MOVIES]
     movie indices (-1 padding) and rating deviations from `center` ([batch]; 0 at padding).
@@ -173,6 +181,7 @@ def preprocessing_fn(inputs: dict[str, tf.Tensor | tf.SparseTensor]) -> dict[str
         f.USER_OCCUPATION_XF: _vocab(_dense(inputs[f.USER_OCCUPATION], ""), f.VOCAB_FEATURES[f.USER_OCCUPATION_XF]),
         f.USER_ZIP_PREFIX_XF: _vocab(zip_prefix, f.VOCAB_FEATURES[f.USER_ZIP_PREFIX_XF]),
         f.MOVIE_GENRES_XF: genre_indices(inputs[f.MOVIE_GENRES]),
+        f.MOVIE_TITLE_TOKENS_XF: title_tokens(_dense(inputs[f.MOVIE_TITLE], "")),
         f.USER_AGE_XF: tft.scale_to_z_score(age),
         f.USER_AGE_BUCKET_XF: age_bucket(age),
         f.MOVIE_YEAR_XF: tft.scale_to_z_score(year_imputed),
@@ -182,6 +191,8 @@ def preprocessing_fn(inputs: dict[str, tf.Tensor | tf.SparseTensor]) -> dict[str
         **history,
         **prior_movies(inputs[f.USER_PRIOR_MOVIES], inputs[f.USER_PRIOR_MOVIE_RATINGS], movie_vocab, user_mean),
     }
+    for name in f.PASSTHROUGH_FEATURES:
+        outputs[name] = _dense(inputs[name], "" if inputs[name].dtype == tf.string else 0)
     if f.LABEL_KEY in inputs:  # Absent at serving time.
         outputs[f.LABEL_XF] = tf.cast(_dense(inputs[f.LABEL_KEY], 0.0), tf.float32)
     return outputs

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 from tfx import v1 as tfx
@@ -36,6 +37,16 @@ def train_and_eval(
     train = make_dataset(fn_args.train_files, fn_args.data_accessor, tft_output, batch_size, True, seed)
     val = make_dataset(fn_args.eval_files, fn_args.data_accessor, tft_output, batch_size, False, seed)
     return train, val
+
+
+def collect(dataset: tf.data.Dataset, names: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """The `names` columns (and the label, as features.RATING) of every (features, label) batch, concatenated."""
+    columns: dict[str, list[np.ndarray]] = {name: [] for name in (*names, f.RATING)}
+    for features, label in dataset.as_numpy_iterator():
+        for name in names:
+            columns[name].append(features[name])
+        columns[f.RATING].append(np.reshape(label, [-1]))
+    return {name: np.concatenate(parts) for name, parts in columns.items()}
 
 
 def vocabularies(tft_output: tft.TFTransformOutput, train: tf.data.Dataset) -> Vocabularies:

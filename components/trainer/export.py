@@ -14,6 +14,7 @@ from __future__ import annotations
 import tensorflow as tf
 import tensorflow_transform as tft
 
+from components.trainer import recommend
 from transform import features as f
 
 _RAW_DTYPES = {
@@ -192,6 +193,11 @@ def make_signatures(model: tf.keras.Model, tft_output: tft.TFTransformOutput) ->
     }
 
 
-def export_serving_model(model: tf.keras.Model, tft_output: tft.TFTransformOutput, path: str) -> None:
-    """Saves `model` (already called once, so it is built) with its signatures to `path`."""
-    model.save(path, save_format="tf", signatures=make_signatures(model, tft_output))
+def export_serving_model(
+    model: tf.keras.Model, tft_output: tft.TFTransformOutput, path: str, recommender: recommend.Recommender
+) -> None:
+    """Saves `model` (already called once, so it is built) with its signatures, `recommend` included, to `path`."""
+    signatures = make_signatures(model, tft_output)
+    model.recommender = recommender  # tracked by the model, so its variables and tables are saved
+    signatures.update(recommend.make_signatures(model, recommender))
+    model.save(path, save_format="tf", signatures=signatures)

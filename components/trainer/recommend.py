@@ -1,0 +1,281 @@
+"""The `recommend` signature: user id (+ recent ratings) → top-K movies, from one SavedModel.
+
+    user_id ─► snapshot row (snapshot.py) ─┐ + the request's recent (movie, rating) pairs
+                                           ▼
+    raw user features ─► Transform ─► query tower ─► exact scores over every movie vector (computed at
+    export) ─► mask movies the user rated ─► top N ─► raw (user, candidate) features ─► Transform ─►
+    ranker ─► score = retrieval score + rating_weight × predicted rating ─► MMR (diversity) ─► top K
+
+Only stock TensorFlow ops, so stock TF Serving loads it. The exact index is a matrix product with every
+movie vector (what tfrs BruteForce does) because rated movies must be masked before the top-N cut.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from components.trainer.snapshot import Snapshot
+from transform import features as f
+
+NEG_INF = float("-inf")
+
+
+def _padded(values: np.ndarray, fill) -> np.ndarray:
+    """`values` with one more row (the unknown user / movie) of `fill`."""
+    pad = np.full((1, *values.shape[1:]), fill, dtype=values.dtype)
+    return np.concatenate([values, pad])
+
+
+def _strings(values) -> np.ndarray:
+    return np.array([str(v).encode("utf-8") for v in values], dtype=object)
+
+
+def _variable(values: np.ndarray, dtype, name: str) -> tf.Variable:
+    return tf.Variable(tf.constant(values, dtype), trainable=False, name=name)
+
+
+def mmr_order(relevance: tf.Tensor, similarity: tf.Tensor, diversity: tf.Tensor, k: tf.Tensor) -> tf.Tensor:
+    """Maximal marginal relevance: [batch, k] indices into the n candidates, picked greedily by
+    (1 - diversity) × relevance - diversity × (highest similarity to a movie already picked).
+
+    relevance: [batch, n], -inf for candidates that must come last; normalised here to [0, 1] per row.
+    similarity: [batch, n, n] in [0, 1]. diversity 0 gives the relevance order; k <= n.
+    """
+    valid = tf.math.is_finite(relevance)
+    low = tf.reduce_min(tf.where(valid, relevance, np.inf), axis=1, keepdims=True)
+    high = tf.reduce_max(tf.where(valid, relevance, -np.inf), axis=1, keepdims=True)
+    scaled = tf.where(valid, (relevance - low) / tf.maximum(high - low, 1e-9), 0.0)
+    batch, n = tf.shape(relevance)[0], tf.shape(relevance)[1]
+
+    def step(i, picked, closest, taken):
+        value = (1.0 - diversity) * scaled - diversity * closest
+        # Invalid candidates rank below every valid one; taken ones are never picked again.
+        value = tf.where(valid, value, value - 10.0)
+        value = tf.where(taken, -np.inf, value)
+        choice = tf.argmax(value, axis=1, output_type=tf.int32)
+        picked = tf.concat([picked, choice[:, None]], axis=1)
+        closest = tf.maximum(closest, tf.gather(similarity, choice, axis=1, batch_dims=1))
+        taken = taken | tf.one_hot(choice, n, on_value=True, off_value=False)
+        return i + 1, picked, closest, taken
+
+    matrix = tf.TensorShape([None, None])
+    _, picked, _, _ = tf.while_loop(
+        lambda i, *_: i < k,
+        step,
+        (tf.constant(0), tf.zeros([batch, 0], tf.int32), tf.zeros([batch, n]), tf.zeros([batch, n], tf.bool)),
+        shape_invariants=(tf.TensorShape([]), matrix, matrix, matrix),
+    )
+    return picked
+
+
+class Recommender(tf.Module):
+    """The snapshot, movie table and movie vectors as untrainable variables and lookup tables.
+
+    Row `users` / `movies` of each array is the unknown user / movie (all zero, empty strings).
+    """
+
+    def __init__(self, snapshot: Snapshot, movie_vectors: np.ndarray, query_tower: tf.keras.Model,
+                 candidates: int, rating_weight: float):  # fmt: skip
+        super().__init__(name="recommender")
+        s = snapshot
+        self.users, self.movies = len(s.user_ids), len(s.movie_ids)
+        self.candidates = candidates
+        self.rating_weight = rating_weight
+        self.request_time = s.request_time
+        self.query_tower = query_tower
+        self.user_table = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(tf.constant(_strings(s.user_ids)), tf.range(self.users, dtype=tf.int64)),
+            default_value=self.users,
+        )
+        self.movie_table = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(tf.constant(_strings(s.movie_ids)), tf.range(self.movies, dtype=tf.int64)),
+            default_value=self.movies,
+        )
+        mean_age = int(round(float(np.mean(s.ages)))) if len(s.ages) else 30
+        genre_names = np.array(s.genres, dtype=object)
+        genre_lists = [_strings(genre_names[row > 0]) for row in s.movie_genres]
+        v = _variable
+        self.movie_ids = v(_strings([*s.movie_ids, ""]), tf.string, "movie_ids")
+        self.titles = v(_strings([*s.titles, ""]), tf.string, "titles")
+        self.genre_text = v(_strings([*("|".join(g.decode() for g in gs) for gs in genre_lists), ""]), tf.string, "genres")
+        self.genre_values = v(np.concatenate([*genre_lists, np.array([], object)]), tf.string, "genre_values")
+        self.genre_splits = v(np.cumsum([0, *(len(gs) for gs in genre_lists), 0]), tf.int64, "genre_splits")
+        self.release_years = v(_padded(s.release_years, f.RELEASE_YEAR_UNKNOWN), tf.int64, "release_years")
+        self.movie_genres = v(_padded(s.movie_genres, 0.0), tf.float32, "movie_genres")
+        self.movie_counts = v(_padded(s.movie_counts, 0), tf.int64, "movie_counts")
+        self.movie_sums = v(_padded(s.movie_sums, 0.0), tf.float32, "movie_sums")
+        self.movie_vectors = v(movie_vectors.astype(np.float32), tf.float32, "movie_vectors")
+        self.ages = v(_padded(s.ages, mean_age), tf.int64, "ages")
+        for name in ("genders", "occupations", "zips"):
+            setattr(self, name, v(_strings([*getattr(s, name), ""]), tf.string, name))
+        for name in ("counts", "sums", "squares", "offset_counts", "offset_sums"):
+            setattr(self, name, v(_padded(getattr(s, name), 0.0), tf.float32, name))
+        self.genre_counts = v(_padded(s.genre_counts, 0.0), tf.float32, "genre_counts")
+        self.genre_sums = v(_padded(s.genre_sums, 0.0), tf.float32, "genre_sums")
+        self.last_timestamps = v(_padded(s.last_timestamps, -1), tf.int64, "last_timestamps")
+        self.recent_movies = v(_padded(s.recent_movies, -1), tf.int64, "recent_movies")
+        self.recent_ratings = v(_padded(s.recent_ratings, 0.0), tf.float32, "recent_ratings")
+        self.rated_values = v(s.rated_values, tf.int64, "rated_values")
+        self.rated_splits = v(np.concatenate([s.rated_splits, s.rated_splits[-1:]]), tf.int64, "rated_splits")
+
+    def user_state(self, user_id: tf.Tensor, movies: tf.Tensor, ratings: tf.Tensor) -> dict:
+        """Each user's raw features (as in a request for a rating now), their rated movie indices and whether
+        the snapshot knows them: the snapshot's state plus the request's (movie, rating) pairs."""
+        row = self.user_table.lookup(user_id)
+        given = tf.not_equal(movies, "")
+        ratings = tf.where(given, ratings, 0.0)
+        index = tf.where(given, self.movie_table.lookup(movies), self.movies)  # unknown movies → empty row
+        genres = tf.gather(self.movie_genres, index)  # [b, n, g]
+        movie_count = tf.cast(tf.gather(self.movie_counts, index), tf.float32)
+        has_mean = given & (movie_count > 0)
+        offsets = tf.where(has_mean, ratings - tf.gather(self.movie_sums, index) / tf.maximum(movie_count, 1.0), 0.0)
+        count = tf.gather(self.counts, row) + tf.reduce_sum(tf.cast(given, tf.float32), 1)
+        fresh = tf.reduce_any(given, 1)
+        last = tf.where(fresh, tf.constant(self.request_time, tf.int64), tf.gather(self.last_timestamps, row))
+        known_recent = tf.gather(self.recent_movies, row)
+        snapshot_movies = tf.ragged.boolean_mask(tf.gather(self.movie_ids, tf.where(known_recent >= 0, known_recent, self.movies)), known_recent >= 0)
+        snapshot_ratings = tf.ragged.boolean_mask(tf.gather(self.recent_ratings, row), known_recent >= 0)
+        listed = tf.concat([snapshot_movies, tf.ragged.boolean_mask(movies, given)], axis=1)[:, -f.MAX_PRIOR_MOVIES :]
+        listed_ratings = tf.concat([snapshot_ratings, tf.ragged.boolean_mask(ratings, given)], axis=1)
+        listed_ratings = listed_ratings[:, -f.MAX_PRIOR_MOVIES :]
+        recent = listed_ratings[:, -f.RECENT_RATINGS :]
+        rated = tf.gather(tf.RaggedTensor.from_row_splits(self.rated_values, self.rated_splits), row)
+        rated = tf.concat([rated, tf.ragged.boolean_mask(index, given & (index < self.movies))], axis=1)
+        return {
+            "row": row,
+            "known": row < self.users,
+            "rated": rated,
+            "genre_counts": tf.gather(self.genre_counts, row) + tf.reduce_sum(genres, 1),
+            "genre_sums": tf.gather(self.genre_sums, row) + tf.reduce_sum(genres * ratings[..., None], 1),
+            "raw": {
+                f.USER_ID: user_id,
+                f.TIMESTAMP: tf.fill(tf.shape(user_id), tf.constant(self.request_time, tf.int64)),
+                f.USER_AGE: tf.gather(self.ages, row),
+                f.USER_GENDER: tf.gather(self.genders, row),
+                f.USER_OCCUPATION: tf.gather(self.occupations, row),
+                f.USER_ZIP: tf.gather(self.zips, row),
+                f.USER_PRIOR_COUNT: tf.cast(count, tf.int64),
+                f.USER_PRIOR_RATING_SUM: tf.gather(self.sums, row) + tf.reduce_sum(ratings, 1),
+                f.USER_PRIOR_RATING_SQ_SUM: tf.gather(self.squares, row) + tf.reduce_sum(ratings * ratings, 1),
+                f.USER_RECENT_COUNT: tf.cast(recent.row_lengths(), tf.int64),
+                f.USER_RECENT_RATING_SUM: tf.reduce_sum(recent, 1),
+                f.USER_SECONDS_SINCE_LAST: tf.where(count > 0, self.request_time - last, tf.constant(-1, tf.int64)),
+                f.USER_PRIOR_OFFSET_COUNT: tf.cast(
+                    tf.gather(self.offset_counts, row) + tf.reduce_sum(tf.cast(has_mean, tf.float32), 1), tf.int64
+                ),
+                f.USER_PRIOR_OFFSET_SUM: tf.gather(self.offset_sums, row) + tf.reduce_sum(offsets, 1),
+                f.USER_PRIOR_MOVIES: listed,
+                f.USER_PRIOR_MOVIE_RATINGS: listed_ratings,
+            },
+        }
+
+    def pair_features(self, state: dict, movie: tf.Tensor) -> dict:
+        """Raw features of each (user, movie) pair for the Transform layer: `movie` is [b, n] movie indices;
+        the result has b × n rows, user-major."""
+        n = tf.shape(movie)[1]
+        rows = tf.repeat(tf.range(tf.shape(movie)[0]), n)
+        flat = tf.reshape(movie, [-1])
+        raw = {name: tf.gather(value, rows) for name, value in state["raw"].items()}
+        movie_genres = tf.gather(self.movie_genres, flat)
+        raw.update({
+            f.MOVIE_ID: tf.gather(self.movie_ids, flat),
+            f.MOVIE_TITLE: tf.gather(self.titles, flat),
+            f.MOVIE_RELEASE_YEAR: tf.gather(self.release_years, flat),
+            f.MOVIE_GENRES: tf.gather(tf.RaggedTensor.from_row_splits(self.genre_values, self.genre_splits), flat),
+            f.MOVIE_PRIOR_COUNT: tf.gather(self.movie_counts, flat),
+            f.MOVIE_PRIOR_RATING_SUM: tf.gather(self.movie_sums, flat),
+            f.USER_PRIOR_GENRE_COUNT: tf.cast(
+                tf.round(tf.reduce_sum(movie_genres * tf.gather(state["genre_counts"], rows), 1)), tf.int64
+            ),
+            f.USER_PRIOR_GENRE_RATING_SUM: tf.reduce_sum(movie_genres * tf.gather(state["genre_sums"], rows), 1),
+        })  # fmt: skip
+        return {
+            name: value.to_sparse() if isinstance(value, tf.RaggedTensor) else tf.reshape(value, [-1, 1])
+            for name, value in raw.items()
+        }
+
+
+def make_signatures(model: tf.keras.Model, recommender: Recommender) -> dict:
+    """`recommend` and `catalogue` concrete functions. `model` has its Transform layer attached (tft_layer)."""
+    r = recommender
+
+    def rank(transformed: dict) -> tf.Tensor:
+        return tf.clip_by_value(tf.reshape(model(transformed), [-1]), f.RATING_MIN, f.RATING_MAX)
+
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([None], tf.string, name=f.REQUEST_USER_ID),
+            tf.TensorSpec([None, None], tf.string, name=f.REQUEST_MOVIES),
+            tf.TensorSpec([None, None], tf.float32, name=f.REQUEST_RATINGS),
+            tf.TensorSpec([], tf.int32, name=f.REQUEST_K),
+            tf.TensorSpec([], tf.float32, name=f.REQUEST_DIVERSITY),
+        ]
+    )
+    def recommend(user_id, recent_movies, recent_ratings, k, diversity):
+        given = tf.not_equal(recent_movies, "")
+        checks = [
+            tf.debugging.Assert(
+                tf.reduce_all(tf.equal(tf.shape(recent_movies), tf.shape(recent_ratings))),
+                [f"{f.RECOMMEND_SIGNATURE}: {f.REQUEST_RATINGS} must have the shape of {f.REQUEST_MOVIES}"],
+            ),
+            tf.debugging.Assert(
+                tf.equal(tf.shape(recent_movies)[0], tf.shape(user_id)[0]),
+                [f"{f.RECOMMEND_SIGNATURE}: {f.REQUEST_MOVIES} has another batch size than {f.REQUEST_USER_ID}"],
+            ),
+            tf.debugging.Assert(
+                tf.reduce_all(~given | ((recent_ratings >= f.RATING_MIN) & (recent_ratings <= f.RATING_MAX))),
+                [f"{f.RECOMMEND_SIGNATURE}: {f.REQUEST_RATINGS} must lie within {f.RATING_MIN:g}..{f.RATING_MAX:g}"],
+            ),
+            tf.debugging.Assert(
+                (diversity >= 0.0) & (diversity <= 1.0),
+                [f"{f.RECOMMEND_SIGNATURE}: {f.REQUEST_DIVERSITY} must lie within 0..1"],
+            ),
+        ]
+        with tf.control_dependencies(checks):
+            user_id = tf.identity(user_id)
+        batch = tf.shape(user_id)[0]
+        state = r.user_state(user_id, recent_movies, recent_ratings)
+        # Query: the user's transformed features (any movie fills the movie side; the tower ignores it).
+        user_rows = r.pair_features(state, tf.zeros([batch, 1], tf.int64))
+        query = r.query_tower(model.tft_layer(user_rows))
+        scores = tf.matmul(query, r.movie_vectors, transpose_b=True)  # [b, movies]
+        rated = state["rated"]
+        positions = tf.stack([tf.cast(rated.value_rowids(), tf.int64), rated.flat_values], axis=1)
+        mask = tf.scatter_nd(positions, tf.ones_like(rated.flat_values, tf.float32), tf.cast([batch, r.movies], tf.int64))
+        scores = tf.where(mask > 0, NEG_INF, scores)
+        n = tf.minimum(r.candidates, r.movies)
+        retrieval, candidates = tf.math.top_k(scores, k=n)
+        candidates = tf.cast(candidates, tf.int64)
+        ratings = tf.reshape(rank(model.tft_layer(r.pair_features(state, candidates))), [batch, n])
+        relevance = tf.where(tf.math.is_finite(retrieval), retrieval + r.rating_weight * ratings, NEG_INF)
+        genres = tf.math.l2_normalize(tf.gather(r.movie_genres, candidates), axis=-1)
+        similarity = tf.matmul(genres, genres, transpose_b=True)
+        k = tf.clip_by_value(k, 0, n)
+        order = mmr_order(relevance, similarity, diversity, k)
+        picked = tf.gather(candidates, order, batch_dims=1)
+        score = tf.gather(relevance, order, batch_dims=1)
+        valid = tf.math.is_finite(score)
+        picked = tf.where(valid, picked, r.movies)  # the empty movie row
+        return {
+            f.OUT_MOVIE_IDS: tf.gather(r.movie_ids, picked),
+            f.OUT_TITLES: tf.gather(r.titles, picked),
+            f.OUT_GENRES: tf.gather(r.genre_text, picked),
+            f.OUT_SCORES: score,
+            f.OUT_RATINGS: tf.where(valid, tf.gather(ratings, order, batch_dims=1), np.nan),
+            f.OUT_KNOWN_USER: state["known"],
+        }
+
+    @tf.function(input_signature=[])
+    def catalogue():
+        return {
+            f.OUT_MOVIE_IDS: r.movie_ids[: r.movies],
+            f.OUT_TITLES: r.titles[: r.movies],
+            f.OUT_GENRES: r.genre_text[: r.movies],
+            f.OUT_RATING_COUNTS: r.movie_counts[: r.movies],
+        }
+
+    return {
+        f.RECOMMEND_SIGNATURE: recommend.get_concrete_function(),
+        f.CATALOGUE_SIGNATURE: catalogue.get_concrete_function(),
+    }
