@@ -103,6 +103,9 @@ class PipelineConfig:
     trainer: TrainerConfig = TrainerConfig()
     rmse_upper_bound: float = 1.10
     rmse_max_increase: float = 0.01  # vs the last blessed model
+    top_k: int = 10  # ranking metrics @K (components/ranking_evaluator)
+    ndcg_lower_bound: float = 0.0  # blessing: min NDCG@K on the test split
+    ndcg_max_decrease: float = 0.02  # blessing: max NDCG@K decrease vs the last blessed model
     enable_cache: bool = True
     beam_pipeline_args: tuple[str, ...] = ()
     schema_file: str | None = None  # Curated schema; default: the copy shipped in the `schemas` package.
@@ -119,6 +122,8 @@ class PipelineConfig:
         object.__setattr__(self, "accepted_anomalies", tuple(self.accepted_anomalies))
         if self.rmse_upper_bound <= 0 or self.rmse_max_increase < 0:
             raise ValueError("rmse_upper_bound must be > 0 and rmse_max_increase >= 0")
+        if self.top_k < 1 or not 0 <= self.ndcg_lower_bound <= 1 or self.ndcg_max_decrease < 0:
+            raise ValueError("top_k must be >= 1, ndcg_lower_bound within 0..1 and ndcg_max_decrease >= 0")
 
     @property
     def train_split(self) -> str:

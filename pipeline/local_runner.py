@@ -158,8 +158,9 @@ class RunSummary:
     ingestion: dict | None
     accepted_anomalies: list[str]
     test_rmse: float | None
-    blessed: bool | None
+    blessed: bool | None  # the final blessing (RMSE and ranking gates)
     pushed_path: str | None
+    ranking: dict[str, float] | None = None  # RankingEvaluator's headline figures (ndcg, precision, ...)
 
     def lines(self) -> list[str]:
         rows = ", ".join(f"{name} {count:,}" for name, count in self.split_rows.items())
@@ -171,6 +172,14 @@ class RunSummary:
             *[f"  ACCEPTED anomaly (override): {line}" for line in self.accepted_anomalies],
             f"  rows per split : {rows}",
             f"  test RMSE      : {rmse}",
+            *(
+                [
+                    f"  test top-{self.ranking['k']:.0f}    : "
+                    + ", ".join(f"{name} {self.ranking[name]:.4f}" for name in ("ndcg", "precision", "recall", "map"))
+                ]
+                if self.ranking
+                else []
+            ),
             f"  blessed        : {blessed}",
             f"  pushed model   : {self.pushed_path or 'nothing pushed'}",
         ]
@@ -194,7 +203,10 @@ def summarize(config: PipelineConfig, run_id: str | None = None) -> RunSummary:
     examples = metadata.find_output(executions, dag.EXAMPLE_GEN, "examples")
     statistics = metadata.find_output(executions, dag.STATISTICS_GEN, "statistics")
     evaluation = metadata.find_output(executions, dag.EVALUATOR, "evaluation")
-    blessing = metadata.find_output(executions, dag.EVALUATOR, "blessing")
+    blessing = metadata.find_output(executions, dag.RANKING_EVALUATOR, "blessing") or metadata.find_output(
+        executions, dag.EVALUATOR, "blessing"
+    )
+    ranking = metadata.find_output(executions, dag.RANKING_EVALUATOR, "evaluation")
     pushed = metadata.find_output(executions, dag.PUSHER, "pushed_model")
     pushed_path = None
     if pushed is not None and pushed.custom_properties["pushed"].int_value == 1:
@@ -210,6 +222,7 @@ def summarize(config: PipelineConfig, run_id: str | None = None) -> RunSummary:
         test_rmse=_overall_rmse(evaluation.uri) if evaluation else None,
         blessed=bool(blessing.custom_properties["blessed"].int_value) if blessing else None,
         pushed_path=pushed_path,
+        ranking={key: metadata.value(value) for key, value in ranking.custom_properties.items()} if ranking else None,
     )
 
 

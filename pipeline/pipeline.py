@@ -14,6 +14,7 @@ from components.evaluator.eval_config import make_eval_config
 from components.example_gen import splits
 from components.example_gen.component import movielens_example_gen
 from components.pusher.component import AtomicPusher
+from components.ranking_evaluator.component import RankingEvaluator
 from components.schema_gen import ContentKeyedImportSchemaGen, file_sha256
 from pipeline.config import PipelineConfig, Resources
 from pipeline.fingerprint import code_fingerprint
@@ -33,6 +34,7 @@ TUNER = "Tuner"
 TRAINER = "Trainer"
 MODEL_RESOLVER = "LatestBlessedModelResolver"
 EVALUATOR = "Evaluator"
+RANKING_EVALUATOR = "RankingEvaluator"
 PUSHER = "Pusher"
 
 
@@ -139,7 +141,13 @@ def create_pipeline(config: PipelineConfig, metadata_connection_config=None) -> 
     model_resolver = tfx.dsl.Resolver(
         strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
         model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+        # The final blessing (RMSE and ranking), not the Evaluator's: a model the ranking gate refused
+        # was never pushed and must not become the baseline.
+        model_blessing=tfx.dsl.Channel(
+            type=tfx.types.standard_artifacts.ModelBlessing,
+            producer_component_id=RANKING_EVALUATOR,
+            output_key="blessing",
+        ),
     ).with_id(MODEL_RESOLVER)
     evaluator = tfx.components.Evaluator(
         examples=example_gen.outputs["examples"],
@@ -148,15 +156,26 @@ def create_pipeline(config: PipelineConfig, metadata_connection_config=None) -> 
         eval_config=make_eval_config(config.rmse_upper_bound, config.rmse_max_increase),
         example_splits=[config.test_split],
     ).with_id(EVALUATOR)
+    ranking_evaluator = RankingEvaluator(
+        examples=example_gen.outputs["examples"],
+        model=trainer.outputs["model"],
+        rating_blessing=evaluator.outputs["blessing"],
+        baseline_model=model_resolver.outputs["model"],
+        test_split=config.test_split,
+        k=config.top_k,
+        ndcg_lower_bound=config.ndcg_lower_bound,
+        ndcg_max_decrease=config.ndcg_max_decrease,
+        code_fingerprint=code_fingerprint("components.ranking_evaluator"),
+    ).with_id(RANKING_EVALUATOR)
     pusher = AtomicPusher(
         model=trainer.outputs["model"],
-        model_blessing=evaluator.outputs["blessing"],
+        model_blessing=ranking_evaluator.outputs["blessing"],
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(base_directory=config.model_serving_dir)
         ),
         custom_config={"code_fingerprint": code_fingerprint("components.pusher")},
     ).with_id(PUSHER)
-    components += [trainer, model_resolver, evaluator, pusher]
+    components += [trainer, model_resolver, evaluator, ranking_evaluator, pusher]
 
     return tfx.dsl.Pipeline(
         pipeline_name=config.pipeline_name,

@@ -119,7 +119,9 @@ USER_OFFSET_XF = transformed_name("user_prior_offset")  # mean offset vs movie m
 # the user's shrunk mean at this rating (0 at padding).
 USER_PRIOR_MOVIES_XF = transformed_name(USER_PRIOR_MOVIES)
 USER_PRIOR_DEVIATIONS_XF = transformed_name("user_prior_movie_deviations")
-MOVIE_TITLE_TOKENS_XF = transformed_name("movie_title_tokens")  # Dense [batch, MAX_TITLE_TOKENS] hashed words, -1 = padding
+MOVIE_TITLE_TOKENS_XF = transformed_name(
+    "movie_title_tokens"
+)  # Dense [batch, MAX_TITLE_TOKENS] hashed words, -1 = padding
 MAX_TITLE_TOKENS = 8
 TITLE_HASH_BUCKETS = 4096
 MOVIE_MEAN_XF = transformed_name("movie_prior_mean")
@@ -212,3 +214,4 @@ OUT_RATINGS = "predicted_ratings"  # [batch, k] the ranker's predicted rating
 OUT_KNOWN_USER = "known_user"  # [batch] bool: the user is in the model's snapshot
 CATALOGUE_SIGNATURE = "catalogue"  # no inputs: every movie the model can recommend
 OUT_RATING_COUNTS = "rating_counts"  # [movies] int64: ratings in the data the model was trained on
+OUT_USER_COUNT = "users"  # int64 scalar: users in the model's snapshot

@@ -85,11 +85,15 @@ class Recommender(tf.Module):
         self.request_time = s.request_time
         self.query_tower = query_tower
         self.user_table = tf.lookup.StaticHashTable(
-            tf.lookup.KeyValueTensorInitializer(tf.constant(_strings(s.user_ids)), tf.range(self.users, dtype=tf.int64)),
+            tf.lookup.KeyValueTensorInitializer(
+                tf.constant(_strings(s.user_ids)), tf.range(self.users, dtype=tf.int64)
+            ),
             default_value=self.users,
         )
         self.movie_table = tf.lookup.StaticHashTable(
-            tf.lookup.KeyValueTensorInitializer(tf.constant(_strings(s.movie_ids)), tf.range(self.movies, dtype=tf.int64)),
+            tf.lookup.KeyValueTensorInitializer(
+                tf.constant(_strings(s.movie_ids)), tf.range(self.movies, dtype=tf.int64)
+            ),
             default_value=self.movies,
         )
         mean_age = int(round(float(np.mean(s.ages)))) if len(s.ages) else 30
@@ -98,7 +102,9 @@ class Recommender(tf.Module):
         v = _variable
         self.movie_ids = v(_strings([*s.movie_ids, ""]), tf.string, "movie_ids")
         self.titles = v(_strings([*s.titles, ""]), tf.string, "titles")
-        self.genre_text = v(_strings([*("|".join(g.decode() for g in gs) for gs in genre_lists), ""]), tf.string, "genres")
+        self.genre_text = v(
+            _strings([*("|".join(g.decode() for g in gs) for gs in genre_lists), ""]), tf.string, "genres"
+        )
         self.genre_values = v(np.concatenate([*genre_lists, np.array([], object)]), tf.string, "genre_values")
         self.genre_splits = v(np.cumsum([0, *(len(gs) for gs in genre_lists), 0]), tf.int64, "genre_splits")
         self.release_years = v(_padded(s.release_years, f.RELEASE_YEAR_UNKNOWN), tf.int64, "release_years")
@@ -134,7 +140,9 @@ class Recommender(tf.Module):
         fresh = tf.reduce_any(given, 1)
         last = tf.where(fresh, tf.constant(self.request_time, tf.int64), tf.gather(self.last_timestamps, row))
         known_recent = tf.gather(self.recent_movies, row)
-        snapshot_movies = tf.ragged.boolean_mask(tf.gather(self.movie_ids, tf.where(known_recent >= 0, known_recent, self.movies)), known_recent >= 0)
+        snapshot_movies = tf.ragged.boolean_mask(
+            tf.gather(self.movie_ids, tf.where(known_recent >= 0, known_recent, self.movies)), known_recent >= 0
+        )
         snapshot_ratings = tf.ragged.boolean_mask(tf.gather(self.recent_ratings, row), known_recent >= 0)
         listed = tf.concat([snapshot_movies, tf.ragged.boolean_mask(movies, given)], axis=1)[:, -f.MAX_PRIOR_MOVIES :]
         listed_ratings = tf.concat([snapshot_ratings, tf.ragged.boolean_mask(ratings, given)], axis=1)
@@ -242,7 +250,9 @@ def make_signatures(model: tf.keras.Model, recommender: Recommender) -> dict:
         scores = tf.matmul(query, r.movie_vectors, transpose_b=True)  # [b, movies]
         rated = state["rated"]
         positions = tf.stack([tf.cast(rated.value_rowids(), tf.int64), rated.flat_values], axis=1)
-        mask = tf.scatter_nd(positions, tf.ones_like(rated.flat_values, tf.float32), tf.cast([batch, r.movies], tf.int64))
+        mask = tf.scatter_nd(
+            positions, tf.ones_like(rated.flat_values, tf.float32), tf.cast([batch, r.movies], tf.int64)
+        )
         scores = tf.where(mask > 0, NEG_INF, scores)
         n = tf.minimum(r.candidates, r.movies)
         retrieval, candidates = tf.math.top_k(scores, k=n)
@@ -273,6 +283,7 @@ def make_signatures(model: tf.keras.Model, recommender: Recommender) -> dict:
             f.OUT_TITLES: r.titles[: r.movies],
             f.OUT_GENRES: r.genre_text[: r.movies],
             f.OUT_RATING_COUNTS: r.movie_counts[: r.movies],
+            f.OUT_USER_COUNT: tf.constant(r.users, tf.int64),
         }
 
     return {

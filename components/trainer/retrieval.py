@@ -73,7 +73,9 @@ class QueryTower(tf.keras.Model):
         }
         self._movies = tf.keras.layers.Embedding(movie_rows, hp.dim, embeddings_regularizer=reg, name="prior_q")
         self._ratings = tf.keras.layers.Embedding(movie_rows, hp.dim, embeddings_regularizer=reg, name="prior_rating_q")
-        self._mlp = tf.keras.Sequential([tf.keras.layers.Dense(2 * hp.dim, activation="relu"), tf.keras.layers.Dense(hp.dim)])
+        self._mlp = tf.keras.Sequential(
+            [tf.keras.layers.Dense(2 * hp.dim, activation="relu"), tf.keras.layers.Dense(hp.dim)]
+        )
 
     def call(self, inputs: dict) -> tf.Tensor:
         prior = tf.cast(inputs[f.USER_PRIOR_MOVIES_XF], tf.int64)
@@ -92,10 +94,14 @@ class CandidateTower(tf.keras.Model):
         super().__init__()
         reg = tf.keras.regularizers.l2(hp.l2)
         self._movie = tf.keras.layers.Embedding(movie_rows, hp.dim, embeddings_regularizer=reg, name="movie_c")
-        self._title = tf.keras.layers.Embedding(f.TITLE_HASH_BUCKETS, hp.dim, embeddings_regularizer=reg, name="title_c")
+        self._title = tf.keras.layers.Embedding(
+            f.TITLE_HASH_BUCKETS, hp.dim, embeddings_regularizer=reg, name="title_c"
+        )
         self._genre_depth = vocab.genres + f.NUM_OOV_BUCKETS
         self._genres = tf.keras.layers.Dense(hp.dim, use_bias=False, name="genres_c")
-        self._mlp = tf.keras.Sequential([tf.keras.layers.Dense(2 * hp.dim, activation="relu"), tf.keras.layers.Dense(hp.dim)])
+        self._mlp = tf.keras.Sequential(
+            [tf.keras.layers.Dense(2 * hp.dim, activation="relu"), tf.keras.layers.Dense(hp.dim)]
+        )
 
     def call(self, inputs: dict) -> tf.Tensor:
         tokens = tf.cast(inputs[f.MOVIE_TITLE_TOKENS_XF], tf.int64)

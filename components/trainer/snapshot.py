@@ -123,9 +123,7 @@ def build(rows: dict[str, np.ndarray], genre_lists: list[tuple[str, ...]]) -> Sn
         sums=per_user(rating),
         squares=per_user(rating * rating),
         genre_counts=np.stack([per_user(rating_genres[:, g]) for g in range(len(genres))], 1).reshape(users, -1),
-        genre_sums=np.stack([per_user(rating_genres[:, g] * rating) for g in range(len(genres))], 1).reshape(
-            users, -1
-        ),
+        genre_sums=np.stack([per_user(rating_genres[:, g] * rating) for g in range(len(genres))], 1).reshape(users, -1),
         last_timestamps=np.maximum.reduceat(timestamp[order], splits[:-1]).astype(np.int64),
         offset_counts=per_user(has_prior.astype(np.float64)),
         offset_sums=per_user(offset),

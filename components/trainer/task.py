@@ -9,17 +9,16 @@ from __future__ import annotations
 import json
 import os
 
-import numpy as np
-
 import keras_tuner
+import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 from tfx import v1 as tfx
 
 from components.trainer import data, export, recommend, retrieval, snapshot
 from components.trainer.model import Hyperparameters, Vocabularies, build_model
-from transform import features as f
 from pipeline.config import TrainerConfig
+from transform import features as f
 
 HISTORY_FILE = "history.json"  # Per-epoch loss/RMSE, written next to the model.
 
@@ -103,6 +102,7 @@ def train_recommender(
 ) -> tuple[recommend.Recommender, dict]:
     """Trains the retrieval model and builds the snapshot of every user and movie from the train and eval
     splits (everything the Trainer saw): what the `recommend` signature needs besides the ranker."""
+
     def read(files: list[str], batch_size: int, shuffle: bool) -> tf.data.Dataset:
         return data.make_dataset(files, fn_args.data_accessor, tft_output, batch_size, shuffle, config.seed)
 

@@ -1,0 +1,179 @@
+"""RankingEvaluator: top-K quality of the trained model's `recommend` on the test split, and the final blessing.
+
+Runs after the Evaluator (RMSE). It asks the exported SavedModel for each test user's top K, from the user id
+alone (the snapshot as of the end of the training data: test-period events never reach it), scores the lists
+with metrics.py, slices them by gender, age band and seen/unseen user, sweeps the diversity knob, and
+blesses the model iff the Evaluator blessed it, NDCG@K is at least `ndcg_lower_bound`, and NDCG@K has not
+fallen more than `ndcg_max_decrease` below the last blessed model's (recomputed on the same test split).
+The Pusher pushes on this blessing; the baseline resolver reads only this component's blessings.
+"""
+
+
+import json
+import logging
+import os
+from collections import defaultdict
+
+import numpy as np
+import tensorflow as tf
+from tfx import v1 as tfx
+from tfx.types import artifact
+
+from components.ranking_evaluator import metrics
+from transform import features as f
+
+RESULT_FILE = "ranking.json"
+DIVERSITY_SWEEP = (0.0, 0.25, 0.5, 0.75, 1.0)
+BATCH = 256
+
+
+class RankingEvaluation(artifact.Artifact):
+    """Top-K metrics of a model (RESULT_FILE in its uri; headline figures as custom properties)."""
+
+    TYPE_NAME = "RankingEvaluation"
+
+
+def read_test_users(examples_uri: str, split: str) -> dict[str, dict]:
+    """user id → {"relevant": set of movie ids, "gender", "age"} from ExampleGen's examples of `split`."""
+    pattern = os.path.join(examples_uri, f"Split-{split}", "*")
+    users: dict[str, dict] = {}
+    for record in tf.data.TFRecordDataset(tf.io.gfile.glob(pattern), compression_type="GZIP"):
+        feature = tf.train.Example.FromString(record.numpy()).features.feature
+        user = feature[f.USER_ID].bytes_list.value[0].decode()
+        entry = users.setdefault(
+            user,
+            {
+                "relevant": set(),
+                "gender": feature[f.USER_GENDER].bytes_list.value[0].decode(),
+                "age": int(feature[f.USER_AGE].int64_list.value[0]),
+            },
+        )
+        entry["relevant"].add(feature[f.MOVIE_ID].bytes_list.value[0].decode())
+    return users
+
+
+def recommend_all(model, users: list[str], k: int, diversity: float = 0.0) -> tuple[dict[str, list[str]], dict]:
+    """Each user's top k from the model's `recommend` signature (no recent ratings), and whether it knows them."""
+    recommend = model.signatures[f.RECOMMEND_SIGNATURE]
+    ranked, known = {}, {}
+    for start in range(0, len(users), BATCH):
+        batch = users[start : start + BATCH]
+        out = recommend(
+            user_id=tf.constant(batch),
+            recent_movies=tf.zeros([len(batch), 0], tf.string),
+            recent_ratings=tf.zeros([len(batch), 0], tf.float32),
+            k=tf.constant(k, tf.int32),
+            diversity=tf.constant(diversity, tf.float32),
+        )
+        for user, movies, seen in zip(batch, out[f.OUT_MOVIE_IDS].numpy(), out[f.OUT_KNOWN_USER].numpy(), strict=True):
+            ranked[user] = [m.decode() for m in movies]
+            known[user] = bool(seen)
+    return ranked, known
+
+
+def age_band(age: int) -> str:
+    """The features.AGE_BUCKET_NAMES band of an age (as transform/preprocessing.age_bucket)."""
+    return f.AGE_BUCKET_NAMES[int(np.searchsorted(f.AGE_BUCKET_BOUNDARIES, age, side="right"))]
+
+
+def evaluate(model, users: dict[str, dict], k: int) -> dict:
+    """Every figure of the RankingEvaluation of `model` on the test users."""
+    catalogue = {name: value.numpy() for name, value in model.signatures[f.CATALOGUE_SIGNATURE]().items()}
+    ids = [m.decode() for m in catalogue[f.OUT_MOVIE_IDS]]
+    genres = {m: set(g.decode().split("|")) - {""} for m, g in zip(ids, catalogue[f.OUT_GENRES], strict=True)}
+    counts = dict(zip(ids, (int(c) for c in catalogue[f.OUT_RATING_COUNTS]), strict=True))
+    snapshot_users = int(catalogue[f.OUT_USER_COUNT])
+    names = sorted(users)
+    relevant = {user: users[user]["relevant"] for user in names}
+    sweep = []
+    for diversity in DIVERSITY_SWEEP:
+        ranked, known = recommend_all(model, names, k, diversity)
+        sweep.append({"diversity": diversity, **metrics.accuracy(ranked, relevant, k),
+                      **metrics.beyond_accuracy(ranked, genres, counts, snapshot_users)})  # fmt: skip
+        if diversity == 0.0:
+            plain, plain_known = ranked, known
+    groups = defaultdict(list)
+    for user in names:
+        groups[f"gender={users[user]['gender']}"].append(user)
+        groups[f"age={age_band(users[user]['age'])}"].append(user)
+        groups[f"user={'seen' if plain_known[user] else 'unseen'}"].append(user)
+    slices = {
+        name: {
+            **metrics.accuracy({u: plain[u] for u in members}, {u: relevant[u] for u in members}, k),
+            **metrics.beyond_accuracy({u: plain[u] for u in members}, genres, counts, snapshot_users),
+        }
+        for name, members in sorted(groups.items())
+    }
+    return {"k": k, "overall": sweep[0], "diversity_sweep": sweep, "slices": slices, "catalogue": len(ids)}
+
+
+def blessing_decision(
+    ndcg: float, rating_blessed: bool, lower_bound: float, baseline_ndcg: float | None, max_decrease: float
+) -> tuple[bool, list[str]]:
+    """(blessed, reasons it is not)."""
+    reasons = []
+    if not rating_blessed:
+        reasons.append("the Evaluator did not bless the model (RMSE)")
+    if not ndcg >= lower_bound:
+        reasons.append(f"NDCG@K {ndcg:.4f} is below the bound {lower_bound:.4f}")
+    if baseline_ndcg is not None and not ndcg >= baseline_ndcg - max_decrease:
+        reasons.append(
+            f"NDCG@K {ndcg:.4f} fell more than {max_decrease:g} below the last blessed model's {baseline_ndcg:.4f}"
+        )
+    return not reasons, reasons
+
+
+def _load(model_artifact) -> tf.Module:
+    return tf.saved_model.load(os.path.join(model_artifact.uri, "Format-Serving"))
+
+
+@tfx.dsl.components.component
+def RankingEvaluator(
+    examples: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Examples],
+    model: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Model],
+    rating_blessing: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ModelBlessing],
+    evaluation: tfx.dsl.components.OutputArtifact[RankingEvaluation],
+    blessing: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.ModelBlessing],
+    baseline_model: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Model] = None,  # noqa: RUF013
+    test_split: tfx.dsl.components.Parameter[str] = "test",
+    k: tfx.dsl.components.Parameter[int] = 10,
+    ndcg_lower_bound: tfx.dsl.components.Parameter[float] = 0.0,
+    ndcg_max_decrease: tfx.dsl.components.Parameter[float] = 0.02,
+    code_fingerprint: tfx.dsl.components.Parameter[str] = "",
+) -> None:
+    """Called by the TFX launcher: writes RESULT_FILE and the blessing (see the module docstring)."""
+    del code_fingerprint  # only keys the cache
+    users = read_test_users(examples.uri, test_split)
+    result = evaluate(_load(model), users, k)
+    baseline_ndcg = None
+    if baseline_model is not None:
+        baseline = _load(baseline_model)
+        if f.RECOMMEND_SIGNATURE in baseline.signatures and f.CATALOGUE_SIGNATURE in baseline.signatures:
+            ranked, _ = recommend_all(baseline, sorted(users), k)
+            relevant = {user: entry["relevant"] for user, entry in users.items()}
+            baseline_ndcg = metrics.accuracy(ranked, relevant, k)["ndcg"]
+        else:
+            logging.warning(
+                "RankingEvaluator: the baseline model has no %s signature; no comparison", f.RECOMMEND_SIGNATURE
+            )
+    rating_blessed = rating_blessing.get_int_custom_property("blessed") == 1
+    blessed, reasons = blessing_decision(
+        result["overall"]["ndcg"], rating_blessed, ndcg_lower_bound, baseline_ndcg, ndcg_max_decrease
+    )
+    result |= {"baseline_ndcg": baseline_ndcg, "blessed": blessed, "not_blessed_because": reasons}
+    tf.io.gfile.makedirs(evaluation.uri)
+    with tf.io.gfile.GFile(os.path.join(evaluation.uri, RESULT_FILE), "w") as out:
+        json.dump(result, out, indent=1)
+    for name in (*metrics.ACCURACY, "coverage", "novelty", "diversity"):
+        evaluation.set_float_custom_property(name, float(result["overall"][name]))
+    evaluation.set_int_custom_property("k", k)
+    tf.io.gfile.makedirs(blessing.uri)
+    with tf.io.gfile.GFile(os.path.join(blessing.uri, "BLESSED" if blessed else "NOT_BLESSED"), "w") as out:
+        out.write("\n".join(reasons))
+    # The custom properties TFX's LatestBlessedModelStrategy and Pusher read from an Evaluator blessing.
+    blessing.set_int_custom_property("blessed", int(blessed))
+    blessing.set_int_custom_property("current_model_id", model.id)
+    blessing.set_string_custom_property("current_model", model.uri)
+    if baseline_model is not None:
+        blessing.set_int_custom_property("baseline_model_id", baseline_model.id)
+        blessing.set_string_custom_property("baseline_model", baseline_model.uri)
