@@ -3,12 +3,13 @@ to Kubeflow. One module per command (or pair of commands); `common` holds what t
 
 recommender data fetch --mirror ../shared/data/ml-100k.zip
 recommender run --mirror ../shared/data/ml-100k.zip --epochs 5 --tuner-trials 2
+recommender recommend --user-id 196 -k 10 [--rated 50:5 ...] [--diversity 0.3] [--json]
 recommender inspect / recommender report --output report.html
 recommender compile --image REGISTRY/recommender:TAG --pipeline-root gs://b/root --data-root gs://b/data ...
 recommender submit --host https://KFP_HOST movielens-recommender.yaml
 """
 
-from pipeline.cli import cluster, data, run, views  # noqa: F401  (each registers its commands on `main`)
+from pipeline.cli import cluster, data, recommend, run, views  # noqa: F401  (each registers its commands on `main`)
 from pipeline.cli.common import main
 
 __all__ = ["main"]

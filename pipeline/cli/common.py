@@ -108,6 +108,20 @@ model_options = options(
         type=float,
         help="Blessing: max RMSE increase over the last blessed model.",
     ),
+    click.option(
+        "--ndcg-lower-bound",
+        default=0.0,
+        show_default=True,
+        type=float,
+        help="Blessing: min NDCG@10 on the test split.",
+    ),
+    click.option(
+        "--ndcg-max-decrease",
+        default=0.02,
+        show_default=True,
+        type=float,
+        help="Blessing: max NDCG@10 decrease under the last blessed model.",
+    ),
     click.option("--no-cache", is_flag=True, help="Re-run every component even if its inputs are unchanged."),
     click.option(
         "--max-rejected-fraction",

@@ -1,0 +1,80 @@
+"""`recommender recommend`: top-K movies for a user from the newest pushed model's `recommend` signature."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import click
+
+from pipeline.cli.common import DEFAULT_WORKDIR, fail, main
+from pipeline.config import DEFAULT_MODEL_NAME
+
+
+def parse_rated(values: tuple[str, ...]) -> list[tuple[str, float]]:
+    """`MOVIE_ID:RATING` strings → (movie id, rating) pairs; ValueError naming the bad one."""
+    pairs = []
+    for value in values:
+        movie, sep, rating = value.rpartition(":")
+        try:
+            number = float(rating)
+        except ValueError:
+            number = float("nan")
+        if not sep or not movie.strip() or not 1.0 <= number <= 5.0:
+            raise ValueError(f"--rated {value!r}: expected MOVIE_ID:RATING with a rating within 1..5, e.g. 50:5")
+        pairs.append((movie.strip(), number))
+    return pairs
+
+
+def newest_version(base: str) -> str:
+    """The newest `<base>/<version>` directory TF Serving would serve (highest integer version)."""
+    versions = [name for name in os.listdir(base) if name.isdigit()] if os.path.isdir(base) else []
+    if not versions:
+        raise FileNotFoundError(f"no pushed model under {base}: run `recommender run` first (or give --serving-dir)")
+    return os.path.join(base, max(versions, key=int))
+
+
+@main.command("recommend")
+@click.option("--user-id", required=True, help="The user to recommend for (an unknown id is a new user).")
+@click.option("-k", "k", default=10, show_default=True, type=click.IntRange(min=1), help="How many movies.")
+@click.option(
+    "--rated",
+    multiple=True,
+    metavar="MOVIE_ID:RATING",
+    help="A movie the user rated (repeatable): a new user's taste, or a known user's latest ratings.",
+)
+@click.option(
+    "--diversity",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(0, 1),
+    help="0: by relevance; towards 1: fewer movies of the same genres (maximal marginal relevance).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of {movie_id, title, genres, score}.")
+@click.option("--serving-dir", default=os.path.join(DEFAULT_WORKDIR, "serving"), show_default=True)
+@click.option("--model-name", default=DEFAULT_MODEL_NAME, show_default=True)
+def recommend_command(user_id, k, rated, diversity, as_json, serving_dir, model_name) -> None:
+    """Top-K movies for a user, from the newest pushed model (movies they rated are left out)."""
+    try:
+        pairs = parse_rated(rated)
+        path = newest_version(os.path.join(serving_dir, model_name))
+    except (ValueError, FileNotFoundError) as error:
+        fail(str(error))
+    from pipeline.recommendations import RecommendError, recommend
+
+    try:
+        result = recommend(path, user_id, pairs, k, diversity)
+    except RecommendError as error:
+        fail(str(error))
+    if as_json:
+        click.echo(json.dumps(result["movies"], indent=1))
+        return
+    who = "known to the model" if result["known_user"] else "not in the model's snapshot"
+    given = f", with {len(pairs)} given rating{'s' * (len(pairs) != 1)}" if pairs else ""
+    click.echo(f"Top {len(result['movies'])} for user {user_id} ({who}{given}); model {path}")
+    click.echo(f"{'rank':>4}  {'movie':>6}  {'score':>7}  {'pred.':>5}  title — genres")
+    for rank, movie in enumerate(result["movies"], 1):
+        click.echo(
+            f"{rank:>4}  {movie['movie_id']:>6}  {movie['score']:>7.3f}  {movie['predicted_rating']:>5.2f}  "
+            f"{movie['title']} — {movie['genres'].replace('|', ', ')}"
+        )
