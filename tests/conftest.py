@@ -13,6 +13,8 @@ REPO = Path(__file__).resolve().parents[1]
 DEFAULT_MIRROR = REPO.parent / "shared" / "data" / "ml-100k.zip"
 
 
+from e2e_run import first_run, workspace  # noqa: E402, F401  (session fixtures: the shared DAG run)
+
 REAL_DATA_FIXTURES = {"mirror", "ml100k_dir"}
 
 

@@ -1,0 +1,213 @@
+"""`recommend` end to end: the shared first run's pushed model (e2e_run.py), the RankingEvaluator's figures in
+ML Metadata, the `recommender recommend` command, and a run on data with a planted taste."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import tensorflow as tf
+from e2e_run import config_for
+
+from components.example_gen import movielens
+from components.example_gen.synthetic import write_synthetic_movielens
+from components.ranking_evaluator import component as ranking
+from components.ranking_evaluator import metrics
+from pipeline import metadata
+from pipeline import pipeline as dag
+from pipeline.config import TrainerConfig
+from pipeline.local_runner import run_local
+from transform import features as f
+
+pytestmark = pytest.mark.e2e
+
+
+def call(model, users, rated=None, k=10, diversity=0.0) -> dict:
+    """`recommend` for `users`, each with its (movie, rating) list from `rated` (default none)."""
+    rated = rated or [[] for _ in users]
+    width = max(len(pairs) for pairs in rated)
+    movies = [[m for m, _ in pairs] + [""] * (width - len(pairs)) for pairs in rated]
+    ratings = [[r for _, r in pairs] + [0.0] * (width - len(pairs)) for pairs in rated]
+    out = model.signatures[f.RECOMMEND_SIGNATURE](
+        user_id=tf.constant(users),
+        recent_movies=tf.constant(movies, tf.string, shape=[len(users), width]),
+        recent_ratings=tf.constant(ratings, tf.float32, shape=[len(users), width]),
+        k=tf.constant(k),
+        diversity=tf.constant(diversity),
+    )
+    return {name: value.numpy() for name, value in out.items()}
+
+
+def ids(row) -> list[str]:
+    return [m.decode() for m in row if m]
+
+
+@pytest.fixture(scope="module")
+def pushed(first_run):
+    return first_run["summary"].pushed_path
+
+
+@pytest.fixture(scope="module")
+def model(pushed):
+    return tf.saved_model.load(pushed)
+
+
+@pytest.fixture(scope="module")
+def rated_in_training(first_run) -> dict[str, set[str]]:
+    """Each user's movies in the train and eval splits (what the model was trained on)."""
+    examples = next(e for e in first_run["summary"].executions if e.component == dag.EXAMPLE_GEN).output("examples")
+    users: dict[str, set[str]] = {}
+    for split in ("train", "eval"):
+        for user, entry in ranking.read_test_users(examples.uri, split).items():
+            users.setdefault(user, set()).update(entry["relevant"])
+    return users
+
+
+@pytest.fixture(scope="module")
+def catalogue(model) -> dict[str, str]:
+    out = model.signatures[f.CATALOGUE_SIGNATURE]()
+    return dict(zip(ids(out[f.OUT_MOVIE_IDS].numpy()), (g.decode() for g in out[f.OUT_GENRES].numpy()), strict=True))
+
+
+def test_known_users_get_k_distinct_movies_they_have_not_rated(model, rated_in_training):
+    users = sorted(rated_in_training, key=lambda u: -len(rated_in_training[u]))[:20]
+    out = call(model, users, k=10)
+    assert out[f.OUT_KNOWN_USER].all() and out[f.OUT_MOVIE_IDS].shape == (20, 10)
+    for user, row, scores in zip(users, out[f.OUT_MOVIE_IDS], out[f.OUT_SCORES], strict=True):
+        movies = ids(row)
+        assert len(movies) == 10 == len(set(movies))
+        assert not set(movies) & rated_in_training[user]
+        assert list(scores) == sorted(scores, reverse=True)  # diversity 0: by score
+    assert (out[f.OUT_RATINGS] >= 1).all() and (out[f.OUT_RATINGS] <= 5).all()
+
+
+def test_a_new_user_with_ratings_gets_another_list_than_one_with_none(model, rated_in_training):
+    given = [("1", 5.0), ("2", 5.0), ("3", 4.0)]
+    out = call(model, ["brand-new", "nobody"], [given, []])
+    new, nobody = ids(out[f.OUT_MOVIE_IDS][0]), ids(out[f.OUT_MOVIE_IDS][1])
+    assert not out[f.OUT_KNOWN_USER].any() and len(new) == len(nobody) == 10
+    assert new != nobody and not {"1", "2", "3"} & set(new)
+    # A known user's own recent ratings are dropped from the list as well.
+    user = next(iter(rated_in_training))
+    fresh = next(m for m in map(str, range(1, 81)) if m not in rated_in_training[user])
+    assert fresh not in ids(call(model, [user], [[(fresh, 5.0)]], k=70)[f.OUT_MOVIE_IDS][0])
+
+
+def test_diversity_changes_the_list_and_raises_intra_list_diversity(model, catalogue, rated_in_training):
+    users = sorted(rated_in_training)[:30]
+    genres = {m: set(g.split("|")) for m, g in catalogue.items()}
+    lists = {d: [ids(row) for row in call(model, users, diversity=d)[f.OUT_MOVIE_IDS]] for d in (0.0, 1.0)}
+    assert lists[0.0] != lists[1.0]
+    spread = {
+        d: sum(metrics.intra_list_diversity(row, genres) for row in rows) / len(rows) for d, rows in lists.items()
+    }
+    assert spread[1.0] > spread[0.0] + 0.05, spread
+
+
+def test_k_larger_than_the_catalogue_lists_every_movie_the_user_has_not_rated(model, catalogue, rated_in_training):
+    user = next(iter(rated_in_training))
+    out = call(model, [user, "nobody"], k=100_000)
+    assert out[f.OUT_MOVIE_IDS].shape[1] == min(len(catalogue), 150)  # TrainerConfig.candidates = 150
+    assert sorted(ids(out[f.OUT_MOVIE_IDS][0])) == sorted(set(catalogue) - rated_in_training[user])
+    assert sorted(ids(out[f.OUT_MOVIE_IDS][1])) == sorted(catalogue)
+    assert (out[f.OUT_MOVIE_IDS][0] == b"").sum() == len(rated_in_training[user] & set(catalogue))
+
+
+def test_a_bad_request_is_refused_naming_the_input(model):
+    with pytest.raises(tf.errors.InvalidArgumentError, match="recent_ratings must lie within 1..5"):
+        call(model, ["x"], [[("1", 9.0)]])
+    with pytest.raises(tf.errors.InvalidArgumentError, match="diversity must lie within 0..1"):
+        call(model, ["x"], diversity=2.0)
+
+
+def test_a_tensorflow_only_process_loads_the_pushed_model_and_recommends(pushed):
+    script = (
+        "import json, sys, tensorflow as tf\n"
+        f"m = tf.saved_model.load({pushed!r})\n"
+        "out = m.signatures['recommend'](user_id=tf.constant(['1', 'new']),"
+        " recent_movies=tf.constant([['', ''], ['1', '2']]), recent_ratings=tf.constant([[0.0, 0.0], [5.0, 4.0]]),"
+        " k=tf.constant(5), diversity=tf.constant(0.3))\n"
+        "ours = ('tensorflow_transform', 'tfx', 'tfx_bsl', 'tensorflow_recommenders', 'components', 'transform')\n"
+        "extra = sorted(n for n in sys.modules if n.split('.')[0] in ours)\n"
+        "print(json.dumps({'ids': out['movie_ids'].numpy().astype(str).tolist(), 'extra': extra}))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    answer = json.loads(result.stdout.strip().splitlines()[-1])
+    assert answer["extra"] == [] and [len(row) for row in answer["ids"]] == [5, 5]
+    assert all(m for row in answer["ids"] for m in row)
+
+
+def test_the_ranking_metrics_in_ml_metadata_equal_a_recomputation_from_the_model(first_run, model):
+    executions = {e.component: e for e in first_run["summary"].executions}
+    evaluation = executions[dag.RANKING_EVALUATOR].output("evaluation")
+    recorded = {name: metadata.value(evaluation.custom_properties[name]) for name in metrics.ACCURACY}
+    examples = executions[dag.EXAMPLE_GEN].output("examples")
+    test_users = ranking.read_test_users(examples.uri, "test")
+    users = sorted(test_users)
+    out = call(model, users, k=10)
+    ranked = {user: ids(row) for user, row in zip(users, out[f.OUT_MOVIE_IDS], strict=True)}
+    again = metrics.accuracy(ranked, {u: e["relevant"] for u, e in test_users.items()}, 10)
+    assert recorded == pytest.approx({name: again[name] for name in metrics.ACCURACY})
+    assert 0 < recorded["ndcg"] < 1 and first_run["summary"].ranking["ndcg"] == recorded["ndcg"]
+    result = json.loads(Path(evaluation.uri, ranking.RESULT_FILE).read_text())
+    assert [row["diversity"] for row in result["diversity_sweep"]] == list(ranking.DIVERSITY_SWEEP)
+    assert {"user=seen", "user=unseen", "gender=F", "gender=M"} <= set(result["slices"])
+    assert sum(result["slices"][s]["users"] for s in ("user=seen", "user=unseen")) == again["users"]
+
+
+def test_the_recommend_command(first_run, workspace, rated_in_training):
+    user = sorted(rated_in_training, key=lambda u: -len(rated_in_training[u]))[0]
+    base = [sys.executable, "-m", "pipeline.cli", "recommend", "--serving-dir", str(workspace["serving"])]
+    text = subprocess.run([*base, "--user-id", user], capture_output=True, text=True, timeout=300)
+    assert text.returncode == 0, text.stderr
+    rows = text.stdout.strip().splitlines()
+    assert rows[0].startswith(f"Top 10 for user {user} (known to the model)") and len(rows) == 12
+    assert [int(row.split()[0]) for row in rows[2:]] == list(range(1, 11))
+    as_json = subprocess.run(
+        [*base, "--user-id", "somebody-new", "-k", "3", "--rated", "1:5", "--rated", "2:4", "--json"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    listed = json.loads(as_json.stdout)
+    assert len(listed) == 3 and {"movie_id", "title", "score"} <= set(listed[0])
+    assert not {"1", "2"} & {m["movie_id"] for m in listed}
+    bad = subprocess.run([*base, "--user-id", "1", "--rated", "1:7"], capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 1 and bad.stderr.strip().splitlines() == [
+        "Error: --rated '1:7': expected MOVIE_ID:RATING with a rating within 1..5, e.g. 50:5"
+    ]
+
+
+WESTERN = "Western"
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory) -> dict:
+    """Synthetic data plus 40 users who rate only Westerns (5 stars); the model the run pushed."""
+    root = tmp_path_factory.mktemp("planted")
+    data = write_synthetic_movielens(root / "data")
+    items = [line.split("|") for line in (data / "u.item").read_text("latin-1").splitlines()]
+    west = movielens.GENRES.index(WESTERN)
+    westerns = [row[0] for row in items if row[5 + west] == "1"]
+    assert len(westerns) >= 6
+    with open(data / "u.user", "a", encoding="latin-1") as users, open(data / "u.data", "a") as ratings:
+        for n in range(40):
+            uid = 1000 + n
+            users.write(f"{uid}|30|M|other|55414\n")
+            for i, movie in enumerate(westerns[(n % 3) : (n % 3) + 5]):
+                ratings.write(f"{uid}\t{movie}\t5\t{874_724_710 + n * 86_400 * 3 + i * 3600}\n")
+    ws = {"data": data, "root": root / "pipeline", "serving": root / "serving"}
+    config = config_for(ws, trainer=TrainerConfig(epochs=3, tuner_trials=0), rmse_upper_bound=5.0)
+    summary = run_local(config, echo=lambda line: None)
+    assert summary.pushed_path
+    return {"westerns": westerns, "model": tf.saved_model.load(summary.pushed_path)}
+
+
+def test_a_new_user_who_rated_three_westerns_gets_mostly_westerns(planted):
+    westerns = planted["westerns"]
+    out = call(planted["model"], ["new-fan", "nobody"], [[(m, 5.0) for m in westerns[:3]], []], k=5)
+    fan = [m for m, g in zip(ids(out[f.OUT_MOVIE_IDS][0]), out[f.OUT_GENRES][0], strict=True) if WESTERN in g.decode()]
+    other = [g for g in out[f.OUT_GENRES][1] if WESTERN in g.decode()]
+    assert len(fan) >= 3 and len(fan) > len(other), (fan, other)
