@@ -17,7 +17,7 @@ from typing import Any
 import ml_metadata as mlmd
 from ml_metadata.proto import metadata_store_pb2
 
-from pipeline import metadata
+from pipeline import metadata, ranking_view
 from pipeline import pipeline as dag
 from pipeline.config import DEFAULT_PIPELINE_NAME
 
@@ -321,6 +321,11 @@ def inspect_run(metadata_file: str, pipeline_name: str = DEFAULT_PIPELINE_NAME, 
         }
     else:
         report["decision"] = None
+    ranking = output(dag.RANKING_EVALUATOR, "evaluation")
+    with reading("ranking evaluation (RankingEvaluator)", ranking.uri if ranking else ""):
+        report["ranking"] = (
+            ranking_view.read(ranking.uri, output(dag.RANKING_EVALUATOR, "blessing")) if ranking else None
+        )
     pushed = output(dag.PUSHER, "pushed_model")
     pusher = by_name.get(dag.PUSHER)
     if pushed is not None and pushed.custom_properties["pushed"].int_value == 1:
@@ -400,6 +405,8 @@ def render_text(report: dict) -> list[str]:
             f"  blessed: {'yes' if decision['blessed'] else 'no'} (RMSE <= {t.get('upper_bound')}, "
             f"at most +{t.get('max_increase_vs_baseline')} vs baseline {decision['baseline_model'] or 'none (first)'})"
         )
+    if report.get("ranking"):
+        lines += ranking_view.text_lines(report["ranking"])
     pushed = report["pushed"]
     lines.append(f"  pushed: version {pushed['version']} → {pushed['destination']}" if pushed else "  pushed: nothing")
     if report["lineage"]:

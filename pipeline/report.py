@@ -15,7 +15,7 @@ import os
 from collections import Counter
 from typing import Any
 
-from pipeline import inspection
+from pipeline import inspection, ranking_view
 
 DRIFT_THRESHOLD = 0.1  # L-infinity (categorical) / Jensen-Shannon (numeric) distance, train vs test
 _DRIFT_NAMES = {1: "L-infinity", 2: "Jensen-Shannon"}
@@ -185,6 +185,17 @@ def plot_predictions(buckets: list[dict], test_counts: dict[int, int]) -> str:
 
 
 # ---- HTML --------------------------------------------------------------------------------------
+def plot_diversity(sweep: list[dict]) -> str:
+    """NDCG@K and intra-list diversity against the diversity knob."""
+    figure, axis = _figure()
+    knob = [row["diversity"] for row in sweep]
+    axis.plot(knob, [row["ndcg"] for row in sweep], marker="o", label="NDCG")
+    axis.plot(knob, [row["intra_list_diversity"] for row in sweep], marker="s", label="intra-list diversity")
+    axis.set_xlabel("diversity knob (0 = pure relevance)")
+    axis.legend()
+    return _png(figure)
+
+
 def _cell(value: Any) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
@@ -304,6 +315,7 @@ def render_html(data: dict) -> str:
     else:
         parts.append(NO_DATA.format(what="calibration plot", why="the Evaluator wrote no calibration buckets"))
 
+    parts.append(ranking_view.html(data.get("ranking"), _table, _img, plot_diversity))
     parts.append("<h2>Decision</h2>")
     decision, pushed = data["decision"], data["pushed"]
     if decision:

@@ -53,7 +53,7 @@ def test_beyond_accuracy_by_hand():
     result = metrics.beyond_accuracy({"u1": ["a", "b"], "u2": ["a", "c"]}, genres, counts, users=8)
     assert result["coverage"] == 3 / 10
     assert result["novelty"] == pytest.approx(np.mean([0, 1, 0, 2]))  # -log2(8/8), -log2(4/8), ...
-    assert result["diversity"] == pytest.approx(np.mean([0.0, 1.0]))  # Drama/Drama, Drama/Comedy
+    assert result["intra_list_diversity"] == pytest.approx(np.mean([0.0, 1.0]))  # Drama/Drama, Drama/Comedy
     assert result["popularity"] == pytest.approx(np.mean([8, 4, 8, 2])) and result["head_share"] == 0.5
     assert metrics.intra_list_diversity(["a", "d"], genres) == pytest.approx(1 - 1 / math.sqrt(2))
 

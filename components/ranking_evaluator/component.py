@@ -8,7 +8,6 @@ fallen more than `ndcg_max_decrease` below the last blessed model's (recomputed 
 The Pusher pushes on this blessing; the baseline resolver reads only this component's blessings.
 """
 
-
 import json
 import logging
 import os
@@ -164,7 +163,7 @@ def RankingEvaluator(
     tf.io.gfile.makedirs(evaluation.uri)
     with tf.io.gfile.GFile(os.path.join(evaluation.uri, RESULT_FILE), "w") as out:
         json.dump(result, out, indent=1)
-    for name in (*metrics.ACCURACY, "coverage", "novelty", "diversity"):
+    for name in (*metrics.ACCURACY, "coverage", "novelty", "intra_list_diversity"):
         evaluation.set_float_custom_property(name, float(result["overall"][name]))
     evaluation.set_int_custom_property("k", k)
     tf.io.gfile.makedirs(blessing.uri)

@@ -71,20 +71,20 @@ def beyond_accuracy(
     counts: each catalogue movie's ratings in the training data; users: how many users that data has.
     - coverage: distinct recommended movies / catalogue size.
     - novelty: mean -log2(ratings of the movie / users) over recommended movies (Microsoft Recommenders').
-    - diversity: mean intra-list diversity (genres).
+    - intra_list_diversity: mean intra-list diversity (genres).
     - popularity: mean training ratings of a recommended movie (average recommendation popularity), and
       head_share: the share of recommendations among the most-rated 10% of the catalogue.
     """
     recommended = [movie for movies in ranked.values() for movie in movies if movie]
     if not recommended:
-        return {"coverage": 0.0, "novelty": float("nan"), "diversity": float("nan"), "popularity": float("nan"),
-                "head_share": float("nan")}  # fmt: skip
+        nothing = ("novelty", "intra_list_diversity", "popularity", "head_share")
+        return {"coverage": 0.0, **dict.fromkeys(nothing, float("nan"))}
     ordered = sorted(counts, key=lambda movie: (-counts[movie], movie))
     head = set(ordered[: max(1, len(ordered) // 10)])
     return {
         "coverage": len(set(recommended)) / max(len(counts), 1),
         "novelty": float(np.mean([-math.log2(max(counts.get(m, 0), 1) / max(users, 1)) for m in recommended])),
-        "diversity": float(np.nanmean([intra_list_diversity(movies, genres) for movies in ranked.values()]))
+        "intra_list_diversity": float(np.nanmean([intra_list_diversity(movies, genres) for movies in ranked.values()]))
         if any(len([m for m in movies if m]) > 1 for movies in ranked.values())
         else float("nan"),
         "popularity": float(np.mean([counts.get(m, 0) for m in recommended])),

@@ -41,6 +41,7 @@ def train_and_eval(
 
 def collect(dataset: tf.data.Dataset, names: tuple[str, ...]) -> dict[str, np.ndarray]:
     """The `names` columns (and the label, as features.RATING) of every (features, label) batch, concatenated."""
+    names = tuple(dict.fromkeys(names))
     columns: dict[str, list[np.ndarray]] = {name: [] for name in (*names, f.RATING)}
     for features, label in dataset.as_numpy_iterator():
         for name in names:

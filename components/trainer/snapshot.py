@@ -68,22 +68,22 @@ def build(rows: dict[str, np.ndarray], genre_lists: list[tuple[str, ...]]) -> Sn
         rating (strings as str or bytes).
       genre_lists: each rating's movie genres.
     """
-    text = {name: _strings(rows[name]) for name in (f.USER_ID, f.MOVIE_ID, f.MOVIE_TITLE, f.USER_GENDER,
+    strings = {name: text(rows[name]) for name in (f.USER_ID, f.MOVIE_ID, f.MOVIE_TITLE, f.USER_GENDER,
                                                     f.USER_OCCUPATION, f.USER_ZIP)}  # fmt: skip
-    if not len(text[f.USER_ID]):
+    if not len(strings[f.USER_ID]):
         raise ValueError("no ratings to build the recommender's snapshot from")
     rating = np.asarray(rows[f.RATING], np.float64).reshape(-1)
     timestamp = np.asarray(rows[f.TIMESTAMP], np.int64).reshape(-1)
     genres = tuple(sorted({g for gs in genre_lists for g in gs}))
     genre_index = {g: i for i, g in enumerate(genres)}
 
-    movie_ids, movie_of = np.unique(text[f.MOVIE_ID], return_inverse=True)
+    movie_ids, movie_of = np.unique(strings[f.MOVIE_ID], return_inverse=True)
     first = _first_index(movie_of, len(movie_ids))
     movie_genres = np.zeros((len(movie_ids), len(genres)), np.float32)
     for m, row in enumerate(first):
         movie_genres[m, [genre_index[g] for g in genre_lists[row]]] = 1.0
 
-    user_ids, user_of = np.unique(text[f.USER_ID], return_inverse=True)
+    user_ids, user_of = np.unique(strings[f.USER_ID], return_inverse=True)
     users = len(user_ids)
     first_user = _first_index(user_of, users)
     # Each user's ratings in history order: by time, ties by movie id (history._by_second).
@@ -109,16 +109,16 @@ def build(rows: dict[str, np.ndarray], genre_lists: list[tuple[str, ...]]) -> Sn
         now=int(timestamp.max()),
         genres=genres,
         movie_ids=movie_ids.astype(object),
-        titles=text[f.MOVIE_TITLE][first],
+        titles=strings[f.MOVIE_TITLE][first],
         release_years=np.asarray(rows[f.MOVIE_RELEASE_YEAR], np.int64).reshape(-1)[first],
         movie_genres=movie_genres,
         movie_counts=np.bincount(movie_of, minlength=len(movie_ids)).astype(np.int64),
         movie_sums=np.bincount(movie_of, weights=rating, minlength=len(movie_ids)).astype(np.float32),
         user_ids=user_ids.astype(object),
         ages=np.asarray(rows[f.USER_AGE], np.int64).reshape(-1)[first_user],
-        genders=text[f.USER_GENDER][first_user],
-        occupations=text[f.USER_OCCUPATION][first_user],
-        zips=text[f.USER_ZIP][first_user],
+        genders=strings[f.USER_GENDER][first_user],
+        occupations=strings[f.USER_OCCUPATION][first_user],
+        zips=strings[f.USER_ZIP][first_user],
         counts=per_user(np.ones_like(rating)),
         sums=per_user(rating),
         squares=per_user(rating * rating),
@@ -134,7 +134,8 @@ def build(rows: dict[str, np.ndarray], genre_lists: list[tuple[str, ...]]) -> Sn
     )
 
 
-def _strings(values: np.ndarray) -> np.ndarray:
+def text(values: np.ndarray) -> np.ndarray:
+    """Strings (str or UTF-8 bytes) → a numpy object array of str."""
     flat = np.asarray(values).reshape(-1)
     return np.array([v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in flat], dtype=object)
 

@@ -10,15 +10,14 @@ import json
 import os
 
 import keras_tuner
-import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 from tfx import v1 as tfx
 
-from components.trainer import data, export, recommend, retrieval, snapshot
-from components.trainer.model import Hyperparameters, Vocabularies, build_model
+from components.trainer import data, export
+from components.trainer.model import Hyperparameters, build_model
+from components.trainer.retrieval_training import train_recommender
 from pipeline.config import TrainerConfig
-from transform import features as f
 
 HISTORY_FILE = "history.json"  # Per-epoch loss/RMSE, written next to the model.
 
@@ -86,52 +85,9 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
             )
         ],
     )
-    recommender, retrieval_history = train_recommender(fn_args, tft_output, config, vocab)
+    recommender, retrieval_history = train_recommender(fn_args, tft_output, config, vocab, distribution_strategy())
     export.export_serving_model(model, tft_output, fn_args.serving_model_dir, recommender)
     tf.io.gfile.makedirs(fn_args.model_run_dir)
     with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, HISTORY_FILE), "w") as out:
         record = {"hyperparameters": hp.to_dict(), "history": history.history, "retrieval_history": retrieval_history}
         json.dump(record, out, indent=1)
-
-
-ROW_FEATURES = (*f.PASSTHROUGH_FEATURES, f.MOVIE_GENRES_XF, *retrieval.CANDIDATE_FEATURES)
-
-
-def train_recommender(
-    fn_args: tfx.components.FnArgs, tft_output: tft.TFTransformOutput, config: TrainerConfig, vocab: Vocabularies
-) -> tuple[recommend.Recommender, dict]:
-    """Trains the retrieval model and builds the snapshot of every user and movie from the train and eval
-    splits (everything the Trainer saw): what the `recommend` signature needs besides the ranker."""
-
-    def read(files: list[str], batch_size: int, shuffle: bool) -> tf.data.Dataset:
-        return data.make_dataset(files, fn_args.data_accessor, tft_output, batch_size, shuffle, config.seed)
-
-    rows = data.collect(read([*fn_args.train_files, *fn_args.eval_files], 4096, False), ROW_FEATURES)
-    genre_vocab = [g.decode("utf-8") for g in tft_output.vocabulary_by_name(f.GENRES_VOCAB)]
-    genre_lists = [tuple(genre_vocab[i] for i in row if 0 <= i < len(genre_vocab)) for row in rows[f.MOVIE_GENRES_XF]]
-    state = snapshot.build(rows, genre_lists)
-    _, first = np.unique(np.asarray(rows[f.MOVIE_ID]), return_index=True)  # the snapshot's movie order
-    catalogue = retrieval.candidate_features(rows, first)
-    movie_rows = vocab.sizes[f.MOVIE_ID_XF] + f.NUM_OOV_BUCKETS
-    train_movies = data.collect(read(fn_args.train_files, 4096, False), (f.MOVIE_ID_XF,))[f.MOVIE_ID_XF]
-    sampling = np.bincount(train_movies.reshape(-1), minlength=movie_rows) / max(train_movies.size, 1)
-    hp = retrieval.RetrievalHyperparameters(config.retrieval_dim, config.retrieval_learning_rate)
-    with distribution_strategy().scope():
-        model = retrieval.build_retrieval(hp, vocab, catalogue, sampling)
-    history = model.fit(
-        read(fn_args.train_files, config.retrieval_batch_size, True),
-        validation_data=read(fn_args.eval_files, config.retrieval_batch_size, False),
-        epochs=config.retrieval_epochs,
-        verbose=0,
-        callbacks=[
-            tf.keras.callbacks.EarlyStopping(
-                monitor=retrieval.VALIDATION_METRIC,
-                mode="max",
-                patience=config.early_stopping_patience,
-                restore_best_weights=True,
-            )
-        ],
-    )
-    vectors = model.candidate_tower(catalogue).numpy()
-    built = recommend.Recommender(state, vectors, model.query_tower, config.candidates, config.rating_weight)
-    return built, {k: [float(x) for x in v] for k, v in history.history.items()}

@@ -1,0 +1,138 @@
+"""Training the retrieval model and building what `recommend` needs besides the ranker (called by run_fn).
+
+The query tower learns from two kinds of examples, half and half:
+- point in time: each training rating with the user's history just before it (Transform's output), which
+  teaches it users with little or no history (new users, cold start);
+- profile: each training rating with the user's whole profile as `recommend` will see it (the snapshot,
+  run through the same Transform), the rated movie itself masked out of the earlier-movies list. This is
+  what a top-K request asks ("which of the movies this user has not rated will they rate?"); with point-in-
+  time examples alone the model learns "what comes next", which scores poorly when the held-out movies are
+  spread over the user's whole history (stratified protocols).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_transform as tft
+from tfx import v1 as tfx
+
+from components.trainer import data, recommend, retrieval, snapshot
+from components.trainer.model import Vocabularies
+from pipeline.config import TrainerConfig
+from transform import features as f
+
+ROW_FEATURES = (*f.PASSTHROUGH_FEATURES, f.MOVIE_GENRES_XF, *retrieval.CANDIDATE_FEATURES)
+_FLOAT = {*retrieval.USER_DENSE, f.USER_PRIOR_DEVIATIONS_XF, f.MOVIE_YEAR_XF, f.MOVIE_YEAR_MISSING_XF}
+_LISTS = {f.USER_PRIOR_MOVIES_XF, f.USER_PRIOR_DEVIATIONS_XF, f.MOVIE_GENRES_XF, f.MOVIE_TITLE_TOKENS_XF}
+TOWER_FEATURES = (*retrieval.QUERY_FEATURES, *retrieval.CANDIDATE_FEATURES)
+
+
+def tower_inputs(features: dict) -> dict[str, tf.Tensor]:
+    """The towers' inputs in one layout whatever their source: scalars [b], lists [b, n]; ints as int64."""
+    return {
+        name: tf.cast(
+            features[name] if name in _LISTS else tf.reshape(features[name], [-1]),
+            tf.float32 if name in _FLOAT else tf.int64,
+        )
+        for name in TOWER_FEATURES
+    }
+
+
+def user_query_inputs(recommender: recommend.Recommender, tft_layer, users: np.ndarray) -> dict[str, np.ndarray]:
+    """The query tower's transformed inputs of each snapshot user, as `recommend` computes them."""
+    parts: dict[str, list] = {name: [] for name in retrieval.QUERY_FEATURES}
+    for start in range(0, len(users), 2048):
+        ids = tf.constant([u.encode() for u in users[start : start + 2048]])
+        empty = tf.zeros([len(ids), 0], tf.string)
+        state = recommender.user_state(ids, empty, tf.zeros([len(ids), 0], tf.float32))
+        transformed = tft_layer(recommender.pair_features(state, tf.zeros([len(ids), 1], tf.int64)))
+        for name in parts:
+            parts[name].append(tower_inputs({**transformed, **_dummy_candidate(len(ids))})[name].numpy())
+    return {name: np.concatenate(values) for name, values in parts.items()}
+
+
+def _dummy_candidate(n: int) -> dict:
+    return {name: tf.zeros([n, 1], tf.int64) for name in retrieval.CANDIDATE_FEATURES}
+
+
+def profile_dataset(
+    queries: dict[str, np.ndarray], users: np.ndarray, movies: dict[str, np.ndarray], batch: int, seed: int | None
+) -> tf.data.Dataset:
+    """Batches of (the user's profile without the target movie, the target movie); shuffled when seed is given."""
+    tables = {name: tf.constant(value) for name, value in queries.items()}
+    dataset = tf.data.Dataset.from_tensor_slices({"user": users, **movies})
+    if seed is not None:
+        dataset = dataset.shuffle(len(users), seed=seed, reshuffle_each_iteration=True)
+
+    def example(rows: dict) -> dict:
+        query = {name: tf.gather(table, rows["user"]) for name, table in tables.items()}
+        target = tf.cast(tf.reshape(rows[f.MOVIE_ID_XF], [-1, 1]), tf.int64)
+        hit = tf.equal(query[f.USER_PRIOR_MOVIES_XF], target)
+        query[f.USER_PRIOR_MOVIES_XF] = tf.where(hit, tf.constant(-1, tf.int64), query[f.USER_PRIOR_MOVIES_XF])
+        query[f.USER_PRIOR_DEVIATIONS_XF] = tf.where(hit, 0.0, query[f.USER_PRIOR_DEVIATIONS_XF])
+        return tower_inputs({**query, **{name: rows[name] for name in retrieval.CANDIDATE_FEATURES}})
+
+    return dataset.batch(batch).map(example, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def train_recommender(
+    fn_args: tfx.components.FnArgs,
+    tft_output: tft.TFTransformOutput,
+    config: TrainerConfig,
+    vocab: Vocabularies,
+    strategy: tf.distribute.Strategy,
+) -> tuple[recommend.Recommender, dict]:
+    """Builds the snapshot of every user and movie from the train and eval splits (everything the Trainer
+    saw), trains the retrieval model, and returns the Recommender module (with its movie vectors) and the
+    training history."""
+
+    def read(files: list[str], batch_size: int, shuffle: bool) -> tf.data.Dataset:
+        return data.make_dataset(files, fn_args.data_accessor, tft_output, batch_size, shuffle, config.seed)
+
+    train_rows = data.collect(read(fn_args.train_files, 4096, False), ROW_FEATURES)
+    eval_rows = data.collect(read(fn_args.eval_files, 4096, False), ROW_FEATURES)
+    rows = {name: np.concatenate([train_rows[name], eval_rows[name]]) for name in train_rows}
+    genre_vocab = [g.decode("utf-8") for g in tft_output.vocabulary_by_name(f.GENRES_VOCAB)]
+    genre_lists = [tuple(genre_vocab[i] for i in row if 0 <= i < len(genre_vocab)) for row in rows[f.MOVIE_GENRES_XF]]
+    state = snapshot.build(rows, genre_lists)
+    _, first = np.unique(np.asarray(rows[f.MOVIE_ID]), return_index=True)  # the snapshot's movie order
+    catalogue = retrieval.candidate_features(rows, first)
+
+    movie_rows = vocab.sizes[f.MOVIE_ID_XF] + f.NUM_OOV_BUCKETS
+    train_movies = train_rows[f.MOVIE_ID_XF].reshape(-1)
+    sampling = np.bincount(train_movies, minlength=movie_rows) / max(train_movies.size, 1)
+    hp = retrieval.RetrievalHyperparameters(config.retrieval_dim, config.retrieval_learning_rate)
+    with strategy.scope():
+        model = retrieval.build_retrieval(hp, vocab, catalogue, sampling)
+    recommender = recommend.Recommender(
+        state, np.zeros((len(state.movie_ids), hp.dim), np.float32), model.query_tower, config.candidates,
+        config.rating_weight,
+    )  # fmt: skip
+    queries = user_query_inputs(recommender, tft_output.transform_features_layer(), state.user_ids)
+
+    def profiles(split_rows: dict, seed: int | None) -> tf.data.Dataset:
+        users = np.searchsorted(state.user_ids, snapshot.text(split_rows[f.USER_ID]))
+        movies = {name: np.asarray(split_rows[name]) for name in retrieval.CANDIDATE_FEATURES}
+        return profile_dataset(queries, users, movies, config.retrieval_batch_size, seed)
+
+    point_in_time = read(fn_args.train_files, config.retrieval_batch_size, True).map(lambda x, _: tower_inputs(x))
+    train = tf.data.Dataset.sample_from_datasets(
+        [point_in_time, profiles(train_rows, config.seed)], seed=config.seed, stop_on_empty_dataset=False
+    )
+    history = model.fit(
+        train,
+        validation_data=profiles(eval_rows, None),
+        epochs=config.retrieval_epochs,
+        verbose=0,
+        callbacks=[
+            tf.keras.callbacks.EarlyStopping(
+                monitor=retrieval.VALIDATION_METRIC,
+                mode="max",
+                patience=config.early_stopping_patience,
+                restore_best_weights=True,
+            )
+        ],
+    )
+    recommender.movie_vectors.assign(model.candidate_tower(catalogue))
+    return recommender, {name: [float(x) for x in values] for name, values in history.history.items()}
