@@ -190,6 +190,14 @@ PASSTHROUGH_FEATURES = (
     MOVIE_PRIOR_RATING_SUM,
 )
 
+# Retrieval query inputs (components/trainer/retrieval.py), not Transform outputs: the user's rated movies as
+# Transform vocabulary indices (-1 = padding) and each rating minus the user's mean, oldest first. At serving and
+# in profile examples they list every rating in the snapshot (the latest MAX_PROFILE_MOVIES); in point-in-time
+# examples, the user's earlier movies (USER_PRIOR_MOVIES_XF).
+PROFILE_MOVIES = "profile_movies"
+PROFILE_DEVIATIONS = "profile_deviations"
+MAX_PROFILE_MOVIES = 1000
+
 # Age groups used for slicing (the MovieLens-1M demographic bands).
 AGE_BUCKET_BOUNDARIES = (18, 25, 35, 45, 50, 56)
 AGE_BUCKET_NAMES = ("under_18", "18-24", "25-34", "35-44", "45-49", "50-55", "56_plus")
@@ -212,6 +220,8 @@ OUT_GENRES = "genres"  # "|"-joined
 OUT_SCORES = "scores"  # [batch, k] float32, the ordering score (-inf where movie_ids is "")
 OUT_RATINGS = "predicted_ratings"  # [batch, k] the ranker's predicted rating
 OUT_KNOWN_USER = "known_user"  # [batch] bool: the user is in the model's snapshot
+OUT_QUERY_VECTORS = "query_vectors"  # [batch, d] the users' retrieval query vectors (for offline ANN search)
 CATALOGUE_SIGNATURE = "catalogue"  # no inputs: every movie the model can recommend
 OUT_RATING_COUNTS = "rating_counts"  # [movies] int64: ratings in the data the model was trained on
 OUT_USER_COUNT = "users"  # int64 scalar: users in the model's snapshot
+OUT_MOVIE_VECTORS = "movie_vectors"  # [movies, d] the retrieval candidate vectors

@@ -75,8 +75,9 @@ class Recommender(tf.Module):
     Row `users` / `movies` of each array is the unknown user / movie (all zero, empty strings).
     """
 
-    def __init__(self, snapshot: Snapshot, movie_vectors: np.ndarray, query_tower: tf.keras.Model,
-                 candidates: int, rating_weight: float):  # fmt: skip
+    def __init__(self, snapshot: Snapshot, movie_vectors: np.ndarray, vocab_index: np.ndarray,
+                 query_tower: tf.keras.Model, candidates: int, rating_weight: float):  # fmt: skip
+        """`vocab_index`: each snapshot movie's index in Transform's movie vocabulary (its MOVIE_ID_XF)."""
         super().__init__(name="recommender")
         s = snapshot
         self.users, self.movies = len(s.user_ids), len(s.movie_ids)
@@ -123,6 +124,8 @@ class Recommender(tf.Module):
         self.recent_movies = v(_padded(s.recent_movies, -1), tf.int64, "recent_movies")
         self.recent_ratings = v(_padded(s.recent_ratings, 0.0), tf.float32, "recent_ratings")
         self.rated_values = v(s.rated_values, tf.int64, "rated_values")
+        self.rated_ratings = v(s.rated_ratings, tf.float32, "rated_ratings")
+        self.vocab_index = v(_padded(np.asarray(vocab_index, np.int64).reshape(-1), -1), tf.int64, "vocab_index")
         self.rated_splits = v(np.concatenate([s.rated_splits, s.rated_splits[-1:]]), tf.int64, "rated_splits")
 
     def user_state(self, user_id: tf.Tensor, movies: tf.Tensor, ratings: tf.Tensor) -> dict:
@@ -149,11 +152,23 @@ class Recommender(tf.Module):
         listed_ratings = listed_ratings[:, -f.MAX_PRIOR_MOVIES :]
         recent = listed_ratings[:, -f.RECENT_RATINGS :]
         rated = tf.gather(tf.RaggedTensor.from_row_splits(self.rated_values, self.rated_splits), row)
-        rated = tf.concat([rated, tf.ragged.boolean_mask(index, given & (index < self.movies))], axis=1)
+        rated_ratings = tf.gather(tf.RaggedTensor.from_row_splits(self.rated_ratings, self.rated_splits), row)
+        in_catalogue = given & (index < self.movies)
+        rated = tf.concat([rated, tf.ragged.boolean_mask(index, in_catalogue)], axis=1)
+        rated_ratings = tf.concat([rated_ratings, tf.ragged.boolean_mask(ratings, in_catalogue)], axis=1)
+        total = tf.gather(self.sums, row) + tf.reduce_sum(ratings, 1)
         return {
             "row": row,
             "known": row < self.users,
             "rated": rated,
+            "profile": {
+                f.PROFILE_MOVIES: tf.gather(self.vocab_index, rated[:, -f.MAX_PROFILE_MOVIES :]).to_tensor(
+                    default_value=-1, shape=[None, f.MAX_PROFILE_MOVIES]
+                ),
+                f.PROFILE_DEVIATIONS: (
+                    rated_ratings[:, -f.MAX_PROFILE_MOVIES :] - tf.expand_dims(total / tf.maximum(count, 1.0), 1)
+                ).to_tensor(default_value=0.0, shape=[None, f.MAX_PROFILE_MOVIES]),
+            },
             "genre_counts": tf.gather(self.genre_counts, row) + tf.reduce_sum(genres, 1),
             "genre_sums": tf.gather(self.genre_sums, row) + tf.reduce_sum(genres * ratings[..., None], 1),
             "raw": {
@@ -164,7 +179,7 @@ class Recommender(tf.Module):
                 f.USER_OCCUPATION: tf.gather(self.occupations, row),
                 f.USER_ZIP: tf.gather(self.zips, row),
                 f.USER_PRIOR_COUNT: tf.cast(count, tf.int64),
-                f.USER_PRIOR_RATING_SUM: tf.gather(self.sums, row) + tf.reduce_sum(ratings, 1),
+                f.USER_PRIOR_RATING_SUM: total,
                 f.USER_PRIOR_RATING_SQ_SUM: tf.gather(self.squares, row) + tf.reduce_sum(ratings * ratings, 1),
                 f.USER_RECENT_COUNT: tf.cast(recent.row_lengths(), tf.int64),
                 f.USER_RECENT_RATING_SUM: tf.reduce_sum(recent, 1),
@@ -246,7 +261,7 @@ def make_signatures(model: tf.keras.Model, recommender: Recommender) -> dict:
         state = r.user_state(user_id, recent_movies, recent_ratings)
         # Query: the user's transformed features (any movie fills the movie side; the tower ignores it).
         user_rows = r.pair_features(state, tf.zeros([batch, 1], tf.int64))
-        query = r.query_tower(model.tft_layer(user_rows))
+        query = r.query_tower({**model.tft_layer(user_rows), **state["profile"]})
         scores = tf.matmul(query, r.movie_vectors, transpose_b=True)  # [b, movies]
         rated = state["rated"]
         positions = tf.stack([tf.cast(rated.value_rowids(), tf.int64), rated.flat_values], axis=1)
@@ -274,6 +289,7 @@ def make_signatures(model: tf.keras.Model, recommender: Recommender) -> dict:
             f.OUT_SCORES: score,
             f.OUT_RATINGS: tf.where(valid, tf.gather(ratings, order, batch_dims=1), np.nan),
             f.OUT_KNOWN_USER: state["known"],
+            f.OUT_QUERY_VECTORS: query,
         }
 
     @tf.function(input_signature=[])
@@ -284,6 +300,7 @@ def make_signatures(model: tf.keras.Model, recommender: Recommender) -> dict:
             f.OUT_GENRES: r.genre_text[: r.movies],
             f.OUT_RATING_COUNTS: r.movie_counts[: r.movies],
             f.OUT_USER_COUNT: tf.constant(r.users, tf.int64),
+            f.OUT_MOVIE_VECTORS: tf.identity(r.movie_vectors),
         }
 
     return {

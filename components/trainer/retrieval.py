@@ -31,7 +31,7 @@ USER_DENSE = (
     f.USER_HAS_HISTORY_XF,
     f.USER_OFFSET_XF,
 )
-QUERY_FEATURES = (*USER_CATEGORICAL, *USER_DENSE, f.USER_PRIOR_MOVIES_XF, f.USER_PRIOR_DEVIATIONS_XF)
+QUERY_FEATURES = (*USER_CATEGORICAL, *USER_DENSE, f.PROFILE_MOVIES, f.PROFILE_DEVIATIONS)
 CANDIDATE_FEATURES = (
     f.MOVIE_ID_XF,
     f.MOVIE_GENRES_XF,
@@ -78,12 +78,12 @@ class QueryTower(tf.keras.Model):
         )
 
     def call(self, inputs: dict) -> tf.Tensor:
-        prior = tf.cast(inputs[f.USER_PRIOR_MOVIES_XF], tf.int64)
+        prior = tf.cast(inputs[f.PROFILE_MOVIES], tf.int64)
         safe = tf.maximum(prior, 0)
         parts = [self._categorical[name](tf.reshape(inputs[name], [-1])) for name in USER_CATEGORICAL]
         parts.append(tf.stack([_column(inputs, name) for name in USER_DENSE], axis=1))
         parts.append(_masked_mean(self._movies(safe), prior))
-        parts.append(_masked_mean(self._ratings(safe), prior, inputs[f.USER_PRIOR_DEVIATIONS_XF]))
+        parts.append(_masked_mean(self._ratings(safe), prior, inputs[f.PROFILE_DEVIATIONS]))
         return self._mlp(tf.concat(parts, axis=1))
 
 

@@ -23,8 +23,8 @@ from pipeline.config import TrainerConfig
 from transform import features as f
 
 ROW_FEATURES = (*f.PASSTHROUGH_FEATURES, f.MOVIE_GENRES_XF, *retrieval.CANDIDATE_FEATURES)
-_FLOAT = {*retrieval.USER_DENSE, f.USER_PRIOR_DEVIATIONS_XF, f.MOVIE_YEAR_XF, f.MOVIE_YEAR_MISSING_XF}
-_LISTS = {f.USER_PRIOR_MOVIES_XF, f.USER_PRIOR_DEVIATIONS_XF, f.MOVIE_GENRES_XF, f.MOVIE_TITLE_TOKENS_XF}
+_FLOAT = {*retrieval.USER_DENSE, f.PROFILE_DEVIATIONS, f.MOVIE_YEAR_XF, f.MOVIE_YEAR_MISSING_XF}
+_LISTS = {f.PROFILE_MOVIES, f.PROFILE_DEVIATIONS, f.MOVIE_GENRES_XF, f.MOVIE_TITLE_TOKENS_XF}
 TOWER_FEATURES = (*retrieval.QUERY_FEATURES, *retrieval.CANDIDATE_FEATURES)
 
 
@@ -47,8 +47,9 @@ def user_query_inputs(recommender: recommend.Recommender, tft_layer, users: np.n
         empty = tf.zeros([len(ids), 0], tf.string)
         state = recommender.user_state(ids, empty, tf.zeros([len(ids), 0], tf.float32))
         transformed = tft_layer(recommender.pair_features(state, tf.zeros([len(ids), 1], tf.int64)))
+        inputs = tower_inputs({**transformed, **state["profile"], **_dummy_candidate(len(ids))})
         for name in parts:
-            parts[name].append(tower_inputs({**transformed, **_dummy_candidate(len(ids))})[name].numpy())
+            parts[name].append(inputs[name].numpy())
     return {name: np.concatenate(values) for name, values in parts.items()}
 
 
@@ -68,9 +69,9 @@ def profile_dataset(
     def example(rows: dict) -> dict:
         query = {name: tf.gather(table, rows["user"]) for name, table in tables.items()}
         target = tf.cast(tf.reshape(rows[f.MOVIE_ID_XF], [-1, 1]), tf.int64)
-        hit = tf.equal(query[f.USER_PRIOR_MOVIES_XF], target)
-        query[f.USER_PRIOR_MOVIES_XF] = tf.where(hit, tf.constant(-1, tf.int64), query[f.USER_PRIOR_MOVIES_XF])
-        query[f.USER_PRIOR_DEVIATIONS_XF] = tf.where(hit, 0.0, query[f.USER_PRIOR_DEVIATIONS_XF])
+        hit = tf.equal(query[f.PROFILE_MOVIES], target)
+        query[f.PROFILE_MOVIES] = tf.where(hit, tf.constant(-1, tf.int64), query[f.PROFILE_MOVIES])
+        query[f.PROFILE_DEVIATIONS] = tf.where(hit, 0.0, query[f.PROFILE_DEVIATIONS])
         return tower_inputs({**query, **{name: rows[name] for name in retrieval.CANDIDATE_FEATURES}})
 
     return dataset.batch(batch).map(example, num_parallel_calls=tf.data.AUTOTUNE)
@@ -105,9 +106,10 @@ def train_recommender(
     hp = retrieval.RetrievalHyperparameters(config.retrieval_dim, config.retrieval_learning_rate)
     with strategy.scope():
         model = retrieval.build_retrieval(hp, vocab, catalogue, sampling)
+    movies = len(state.movie_ids)
     recommender = recommend.Recommender(
-        state, np.zeros((len(state.movie_ids), hp.dim), np.float32), model.query_tower, config.candidates,
-        config.rating_weight,
+        state, np.zeros((movies, hp.dim), np.float32), catalogue[f.MOVIE_ID_XF], model.query_tower,
+        config.candidates, config.rating_weight,
     )  # fmt: skip
     queries = user_query_inputs(recommender, tft_output.transform_features_layer(), state.user_ids)
 
@@ -116,7 +118,11 @@ def train_recommender(
         movies = {name: np.asarray(split_rows[name]) for name in retrieval.CANDIDATE_FEATURES}
         return profile_dataset(queries, users, movies, config.retrieval_batch_size, seed)
 
-    point_in_time = read(fn_args.train_files, config.retrieval_batch_size, True).map(lambda x, _: tower_inputs(x))
+    point_in_time = read(fn_args.train_files, config.retrieval_batch_size, True).map(
+        lambda x, _: tower_inputs(
+            {**x, f.PROFILE_MOVIES: x[f.USER_PRIOR_MOVIES_XF], f.PROFILE_DEVIATIONS: x[f.USER_PRIOR_DEVIATIONS_XF]}
+        )  # fmt: skip
+    )
     train = tf.data.Dataset.sample_from_datasets(
         [point_in_time, profiles(train_rows, config.seed)], seed=config.seed, stop_on_empty_dataset=False
     )

@@ -44,7 +44,8 @@ class Snapshot:
     recent_movies: np.ndarray  # [u, MAX_PRIOR_MOVIES] int64 movie index, oldest first, -1 after the end
     recent_ratings: np.ndarray  # [u, MAX_PRIOR_MOVIES] float32, 0 after the end
     rated_splits: np.ndarray  # [u + 1] int64: user i rated movies rated_values[splits[i]:splits[i + 1]]
-    rated_values: np.ndarray  # [ratings] int64 movie index
+    rated_values: np.ndarray  # [ratings] int64 movie index, oldest first
+    rated_ratings: np.ndarray  # [ratings] float32, the ratings given
 
     @property
     def request_time(self) -> int:
@@ -131,6 +132,7 @@ def build(rows: dict[str, np.ndarray], genre_lists: list[tuple[str, ...]]) -> Sn
         recent_ratings=recent_ratings,
         rated_splits=splits.astype(np.int64),
         rated_values=movie_of[order].astype(np.int64),
+        rated_ratings=rating[order].astype(np.float32),
     )
 
 
