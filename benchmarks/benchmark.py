@@ -2,6 +2,7 @@
 
     python benchmarks/benchmark.py --data-dir artifacts/data/ml-100k [--seeds 3] [--work-dir artifacts/benchmark]
         [--protocols time,stratified,folds] [--models mean,biases,seed,ours]
+    python benchmarks/benchmark.py --ranking [--seeds 3] [--protocols time,stratified]   # the top-10 table
 
 Protocols (components/example_gen/splits.py): the seed notebook's time split, the per-user
 stratified random 75/25 split (Microsoft Recommenders' benchmark protocol; 10 of the 75 points
@@ -14,6 +15,9 @@ its Trainer and Evaluator). The reference models fit on every non-test rating; o
 train and stops early on eval. Test predictions are clipped to [1, 5] for every model.
 
 Columns: RMSE, MAE, RMSE on test ratings of users unseen vs seen in training, training time.
+With --ranking: top-10 NDCG, precision, recall, MAP and catalogue coverage (Microsoft Recommenders' protocol,
+components/ranking_evaluator/metrics.py) of most-popular, a SAR-like item-item model
+(benchmarks/ranking_baselines.py) and ours (its RankingEvaluator), with their published ML-100k figures.
 Ours runs in one pipeline root per protocol under --work-dir (so seeds of the time split reuse
 ExampleGen and Transform), and each run leaves seed<S>.json there; reference models leave theirs
 under reference/. An interrupted benchmark resumes where it stopped, and a finished run is never
@@ -38,14 +42,24 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a scri
 
 import numpy as np  # noqa: E402
 
-from benchmarks import baselines, seed_model  # noqa: E402
+from benchmarks import baselines, ranking_baselines, seed_model  # noqa: E402
 from components.example_gen import splits  # noqa: E402
+from components.ranking_evaluator import metrics  # noqa: E402
 
 PUBLISHED = {splits.STRATIFIED: "SVD 0.9387 (MS Recommenders)", "folds": "GC-MC 0.905 (u1)"}
 MODELS = ("mean", "biases", "seed", "ours")
 MODEL_NAMES = {"mean": "train mean", "biases": "user+movie biases", "seed": "seed's TFRS model", "ours": "ours"}
 PROTOCOLS = ("time", "stratified", "folds")
 COLUMNS = ("RMSE", "MAE", "RMSE unseen", "RMSE seen", "train s")
+RANKING_MODELS = ("popular", "sar", "ours")
+RANKING_NAMES = {"popular": "most popular", "sar": "SAR-like item-item", "ours": "ours (two-tower + ranker)"}
+RANKING_COLUMNS = ("NDCG@10", "P@10", "R@10", "MAP", "coverage")
+# Microsoft Recommenders' ML-100k benchmark (top-10, stratified 75/25): NDCG, precision, recall, MAP.
+PUBLISHED_RANKING = {
+    "SAR": (0.382, 0.331, 0.176, 0.111),
+    "BPR": (0.442, 0.388, 0.212, 0.132),
+    "BiVAE": (0.475, 0.412, 0.219, 0.146),
+}
 
 
 def runs(protocol: str, seeds: int) -> list[tuple[str, int]]:
@@ -137,17 +151,69 @@ def ours(data_dir: Path, work_dir: Path, protocol: str, seed: int, extra: list[s
         [sys.executable, "-m", "pipeline.cli", "inspect", "--pipeline-root", root, "--json"],
         capture_output=True, text=True, check=True,
     )  # fmt: skip
-    slices = {e["slice"]: e["metrics"] for e in json.loads(report.stdout)["evaluation"]}
+    inspected = json.loads(report.stdout)
+    slices = {e["slice"]: e["metrics"] for e in inspected["evaluation"]}
     overall = slices["Overall"]
+    ranking = (inspected.get("ranking") or {}).get("overall", {})
     result = {
         "RMSE": overall["root_mean_squared_error"],
         "MAE": overall["mean_absolute_error"],
         "RMSE unseen": slices.get("user_seen_in_train_xf=unseen", {}).get("root_mean_squared_error", float("nan")),
         "RMSE seen": slices.get("user_seen_in_train_xf=seen", {}).get("root_mean_squared_error", float("nan")),
         "train s": seconds,
+        **ranking_columns(ranking),
     }
     result_file.write_text(json.dumps(result))
     return result
+
+
+def ranking_columns(figures: dict) -> dict[str, float]:
+    """metrics.accuracy / beyond_accuracy figures under the ranking table's column names."""
+    names = {"ndcg": "NDCG@10", "precision": "P@10", "recall": "R@10", "map": "MAP", "coverage": "coverage"}
+    return {column: figures.get(name, float("nan")) for name, column in names.items()}
+
+
+def reference_ranking(data_dir: Path, work_dir: Path, model: str, protocol: str, seed: int) -> dict[str, float]:
+    """A reference recommender's top-10 figures on one split (kept in work_dir like the rating models')."""
+    result_file = work_dir / f"{protocol}-seed{seed}-{model}.json"
+    if result_file.is_file():
+        return json.loads(result_file.read_text())
+    train, test = reference_split(data_dir, protocol, seed)
+    relevant: dict[str, set[str]] = {}
+    for user, movie in test[:, :2]:
+        relevant.setdefault(str(user), set()).add(str(movie))
+    recommend = ranking_baselines.most_popular if model == "popular" else ranking_baselines.sar
+    lists = recommend(train, [int(u) for u in relevant], 10)
+    ranked = {str(u): [str(m) for m in movies] for u, movies in lists.items()}
+    counts = {str(m): int(c) for m, c in zip(*np.unique(train[:, 1], return_counts=True), strict=True)}
+    figures = {**metrics.accuracy(ranked, relevant, 10), **metrics.beyond_accuracy(ranked, {}, counts, 1)}
+    result = ranking_columns(figures)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    result_file.write_text(json.dumps(result))
+    return result
+
+
+def ranking_table(args) -> None:
+    """The top-10 table: reference recommenders and ours, time split and stratified (3 seeds)."""
+    rows = []
+    for protocol in args.protocols.split(","):
+        for model in RANKING_MODELS:
+            results = []
+            for split, seed in runs(protocol, args.seeds):
+                if model == "ours":
+                    results.append(ours(args.data_dir, args.work_dir / "ours", split, seed, args.ours_args.split()))
+                else:
+                    results.append(reference_ranking(args.data_dir, args.work_dir / "ranking", model, split, seed))
+                print(f"  {protocol} seed {seed} {model}: NDCG@10 {results[-1]['NDCG@10']:.4f}", file=sys.stderr)
+            cells = [cell([r[column] for r in results]) for column in RANKING_COLUMNS]
+            rows.append(f"| {protocol} | {RANKING_NAMES[model]} | {' | '.join(cells)} |")
+        if protocol == splits.STRATIFIED:
+            for name, figures in PUBLISHED_RANKING.items():
+                published = " | ".join(f"{x:.3f}" for x in figures)
+                rows.append(f"| {protocol} | {name} (published, MS Recommenders) | {published} | — |")
+    print(f"| protocol | model | {' | '.join(RANKING_COLUMNS)} |")
+    print("|---" * (len(RANKING_COLUMNS) + 2) + "|")
+    print("\n".join(rows))
 
 
 def cell(values: list[float], digits: int = 3) -> str:
@@ -167,7 +233,13 @@ def main() -> None:
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--ours-args", default="", help="Extra `recommender run` arguments, e.g. '--tuner-trials 0'.")
     parser.add_argument("--results", type=Path, help="Also write every run's figures to this JSON file.")
+    parser.add_argument("--ranking", action="store_true", help="Print the top-10 table (protocols time,stratified).")
     args = parser.parse_args()
+    if args.ranking:
+        if args.protocols == ",".join(PROTOCOLS):
+            args.protocols = "time,stratified"
+        ranking_table(args)
+        return
     protocols, models = args.protocols.split(","), args.models.split(",")
     unknown = sorted(set(protocols) - set(PROTOCOLS)) + sorted(set(models) - set(MODELS))
     if unknown or args.seeds < 1:

@@ -36,6 +36,7 @@ EXECUTORS = (
     dag.TRANSFORM,
     dag.TRAINER,
     dag.EVALUATOR,
+    dag.RANKING_EVALUATOR,
     dag.PUSHER,
 )  # fmt: skip  (in DAG order; the resolver is a query, not an executor)
 

@@ -117,9 +117,10 @@ def test_json_lists_both_runs_and_flags_cached_components(runs, latest, first):
     assert [r["status"] for r in data["runs"]] == ["COMPLETE", "COMPLETE"]
     assert data["run"]["run_id"] == data["runs"][-1]["run_id"]
     cached = {c["component"] for c in data["components"] if c["cached"]}
-    assert cached == UPSTREAM  # Second run: only Evaluator and Pusher execute (new baseline input).
+    assert cached == UPSTREAM  # Second run: only the evaluators and Pusher execute (new baseline input).
     assert not any(c["cached"] for c in first["components"])
-    assert {c["component"] for c in first["components"]} == UPSTREAM | {dag.MODEL_RESOLVER, dag.EVALUATOR, dag.PUSHER}
+    downstream = {dag.MODEL_RESOLVER, dag.EVALUATOR, dag.RANKING_EVALUATOR, dag.PUSHER}
+    assert {c["component"] for c in first["components"]} == UPSTREAM | downstream
 
 
 def test_split_counts_and_metrics_equal_the_examples_and_tfma(latest):

@@ -86,9 +86,10 @@ def test_trainer_exports_a_serving_model(launched):
     launcher, _, _ = launched
     model_dir = _uri(launcher, dag.TRAINER, "model") / "Format-Serving"
     model = tf.saved_model.load(str(model_dir))
-    assert {features.SERVING_SIGNATURE, features.TRANSFORM_SIGNATURE, features.RAW_SIGNATURE} <= set(
-        model.signatures.keys()
-    )
+    assert {
+        features.SERVING_SIGNATURE, features.TRANSFORM_SIGNATURE, features.RAW_SIGNATURE,
+        features.RECOMMEND_SIGNATURE, features.CATALOGUE_SIGNATURE,
+    } <= set(model.signatures.keys())  # fmt: skip
 
 
 def test_evaluator_blesses_and_pusher_pushes_a_version(launched):
@@ -96,6 +97,10 @@ def test_evaluator_blesses_and_pusher_pushes_a_version(launched):
     blessing = outputs[dag.EVALUATOR]["artifacts"]["blessing"]["artifacts"][0]["metadata"]
     assert blessing["blessed"] == 1.0
     assert (_uri(launcher, dag.EVALUATOR, "blessing") / "BLESSED").exists()
+    final = outputs[dag.RANKING_EVALUATOR]["artifacts"]["blessing"]["artifacts"][0]["metadata"]
+    assert final["blessed"] == 1.0 and (_uri(launcher, dag.RANKING_EVALUATOR, "blessing") / "BLESSED").exists()
+    ranking = outputs[dag.RANKING_EVALUATOR]["artifacts"]["evaluation"]["artifacts"][0]["metadata"]
+    assert 0 < ranking["ndcg"] < 1
     pushed = outputs[dag.PUSHER]["artifacts"]["pushed_model"]["artifacts"][0]["metadata"]
     version_dir = root / "serving" / "movielens_ranker" / pushed["pushed_version"]
     assert pushed["pushed_destination"] == str(version_dir)

@@ -82,7 +82,8 @@ class Recommender(tf.Module):
         s = snapshot
         self.users, self.movies = len(s.user_ids), len(s.movie_ids)
         self.candidates = candidates
-        self.rating_weight = rating_weight
+        # A variable, so an experiment can move it on a loaded model (benchmarks/rating_weight_sweep.py).
+        self.rating_weight = tf.Variable(float(rating_weight), trainable=False, name="rating_weight")
         self.request_time = s.request_time
         self.query_tower = query_tower
         self.user_table = tf.lookup.StaticHashTable(
