@@ -36,7 +36,7 @@ class TrainerConfig:
     history_factors: int = 16  # see components/trainer/model.py RankingModel; 0: off
     factor_l2: float = 1e-4
     # The retrieval model and `recommend` (components/trainer/retrieval.py, recommend.py).
-    retrieval_epochs: int = 10
+    retrieval_epochs: int = 8  # no early stopping (see retrieval_training.py)
     retrieval_batch_size: int = 1024
     retrieval_dim: int = 32
     retrieval_learning_rate: float = 0.003

@@ -180,37 +180,54 @@ def test_the_recommend_command(first_run, workspace, rated_in_training):
     ]
 
 
-WESTERN = "Western"
+TASTES = ("Western", "Film-Noir")
 
 
 @pytest.fixture(scope="module")
 def planted(tmp_path_factory) -> dict:
-    """Synthetic data with 12 more Westerns and 20 users who rate only Westerns, 4 each (80 ratings: not enough
-    to make Westerns the most popular); the model the run pushed."""
+    """Synthetic data where movies 1-12 are also Westerns and 13-24 also Film-Noir, and two groups of 25 users
+    rate only movies of their genre (6 each): the same boost in popularity for both genres, so only the taste
+    a request gives can tell them apart. The model the run pushed, and each genre's movies."""
     root = tmp_path_factory.mktemp("planted")
     data = write_synthetic_movielens(root / "data")
-    west = 5 + movielens.GENRES.index(WESTERN)  # u.item: id|title|date|video date|url|genre flags...
+    flags = [5 + movielens.GENRES.index(genre) for genre in TASTES]  # u.item: id|title|date|video|url|flags...
     items = [line.split("|") for line in (data / "u.item").read_text("latin-1").splitlines()]
-    for row in items[:12]:  # movies 1-12 become Westerns too (plus their own genres)
-        row[west] = "1"
+    for group, flag in enumerate(flags):
+        for row in items[12 * group : 12 * (group + 1)]:
+            row[flag] = "1"
     (data / "u.item").write_text("".join("|".join(row) + "\n" for row in items), encoding="latin-1")
-    westerns = [row[0] for row in items if row[west] == "1"]
+    movies = {genre: [row[0] for row in items if row[flag] == "1"] for genre, flag in zip(TASTES, flags, strict=True)}
     with open(data / "u.user", "a", encoding="latin-1") as users, open(data / "u.data", "a") as ratings:
-        for n in range(20):
-            uid = 1000 + n
+        for n in range(50):
+            uid, genre = 1000 + n, TASTES[n % 2]
             users.write(f"{uid}|30|M|other|55414\n")
-            for i, movie in enumerate(westerns[(n % 9) : (n % 9) + 4]):
-                ratings.write(f"{uid}\t{movie}\t5\t{874_724_710 + n * 86_400 * 3 + i * 3600}\n")
+            for i, movie in enumerate(movies[genre][n % 7 : n % 7 + 6]):
+                ratings.write(f"{uid}\t{movie}\t5\t{874_724_710 + n * 86_400 * 2 + i * 3600}\n")
     ws = {"data": data, "root": root / "pipeline", "serving": root / "serving"}
     config = config_for(ws, trainer=TrainerConfig(epochs=3, tuner_trials=0), rmse_upper_bound=5.0)
     summary = run_local(config, echo=lambda line: None)
     assert summary.pushed_path
-    return {"westerns": westerns, "model": tf.saved_model.load(summary.pushed_path)}
+    return {"movies": movies, "model": tf.saved_model.load(summary.pushed_path)}
 
 
 def test_a_new_user_who_rated_three_westerns_gets_mostly_westerns(planted):
-    westerns = planted["westerns"]
-    out = call(planted["model"], ["new-fan", "nobody"], [[(m, 5.0) for m in westerns[:3]], []], k=5)
-    fan = [m for m, g in zip(ids(out[f.OUT_MOVIE_IDS][0]), out[f.OUT_GENRES][0], strict=True) if WESTERN in g.decode()]
-    other = [g for g in out[f.OUT_GENRES][1] if WESTERN in g.decode()]
-    assert len(fan) >= 3 and len(fan) > len(other), (fan, other)
+    """And one who rated three Film-Noir movies gets mostly Film-Noir: the taste a request gives decides."""
+    movies = planted["movies"]
+    given = [[(m, 5.0) for m in movies[genre][:3]] for genre in TASTES]
+    out = call(planted["model"], ["western-fan", "noir-fan"], given, k=10)
+    counts = [[sum(genre in g.decode() for g in row) for genre in TASTES] for row in out[f.OUT_GENRES]]
+    (western_fan_westerns, western_fan_noirs), (noir_fan_westerns, noir_fan_noirs) = counts
+    assert western_fan_westerns >= 6 and noir_fan_noirs >= 6, counts
+    assert western_fan_westerns > noir_fan_westerns and noir_fan_noirs > western_fan_noirs, counts
+
+
+def test_the_readme_recommend_example_runs_as_written(model):
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    [snippet] = [block for block in readme.split("```python\n")[1:] if 'signatures["recommend"]' in block]
+    snippet = snippet.split("```", 1)[0].replace(
+        'model = tf.saved_model.load("artifacts/serving/movielens_ranker/<version>")', ""
+    )
+    printed = []
+    exec(compile(snippet, "README.md", "exec"), {"model": model, "print": lambda *v: printed.extend(v)})  # noqa: S102
+    movie_ids, titles, scores = printed
+    assert movie_ids.shape == titles.shape == scores.shape == (2, 10) and (movie_ids.numpy() != b"").all()
