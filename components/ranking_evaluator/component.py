@@ -29,7 +29,7 @@ BATCH = 256
 class RankingEvaluation(artifact.Artifact):
     """Top-K metrics of a model (RESULT_FILE in its uri; headline figures as custom properties)."""
 
-    TYPE_NAME = "RankingEvaluation"
+    TYPE_NAME = "recommender.RankingEvaluation"  # KFP v2 wants a namespaced custom type name
 
 
 def read_test_users(examples_uri: str, split: str) -> dict[str, dict]:
