@@ -41,7 +41,9 @@ class TrainerConfig:
     retrieval_dim: int = 32
     retrieval_learning_rate: float = 0.003
     candidates: int = 150  # movies retrieved per request, then reranked
-    rating_weight: float = 0.0  # score = retrieval score + rating_weight × predicted rating (see README)
+    rating_weight: float = (
+        0.3  # score = retrieval score + rating_weight × predicted rating (measured: docs/recommending.md)
+    )
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:

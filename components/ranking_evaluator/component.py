@@ -16,7 +16,6 @@ from collections import defaultdict
 import numpy as np
 import tensorflow as tf
 from tfx import v1 as tfx
-from tfx.types import artifact
 
 from components.ranking_evaluator import metrics
 from transform import features as f
@@ -24,12 +23,6 @@ from transform import features as f
 RESULT_FILE = "ranking.json"
 DIVERSITY_SWEEP = (0.0, 0.25, 0.5, 0.75, 1.0)
 BATCH = 256
-
-
-class RankingEvaluation(artifact.Artifact):
-    """Top-K metrics of a model (RESULT_FILE in its uri; headline figures as custom properties)."""
-
-    TYPE_NAME = "recommender.RankingEvaluation"  # KFP v2 wants a namespaced custom type name
 
 
 def read_test_users(examples_uri: str, split: str) -> dict[str, dict]:
@@ -131,7 +124,8 @@ def RankingEvaluator(
     examples: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Examples],
     model: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Model],
     rating_blessing: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ModelBlessing],
-    evaluation: tfx.dsl.components.OutputArtifact[RankingEvaluation],
+    # A standard type: the Kubeflow v2 executor can only rebuild custom types from a one-dot module path.
+    evaluation: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.ModelEvaluation],
     blessing: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.ModelBlessing],
     baseline_model: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Model] = None,  # noqa: RUF013
     test_split: tfx.dsl.components.Parameter[str] = "test",
