@@ -39,6 +39,9 @@ setup(
         "matplotlib>=3.8",  # report plots
     ],
     # websocket-client: the headless-browser report test; hypothesis: parser property tests
-    extras_require={"dev": ["pytest", "ruff", "websocket-client", "hypothesis"]},
+    extras_require={
+        "dev": ["pytest", "ruff", "websocket-client", "hypothesis"],
+        "scann": ["scann==1.3.2"],  # benchmarks/scann_benchmark.py only: its ops are not in stock TF Serving
+    },
     entry_points={"console_scripts": ["recommender=pipeline.cli:main"]},
 )

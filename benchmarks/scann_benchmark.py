@@ -92,11 +92,9 @@ def stock_tensorflow_loads_scann() -> str:
     import tensorflow as tf
 
     database = np.random.default_rng(0).normal(size=(2000, 16)).astype(np.float32)
+    searcher = scann.scann_ops.builder(database, 10, "dot_product").score_brute_force().build()
     module = tf.Module()
-    module.searcher = scann.scann_ops.builder(database, 10, "dot_product").score_brute_force().build()
-    module.search = tf.function(
-        lambda q: module.searcher.search_batched(q), input_signature=[tf.TensorSpec([None, 16], tf.float32)]
-    )
+    module.state = searcher.serialize_to_module()  # ScaNN's own way to save a searcher (recreated on load)
     path = tempfile.mkdtemp(prefix="scann-savedmodel-")
     tf.saved_model.save(module, path)
     probe = f"import tensorflow as tf\ntf.saved_model.load({path!r})\nprint('loaded')"
