@@ -228,9 +228,11 @@ def test_report_is_self_contained_and_renders_in_chromium(runs, latest, tmp_path
     slice_features = sorted({s["feature"] for s in data["evaluation"] if s["feature"]})
     assert sorted(images) == sorted(
         ["rating distribution per split", "loss and RMSE per epoch", "predicted vs actual, calibration"]
+        + ["NDCG and intra-list diversity as the diversity knob moves"]
         + [f"RMSE by {feature}" for feature in slice_features]
     )
     assert len(slice_features) == 4
+    assert "Recommendations (top-10 on the test split)" in page and "Final blessing" in page
     for split in data["splits"]:
         assert f"<h3>Feature statistics: {split}</h3>" in page
     for heading in ("Drift, train → test", "Schema anomalies", "Hyperparameters used", "Tuner trials", "Decision"):
