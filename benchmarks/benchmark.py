@@ -193,18 +193,24 @@ def reference_ranking(data_dir: Path, work_dir: Path, model: str, protocol: str,
     return result
 
 
+def model_results(args, protocol: str, model: str, fit_reference: Callable, reference_dir: str, headline: str):
+    """One table row's runs: ours (a pipeline run per split and seed) or a reference model, each figure dict."""
+    results = []
+    for split, seed in runs(protocol, args.seeds):
+        if model == "ours":
+            results.append(ours(args.data_dir, args.work_dir / "ours", split, seed, args.ours_args.split()))
+        else:
+            results.append(fit_reference(args.data_dir, args.work_dir / reference_dir, model, split, seed))
+        print(f"  {protocol} {split} seed {seed} {model}: {headline} {results[-1][headline]:.4f}", file=sys.stderr)
+    return results
+
+
 def ranking_table(args) -> None:
     """The top-10 table: reference recommenders and ours, time split and stratified (3 seeds)."""
     rows = []
     for protocol in args.protocols.split(","):
         for model in RANKING_MODELS:
-            results = []
-            for split, seed in runs(protocol, args.seeds):
-                if model == "ours":
-                    results.append(ours(args.data_dir, args.work_dir / "ours", split, seed, args.ours_args.split()))
-                else:
-                    results.append(reference_ranking(args.data_dir, args.work_dir / "ranking", model, split, seed))
-                print(f"  {protocol} seed {seed} {model}: NDCG@10 {results[-1]['NDCG@10']:.4f}", file=sys.stderr)
+            results = model_results(args, protocol, model, reference_ranking, "ranking", "NDCG@10")
             cells = [cell([r[column] for r in results]) for column in RANKING_COLUMNS]
             rows.append(f"| {protocol} | {RANKING_NAMES[model]} | {' | '.join(cells)} |")
         if protocol == splits.STRATIFIED:
@@ -235,28 +241,22 @@ def main() -> None:
     parser.add_argument("--results", type=Path, help="Also write every run's figures to this JSON file.")
     parser.add_argument("--ranking", action="store_true", help="Print the top-10 table (protocols time,stratified).")
     args = parser.parse_args()
-    if args.ranking:
-        if args.protocols == ",".join(PROTOCOLS):
-            args.protocols = "time,stratified"
-        ranking_table(args)
-        return
+    if args.ranking and args.protocols == ",".join(PROTOCOLS):
+        args.protocols = "time,stratified"
     protocols, models = args.protocols.split(","), args.models.split(",")
     unknown = sorted(set(protocols) - set(PROTOCOLS)) + sorted(set(models) - set(MODELS))
     if unknown or args.seeds < 1:
         parser.error(f"unknown protocol/model {unknown}, or --seeds < 1")
     if not (args.data_dir / "u.data").is_file():
         parser.error(f"{args.data_dir} is not a MovieLens-100k directory (run `recommender data fetch`)")
+    if args.ranking:
+        ranking_table(args)
+        return
 
     rows, figures = [], {}
     for protocol in protocols:
         for model in models:
-            results = []
-            for split, seed in runs(protocol, args.seeds):
-                if model == "ours":
-                    results.append(ours(args.data_dir, args.work_dir / "ours", split, seed, args.ours_args.split()))
-                else:
-                    results.append(reference(args.data_dir, args.work_dir / "reference", model, split, seed))
-                print(f"  {protocol} {split} seed {seed} {model}: RMSE {results[-1]['RMSE']:.4f}", file=sys.stderr)
+            results = model_results(args, protocol, model, reference, "reference", "RMSE")
             figures[f"{protocol}/{model}"] = results
             cells = [cell([r[column] for r in results], 1 if column == "train s" else 3) for column in COLUMNS]
             rows.append(f"| {protocol} | {MODEL_NAMES[model]} | {' | '.join(cells)} | {PUBLISHED.get(protocol, '')} |")

@@ -323,9 +323,8 @@ def inspect_run(metadata_file: str, pipeline_name: str = DEFAULT_PIPELINE_NAME, 
         report["decision"] = None
     ranking = output(dag.RANKING_EVALUATOR, "evaluation")
     with reading("ranking evaluation (RankingEvaluator)", ranking.uri if ranking else ""):
-        report["ranking"] = (
-            ranking_view.read(ranking.uri, output(dag.RANKING_EVALUATOR, "blessing")) if ranking else None
-        )
+        result = _json_file(ranking.uri, ranking_view.RESULT_FILE) if ranking else None
+        report["ranking"] = ranking_view.read(result, output(dag.RANKING_EVALUATOR, "blessing")) if result else None
     pushed = output(dag.PUSHER, "pushed_model")
     pusher = by_name.get(dag.PUSHER)
     if pushed is not None and pushed.custom_properties["pushed"].int_value == 1:

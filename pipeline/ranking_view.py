@@ -4,19 +4,16 @@ read once from the run's artifacts (recorded in ML Metadata) by `read`, rendered
 from __future__ import annotations
 
 import html as html_lib
-import json
-import os
 
-from components.ranking_evaluator.component import RESULT_FILE
+from components.ranking_evaluator.component import RESULT_FILE  # noqa: F401  (read by inspection)
 from components.ranking_evaluator.metrics import ACCURACY
 
 COLUMNS = ("users", *ACCURACY, "coverage", "novelty", "intra_list_diversity", "popularity", "head_share")
 
 
-def read(evaluation_uri: str, blessing) -> dict:
-    """ranking.json of a RankingEvaluator output, plus its blessing's verdict."""
-    with open(os.path.join(evaluation_uri, RESULT_FILE), encoding="utf-8") as handle:
-        result = json.load(handle)
+def read(result: dict, blessing) -> dict:
+    """The RankingEvaluator's RESULT_FILE (parsed), plus its blessing's verdict."""
+    result = dict(result)
     if blessing is not None:
         result["final_blessed"] = bool(blessing.custom_properties["blessed"].int_value)
     return result
