@@ -90,7 +90,7 @@ class PipelineConfig:
     """Everything the DAG needs. Paths may be local or gs://."""
 
     pipeline_root: str
-    data_dir: str  # A MovieLens-100k directory (u.data, u.user, u.item).
+    data_dir: str  # A MovieLens release directory in `layout` (components/example_gen/layouts.py).
     serving_dir: str
     pipeline_name: str = DEFAULT_PIPELINE_NAME
     model_name: str = DEFAULT_MODEL_NAME
@@ -100,6 +100,7 @@ class PipelineConfig:
     # How ratings go to the splits: "time" (the seed's), "stratified", "u1".."u5" (components/example_gen/splits.py).
     # Random protocols draw their split with the trainer's seed.
     split_protocol: str = splits.TIME
+    layout: str = "ml-100k"  # the data's file layout: ml-100k, ml-1m, ml-10m or csv (ml-20m and later)
     max_rejected_fraction: float = 0.001  # of raw records ExampleGen may quarantine before it fails the run
     accepted_anomalies: tuple[str, ...] = ()  # features whose schema anomalies the gate lets through (recorded)
     trainer: TrainerConfig = TrainerConfig()
@@ -118,7 +119,11 @@ class PipelineConfig:
             raise ValueError("the pipeline needs three splits: train, eval (validation) and test (evaluation)")
         if any(x <= 0 for x in self.split_fractions) or abs(sum(self.split_fractions) - 1) > 1e-6:
             raise ValueError(f"split fractions must be positive and sum to 1, got {self.split_fractions}")
-        splits.check(self.split_protocol)
+        from components.example_gen import layouts  # no TensorFlow there
+
+        if self.layout not in layouts.LAYOUTS:
+            raise ValueError(f"unknown layout {self.layout!r}; one of: {', '.join(layouts.LAYOUTS)}")
+        layouts.check_protocol(layouts.LAYOUTS[self.layout], self.split_protocol)
         if not 0 <= self.max_rejected_fraction < 1:
             raise ValueError(f"max_rejected_fraction must be in [0, 1), got {self.max_rejected_fraction}")
         object.__setattr__(self, "accepted_anomalies", tuple(self.accepted_anomalies))

@@ -11,13 +11,14 @@ from tfx import v1 as tfx
 
 from components import gates
 from components.evaluator.eval_config import make_eval_config
-from components.example_gen import splits
+from components.example_gen import layouts, splits
 from components.example_gen.component import movielens_example_gen
 from components.pusher.component import AtomicPusher
 from components.ranking_evaluator.component import RankingEvaluator
 from components.schema_gen import ContentKeyedImportSchemaGen, file_sha256
 from pipeline.config import PipelineConfig, Resources
 from pipeline.fingerprint import code_fingerprint
+from schemas import derive
 
 PREPROCESSING_FN = "transform.preprocessing.preprocessing_fn"
 RUN_FN = "components.trainer.task.run_fn"
@@ -38,12 +39,12 @@ RANKING_EVALUATOR = "RankingEvaluator"
 PUSHER = "Pusher"
 
 
-def schema_path() -> str:
-    """Path of the curated schema shipped in the `schemas` package."""
-    return str(importlib.resources.files("schemas") / "schema.pbtxt")
+def schema_path(layout: str = layouts.ML_100K) -> str:
+    """Path of the schema shipped in the `schemas` package for `layout` (the curated one, or one derived from it)."""
+    return str(importlib.resources.files("schemas") / derive.file_name(layout))
 
 
-def schema_sha256(schema_file: str) -> str:
+def schema_sha256(schema_file: str, layout: str = layouts.ML_100K) -> str:
     """The content hash that keys ImportSchemaGen's cache (see components/schema_gen.py).
 
     A local file is hashed as it is. A local path that does not exist where the pipeline is compiled
@@ -53,7 +54,7 @@ def schema_sha256(schema_file: str) -> str:
     """
     if "://" in schema_file:
         return ""
-    return file_sha256(schema_file if os.path.exists(schema_file) else schema_path())
+    return file_sha256(schema_file if os.path.exists(schema_file) else schema_path(layout))
 
 
 ResourceSpec = pipeline_spec_pb2.PipelineDeploymentConfig.PipelineContainerSpec.ResourceSpec
@@ -85,10 +86,13 @@ def create_pipeline(config: PipelineConfig, metadata_connection_config=None) -> 
         config.max_rejected_fraction,
         config.split_protocol,
         config.trainer.seed if splits.hides_test(config.split_protocol) else 0,  # the time split draws nothing
+        config.layout,
     ).with_id(EXAMPLE_GEN)
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"]).with_id(STATISTICS_GEN)
-    schema_file = config.schema_file or schema_path()
-    schema_gen = ContentKeyedImportSchemaGen(schema_file, schema_sha256(schema_file)).with_id(SCHEMA_IMPORTER)
+    schema_file = config.schema_file or schema_path(config.layout)
+    schema_gen = ContentKeyedImportSchemaGen(schema_file, schema_sha256(schema_file, config.layout)).with_id(
+        SCHEMA_IMPORTER
+    )
     example_validator = tfx.components.ExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]
     ).with_id(EXAMPLE_VALIDATOR)
@@ -153,7 +157,12 @@ def create_pipeline(config: PipelineConfig, metadata_connection_config=None) -> 
         examples=example_gen.outputs["examples"],
         model=trainer.outputs["model"],
         baseline_model=model_resolver.outputs["model"],
-        eval_config=make_eval_config(config.rmse_upper_bound, config.rmse_max_increase),
+        eval_config=make_eval_config(
+            config.rmse_upper_bound,
+            config.rmse_max_increase,
+            layouts.LAYOUTS[config.layout].has_user_attributes,
+            layouts.LAYOUTS[config.layout].rating_range,
+        ),
         example_splits=[config.test_split],
     ).with_id(EVALUATOR)
     ranking_evaluator = RankingEvaluator(

@@ -21,6 +21,9 @@ MOVIE_GENRES = "movie_genres"
 MOVIE_RELEASE_YEAR = "movie_release_year"
 
 LABEL_KEY = RATING
+# What a user file gives (ml-100k, ml-1m). Releases without one (ml-10m and later) have none of these features: the
+# schema, Transform, the models and the serving signatures then leave them out (never filled with stand-ins).
+USER_ATTRIBUTES = (USER_AGE, USER_GENDER, USER_OCCUPATION, USER_ZIP)
 
 # Point-in-time history, computed by ExampleGen for each rating from strictly earlier events only
 # (earlier timestamp; ratings in the same second do not see each other). Serving requests must
@@ -201,6 +204,15 @@ MAX_PROFILE_MOVIES = MAX_PRIOR_MOVIES  # measured: the latest 1,000 scored NDCG@
 # Age groups used for slicing (the MovieLens-1M demographic bands).
 AGE_BUCKET_BOUNDARIES = (18, 25, 35, 45, 50, 56)
 AGE_BUCKET_NAMES = ("under_18", "18-24", "25-34", "35-44", "45-49", "50-55", "56_plus")
+
+# Transformed features made from USER_ATTRIBUTES only (absent with them).
+USER_ATTRIBUTE_XF = (USER_GENDER_XF, USER_OCCUPATION_XF, USER_ZIP_PREFIX_XF, USER_AGE_XF, USER_AGE_BUCKET_XF)
+
+
+def present(names: tuple[str, ...], available) -> tuple[str, ...]:
+    """The `names` found in `available` (a feature spec, the inputs of a batch...), in `names`' order."""
+    return tuple(name for name in names if name in available)
+
 
 # ---- Serving -----------------------------------------------------------------
 SERVING_SIGNATURE = "serving_default"

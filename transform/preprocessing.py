@@ -96,6 +96,19 @@ def prior_movies(movies: tf.SparseTensor, ratings: tf.SparseTensor, movie_vocab,
     }
 
 
+def user_attribute_features(inputs: dict) -> dict[str, tf.Tensor]:
+    """Gender, occupation and zip prefix vocabularies, the age's z-score and band (f.USER_ATTRIBUTE_XF)."""
+    age = tf.cast(_dense(inputs[f.USER_AGE], 0), tf.float32)
+    zip_prefix = tf.strings.substr(tf.strings.upper(_dense(inputs[f.USER_ZIP], "")), 0, f.ZIP_PREFIX_LENGTH)
+    return {
+        f.USER_GENDER_XF: _vocab(_dense(inputs[f.USER_GENDER], ""), f.VOCAB_FEATURES[f.USER_GENDER_XF]),
+        f.USER_OCCUPATION_XF: _vocab(_dense(inputs[f.USER_OCCUPATION], ""), f.VOCAB_FEATURES[f.USER_OCCUPATION_XF]),
+        f.USER_ZIP_PREFIX_XF: _vocab(zip_prefix, f.VOCAB_FEATURES[f.USER_ZIP_PREFIX_XF]),
+        f.USER_AGE_XF: tft.scale_to_z_score(age),
+        f.USER_AGE_BUCKET_XF: age_bucket(age),
+    }
+
+
 def _float(inputs, name: str) -> tf.Tensor:
     return tf.cast(_dense(inputs[name], 0), tf.float32)
 
@@ -150,9 +163,12 @@ def history_features(inputs: dict, prior: tf.Tensor) -> dict[str, tf.Tensor]:
 
 # Called by the TFX Transform component (and again inside the serving SavedModel).
 def preprocessing_fn(inputs: dict[str, tf.Tensor | tf.SparseTensor]) -> dict[str, tf.Tensor]:
-    """Raw MovieLens features → model features. See transform/features.py for the names."""
+    """Raw MovieLens features → model features. See transform/features.py for the names.
+
+    Releases without a users file have no f.USER_ATTRIBUTES in the schema (so not in `inputs`): the features made
+    from them are left out (user_attribute_features).
+    """
     timestamp = _dense(inputs[f.TIMESTAMP], 0)
-    age = tf.cast(_dense(inputs[f.USER_AGE], 0), tf.float32)
     year = _dense(inputs[f.MOVIE_RELEASE_YEAR], f.RELEASE_YEAR_UNKNOWN)
     year_known = tf.not_equal(year, f.RELEASE_YEAR_UNKNOWN)
     year_float = tf.cast(year, tf.float32)
@@ -161,7 +177,6 @@ def preprocessing_fn(inputs: dict[str, tf.Tensor | tf.SparseTensor]) -> dict[str
     year_imputed = tf.where(year_known, year_float, mean_year)
     rating_year = 1970.0 + tf.cast(timestamp, tf.float32) / _SECONDS_PER_YEAR
     movie_age = tf.maximum(rating_year - (year_imputed + 0.5), 0.0)
-    zip_prefix = tf.strings.substr(tf.strings.upper(_dense(inputs[f.USER_ZIP], "")), 0, f.ZIP_PREFIX_LENGTH)
 
     user_id = _dense(inputs[f.USER_ID], "")
     user_vocab = tft.vocabulary(user_id, vocab_filename=f.VOCAB_FEATURES[f.USER_ID_XF])
@@ -177,13 +192,8 @@ def preprocessing_fn(inputs: dict[str, tf.Tensor | tf.SparseTensor]) -> dict[str
         f.USER_ID_XF: tft.apply_vocabulary(user_id, user_vocab, num_oov_buckets=f.NUM_OOV_BUCKETS),
         f.USER_SEEN_XF: tf.where(user_known, *f.USER_SEEN_VALUES),
         f.MOVIE_ID_XF: tft.apply_vocabulary(movie_id, movie_vocab, num_oov_buckets=f.NUM_OOV_BUCKETS),
-        f.USER_GENDER_XF: _vocab(_dense(inputs[f.USER_GENDER], ""), f.VOCAB_FEATURES[f.USER_GENDER_XF]),
-        f.USER_OCCUPATION_XF: _vocab(_dense(inputs[f.USER_OCCUPATION], ""), f.VOCAB_FEATURES[f.USER_OCCUPATION_XF]),
-        f.USER_ZIP_PREFIX_XF: _vocab(zip_prefix, f.VOCAB_FEATURES[f.USER_ZIP_PREFIX_XF]),
         f.MOVIE_GENRES_XF: genre_indices(inputs[f.MOVIE_GENRES]),
         f.MOVIE_TITLE_TOKENS_XF: title_tokens(_dense(inputs[f.MOVIE_TITLE], "")),
-        f.USER_AGE_XF: tft.scale_to_z_score(age),
-        f.USER_AGE_BUCKET_XF: age_bucket(age),
         f.MOVIE_YEAR_XF: tft.scale_to_z_score(year_imputed),
         f.MOVIE_YEAR_MISSING_XF: 1.0 - tf.cast(year_known, tf.float32),
         f.MOVIE_AGE_XF: tft.scale_to_z_score(movie_age),
@@ -191,7 +201,9 @@ def preprocessing_fn(inputs: dict[str, tf.Tensor | tf.SparseTensor]) -> dict[str
         **history,
         **prior_movies(inputs[f.USER_PRIOR_MOVIES], inputs[f.USER_PRIOR_MOVIE_RATINGS], movie_vocab, user_mean),
     }
-    for name in f.PASSTHROUGH_FEATURES:
+    if f.USER_AGE in inputs:
+        outputs |= user_attribute_features(inputs)
+    for name in f.present(f.PASSTHROUGH_FEATURES, inputs):
         outputs[name] = _dense(inputs[name], "" if inputs[name].dtype == tf.string else 0)
     if f.LABEL_KEY in inputs:  # Absent at serving time.
         outputs[f.LABEL_XF] = tf.cast(_dense(inputs[f.LABEL_KEY], 0.0), tf.float32)

@@ -19,11 +19,17 @@ CALIBRATION_BUCKETS = 40
 RATING_RANGE = (1.0, 5.0)
 
 
-def make_eval_config(rmse_upper_bound: float, rmse_max_increase: float) -> tfma.EvalConfig:
+def make_eval_config(
+    rmse_upper_bound: float,
+    rmse_max_increase: float,
+    user_attributes: bool = True,
+    rating_range: tuple[float, float] = RATING_RANGE,
+) -> tfma.EvalConfig:
     """RMSE/MAE/means overall and per slice; blessed iff overall RMSE <= bound and not worse
     than the last blessed model by more than `rmse_max_increase`.
 
-    The thresholds apply to the overall slice only (a small slice may legitimately be worse).
+    The thresholds apply to the overall slice only (a small slice may legitimately be worse). Without
+    `user_attributes` (releases without a users file) the demographic slices are left out.
     """
     threshold = tfma.MetricThreshold(
         value_threshold=tfma.GenericValueThreshold(upper_bound={"value": rmse_upper_bound}),
@@ -38,7 +44,7 @@ def make_eval_config(rmse_upper_bound: float, rmse_max_increase: float) -> tfma.
         tfma.MetricConfig(class_name=name, per_slice_thresholds=overall_only if name == GATE_CLASS else [])
         for name in METRICS
     ]
-    left, right = RATING_RANGE
+    left, right = rating_range
     plot = {"num_buckets": CALIBRATION_BUCKETS, "left": left, "right": right, "name": CALIBRATION_PLOT}
     metrics.append(tfma.MetricConfig(class_name="CalibrationPlot", config=json.dumps(plot)))
     options = tfma.Options()
@@ -53,7 +59,8 @@ def make_eval_config(rmse_upper_bound: float, rmse_max_increase: float) -> tfma.
                 preprocessing_function_names=[f.TRANSFORM_SIGNATURE],
             )
         ],
-        slicing_specs=[tfma.SlicingSpec()] + [tfma.SlicingSpec(feature_keys=[key]) for key in SLICE_FEATURES],
+        slicing_specs=[tfma.SlicingSpec()]
+        + [tfma.SlicingSpec(feature_keys=[key]) for key in SLICE_FEATURES if user_attributes or key == f.USER_SEEN_XF],
         metrics_specs=[
             tfma.MetricsSpec(
                 metrics=metrics,

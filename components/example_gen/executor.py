@@ -14,13 +14,12 @@ import time
 from typing import Any
 
 import apache_beam as beam
-from apache_beam.io.filesystems import FileSystems
 from google.protobuf import json_format, struct_pb2
 from tfx.components.example_gen.base_example_gen_executor import BaseExampleGenExecutor
 from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils
 
-from components.example_gen import history, movielens, quarantine, splits
+from components.example_gen import history, layouts, movielens, quarantine, reading, splits
 
 # Keys of ReadMovieLens' output besides the split names (which cannot start with "!").
 REJECTED = "!rejected"
@@ -34,6 +33,7 @@ def make_custom_config(
     max_rejected_fraction: float = quarantine.DEFAULT_MAX_REJECTED_FRACTION,
     split_protocol: str = splits.TIME,
     split_seed: int = 0,
+    layout: str = layouts.ML_100K,
 ):
     """The ExampleGen `custom_config` proto carrying our typed settings.
 
@@ -47,6 +47,7 @@ def make_custom_config(
             "max_rejected_fraction": max_rejected_fraction,
             "split_protocol": split_protocol,
             "split_seed": split_seed,
+            "layout": layout,
         }
     )
     config = example_gen_pb2.CustomConfig()
@@ -68,11 +69,6 @@ def _time_split(exec_properties: dict[str, Any]) -> movielens.TimeSplit:
     json_format.Parse(exec_properties["input_config"], input_config)
     fractions = _custom_config(exec_properties)["split_fractions"]
     return movielens.TimeSplit(tuple(split.name for split in input_config.splits), tuple(fractions))
-
-
-def _read_lines(path: str) -> list[movielens.RawLine]:
-    with FileSystems.open(path) as handle:
-        return movielens.split_lines(os.path.basename(path), handle.read())
 
 
 class _Parse(beam.DoFn):
@@ -101,18 +97,24 @@ class _KeepFirst(beam.DoFn):
 
 
 class _Join(beam.DoFn):
-    """Joins a (line, Rating) with its user and movie → (Rating, User, Movie); unknown ids are errors."""
+    """Joins a (line, Rating) with its user and movie → (Rating, User, Movie); unknown ids are errors.
+
+    Releases without a users file (`users_file` None) join no user: the User is None.
+    """
+
+    def __init__(self, users_file: str | None, movies_file: str):
+        self._users_file, self._movies_file = users_file, movies_file
 
     def process(self, item, users: dict, movies: dict):
         line, rating = item
         user, movie = users.get(rating.user_id), movies.get(rating.movie_id)
-        if user is None:
+        if user is None and self._users_file:
             error = movielens.MalformedRecordError(
-                f"unknown user id {rating.user_id} (not in {movielens.USERS_FILE})", movielens.UNKNOWN_USER
+                f"unknown user id {rating.user_id} (not in {self._users_file})", movielens.UNKNOWN_USER
             )
         elif movie is None:
             error = movielens.MalformedRecordError(
-                f"unknown movie id {rating.movie_id} (not in {movielens.MOVIES_FILE})", movielens.UNKNOWN_MOVIE
+                f"unknown movie id {rating.movie_id} (not in {self._movies_file})", movielens.UNKNOWN_MOVIE
             )
         else:
             yield rating, user, movie
@@ -128,7 +130,7 @@ def _stratified(item, seed: int):
     return [(index, by_key[rating.key]) for rating, index in indexed]
 
 
-def _fold_test_key(line: movielens.RawLine) -> tuple[tuple[str, str, int], bool]:
+def _fold_test_key(line: movielens.RawLine) -> tuple[tuple[str, str, int], bool]:  # ml-100k only
     """A uK.test line → (rating key, True). These files define the test split: a bad line fails the run."""
     result = movielens.parse_or_reject(line, movielens.parse_rating)
     if isinstance(result, movielens.Rejection):
@@ -204,7 +206,7 @@ class AddHistory(beam.PTransform):
 
 
 class ReadMovieLens(beam.PTransform):
-    """Reads a MovieLens-100k directory: tf.Examples per split, plus the rejected lines.
+    """Reads a MovieLens directory of `layout` (layouts.py): tf.Examples per split, plus the rejected lines.
 
     Ratings go to the splits by `protocol` (splits.py), then get their point-in-time histories.
     Output: a dict with one PCollection of tf.Examples per split name, the rejections
@@ -219,9 +221,11 @@ class ReadMovieLens(beam.PTransform):
         max_timestamp: int | None = None,
         protocol: str = splits.TIME,
         seed: int = 0,
+        layout: layouts.Layout = layouts.LAYOUTS[layouts.ML_100K],
     ):
         super().__init__()
-        splits.check(protocol)
+        layouts.check_protocol(layout, protocol)
+        self._layout = layout
         self._input_base = input_base
         self._split = split
         self._max_timestamp = max_timestamp
@@ -254,13 +258,21 @@ class ReadMovieLens(beam.PTransform):
         )
 
     def _lines(self, pipeline, file: str):
-        """The numbered lines of one raw file, spread over workers."""
-        return (
-            pipeline
-            | f"Path[{file}]" >> beam.Create([os.path.join(self._input_base, file)])
-            | f"Read[{file}]" >> beam.FlatMap(_read_lines)
-            | f"Reshuffle[{file}]" >> beam.Reshuffle()
-        )
+        """The numbered lines of one raw file (without a CSV header), read in byte ranges spread over workers."""
+        path = os.path.join(self._input_base, file)
+        return pipeline | f"Read[{file}]" >> reading.ReadLines(path, skip_header=file.endswith(".csv"))
+
+    def _parser(self) -> layouts.Parser:
+        """The layout's parser, with the CSV headers' columns read now (a bad header fails the run here)."""
+        columns = {}
+        if self._layout.has_header:
+            for file, names in (
+                (self._layout.ratings, layouts.RATING_COLUMNS),
+                (self._layout.movies, layouts.MOVIE_COLUMNS),
+            ):
+                header = reading.first_line(os.path.join(self._input_base, file))
+                columns[file] = layouts.header_columns(header, file, names)
+        return layouts.Parser(self._layout, columns, self._max_timestamp)
 
     def _parse_unique(self, lines, file: str, parse, key, what: str):
         """Parsed (line, record) pairs, one per key (the first line wins), and the errors of both steps."""
@@ -274,24 +286,26 @@ class ReadMovieLens(beam.PTransform):
         return unique.unique, (parsed[_ERRORS], unique[_ERRORS])
 
     def expand(self, pipeline):
-        ml = movielens
-        lines = {file: self._lines(pipeline, file) for file in (ml.USERS_FILE, ml.MOVIES_FILE, ml.RATINGS_FILE)}
-        users, user_errors = self._parse_unique(
-            lines[ml.USERS_FILE], ml.USERS_FILE, ml.parse_user, lambda u: u.user_id, "user id"
-        )
+        layout, parser = self._layout, self._parser()
+        lines = {file: self._lines(pipeline, file) for file in layout.files}
+        user_errors: tuple = ()
+        users = pipeline | "NoUsers" >> beam.Create([])
+        if layout.users:
+            users, user_errors = self._parse_unique(
+                lines[layout.users], layout.users, parser.user, lambda u: u.user_id, "user id"
+            )
         movies, movie_errors = self._parse_unique(
-            lines[ml.MOVIES_FILE], ml.MOVIES_FILE, ml.parse_movie, lambda m: m.movie_id, "movie id"
+            lines[layout.movies], layout.movies, parser.movie, lambda m: m.movie_id, "movie id"
         )
-        max_timestamp = self._max_timestamp
         ratings, rating_errors = self._parse_unique(
-            lines[ml.RATINGS_FILE],
-            ml.RATINGS_FILE,
-            lambda line: ml.parse_rating(line, max_timestamp),
+            lines[layout.ratings],
+            layout.ratings,
+            parser.rating,
             lambda r: (r.user_id, r.movie_id, r.timestamp),
             "rating (same user, movie and timestamp)",
         )
         joined = ratings | "Join" >> beam.ParDo(
-            _Join(),
+            _Join(layout.users, layout.movies),
             users=beam.pvalue.AsDict(users | "UserKV" >> beam.Map(lambda pair: (pair[1].user_id, pair[1]))),
             movies=beam.pvalue.AsDict(movies | "MovieKV" >> beam.Map(lambda pair: (pair[1].movie_id, pair[1]))),
         ).with_outputs(_ERRORS, main="joined")
@@ -323,7 +337,7 @@ QUARANTINE_PROPERTY = "quarantine_uri"
 
 
 class Executor(BaseExampleGenExecutor):
-    """ExampleGen executor for the raw MovieLens-100k release (a directory of u.* files).
+    """ExampleGen executor for a raw MovieLens release directory (any layout of layouts.py).
 
     Called by the TFX launcher. Malformed lines are quarantined under the Examples
     artifact (`quarantine/`), counted per reason on the artifact's custom properties
@@ -364,6 +378,7 @@ class Executor(BaseExampleGenExecutor):
             self._max_timestamp,
             protocol=custom.get("split_protocol", splits.TIME),
             seed=int(custom.get("split_seed", 0)),
+            layout=layouts.LAYOUTS[custom.get("layout", layouts.ML_100K)],
         )
         _ = read.pop(REJECTED) | "Quarantine" >> quarantine.WriteQuarantine(self._quarantine_uri, read.pop(LINE_COUNTS))
         return read

@@ -170,25 +170,31 @@ def _feature(name: str, value) -> tf.train.Feature:
 
 def to_example(
     rating: Rating,
-    user: User,
+    user: User | None,
     movie: Movie,
     user_history: UserHistory = UserHistory(),
     movie_history: MovieHistory = MovieHistory(),
 ) -> tf.train.Example:
-    """Joins a rating with its user, its movie and their histories into one tf.Example of raw features."""
+    """Joins a rating with its user, its movie and their histories into one tf.Example of raw features.
+
+    `user` is None in releases without a users file: the example has no user attribute features at all.
+    """
     f = features
     feature = {
         f.USER_ID: _bytes(rating.user_id),
         f.MOVIE_ID: _bytes(rating.movie_id),
         f.RATING: _float(rating.rating),
         f.TIMESTAMP: _int(rating.timestamp),
-        f.USER_AGE: _int(user.age),
-        f.USER_GENDER: _bytes(user.gender),
-        f.USER_OCCUPATION: _bytes(user.occupation),
-        f.USER_ZIP: _bytes(user.zip_code),
         f.MOVIE_TITLE: _bytes(movie.title),
         f.MOVIE_GENRES: _bytes(*movie.genres),
         f.MOVIE_RELEASE_YEAR: _int(movie.release_year),
     }
+    if user is not None:
+        feature |= {
+            f.USER_AGE: _int(user.age),
+            f.USER_GENDER: _bytes(user.gender),
+            f.USER_OCCUPATION: _bytes(user.occupation),
+            f.USER_ZIP: _bytes(user.zip_code),
+        }
     feature |= {name: _feature(name, value) for name, value in history_values(user_history, movie_history).items()}
     return tf.train.Example(features=tf.train.Features(feature=feature))

@@ -36,6 +36,7 @@ OCCUPATIONS = (
 )  # fmt: skip
 GENDERS = ("F", "M")
 RATING_VALUES = frozenset({1, 2, 3, 4, 5})
+HALF_STAR_VALUES = frozenset(x / 2 for x in range(1, 11))  # ml-10m and later: 0.5, 1.0, ..., 5.0
 
 
 # Why a record was rejected: the quarantine and MLMD count rejections per reason.
@@ -60,7 +61,8 @@ REASONS = (
 # Bytes that never appear in a MovieLens text field: C0/C1 control characters other than tab.
 _CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f]")
 _HEADER_WORD = re.compile(r"[A-Za-z][A-Za-z_ '-]*")
-_ASCII_FILES = (RATINGS_FILE, USERS_FILE)  # digits and codes only; u.item has latin-1 titles
+# Digits and codes only (titles live in the movies files, latin-1 or UTF-8): every release's ratings and users files.
+ASCII_FILES = frozenset({RATINGS_FILE, USERS_FILE, "ratings.dat", "users.dat", "ratings.csv"})
 
 
 class MalformedRecordError(ValueError):
@@ -156,9 +158,9 @@ def reject(line: RawLine, error: MalformedRecordError) -> Rejection:
     return Rejection(line.file, line.line_no, error.reason, str(error), line.text)
 
 
-def _decode(line: RawLine) -> str:
+def decode(line: RawLine) -> str:
     """The line's text, refusing bad encodings, blank lines and a cut-off last line."""
-    if line.file in _ASCII_FILES:
+    if line.file in ASCII_FILES:
         try:
             text = line.data.decode("ascii")
         except UnicodeDecodeError:
@@ -177,20 +179,52 @@ def _decode(line: RawLine) -> str:
     return text
 
 
-def _fields(line: RawLine, sep: str, expected: int) -> list[str]:
-    fields = _decode(line).split(sep)
+def check_not_header(fields: list[str]) -> None:
+    """Refuses a line whose every field is a word: a header (column names) where records belong."""
     if all(_HEADER_WORD.fullmatch(field.strip()) for field in fields):
         raise MalformedRecordError("looks like a header line (column names, no values)", HEADER_LINE)
+
+
+def fields_of(line: RawLine, sep: str, expected: int) -> list[str]:
+    """The `sep`-separated fields of a record line: exactly `expected` of them, not a header."""
+    fields = decode(line).split(sep)
+    check_not_header(fields)
     if len(fields) != expected:
         raise MalformedRecordError(f"expected {expected} fields, found {len(fields)}", WRONG_FIELD_COUNT)
     return fields
 
 
-def _positive_id(value: str, name: str) -> str:
+def positive_id(value: str, name: str) -> str:
     value = value.strip()
     if not (value.isascii() and value.isdigit()) or int(value) <= 0:
         raise MalformedRecordError(f"{name} {value!r} is not a positive integer", BAD_ID)
     return str(int(value))
+
+
+def rating_value(text: str, half_stars: bool = False) -> float:
+    """A rating field: 1..5 whole stars, or 0.5..5.0 in half stars where the release has them."""
+    value = text.strip()
+    try:
+        number = float(value) if value.isascii() and value else None
+    except ValueError:
+        number = None
+    if number is None or number != number:
+        raise MalformedRecordError(f"rating {text!r} is not a number", BAD_RATING)
+    allowed = HALF_STAR_VALUES if half_stars else RATING_VALUES
+    if number not in allowed:
+        stars = "0.5..5.0 in half stars" if half_stars else "1..5 in whole stars"
+        raise MalformedRecordError(f"rating {value} is outside {stars}", BAD_RATING)
+    return float(number)
+
+
+def timestamp_value(text: str, max_timestamp: int | None = None) -> int:
+    """A Unix timestamp field (seconds); `max_timestamp` (the run's start time) refuses ratings from the future."""
+    stamp = text.strip()
+    if not (stamp.isascii() and stamp.isdigit()) or len(stamp) > 12:
+        raise MalformedRecordError(f"timestamp {text!r} is not a non-negative integer", BAD_TIMESTAMP)
+    if max_timestamp is not None and int(stamp) > max_timestamp:
+        raise MalformedRecordError(f"timestamp {stamp} is in the future (after {max_timestamp})", FUTURE_TIMESTAMP)
+    return int(stamp)
 
 
 def parse_rating(line: RawLine, max_timestamp: int | None = None) -> Rating:
@@ -198,25 +232,18 @@ def parse_rating(line: RawLine, max_timestamp: int | None = None) -> Rating:
 
     `max_timestamp` (the run's start time) refuses ratings from the future.
     """
-    user, movie, rating, timestamp = _fields(line, "\t", 4)
-    user_id, movie_id = _positive_id(user, "user id"), _positive_id(movie, "movie id")
+    user, movie, rating, timestamp = fields_of(line, "\t", 4)
+    user_id, movie_id = positive_id(user, "user id"), positive_id(movie, "movie id")
     if not (rating.isascii() and rating.strip().isdigit()):
         raise MalformedRecordError(f"rating {rating!r} is not an integer", BAD_RATING)
-    value = int(rating)
-    if value not in RATING_VALUES:
-        raise MalformedRecordError(f"rating {value} is outside 1..5", BAD_RATING)
-    stamp = timestamp.strip()
-    if not (stamp.isascii() and stamp.isdigit()) or len(stamp) > 12:
-        raise MalformedRecordError(f"timestamp {timestamp!r} is not a non-negative integer", BAD_TIMESTAMP)
-    if max_timestamp is not None and int(stamp) > max_timestamp:
-        raise MalformedRecordError(f"timestamp {stamp} is in the future (after {max_timestamp})", FUTURE_TIMESTAMP)
-    return Rating(user_id=user_id, movie_id=movie_id, rating=float(value), timestamp=int(stamp))
+    value = rating_value(rating)
+    return Rating(user_id=user_id, movie_id=movie_id, rating=value, timestamp=timestamp_value(timestamp, max_timestamp))
 
 
 def parse_user(line: RawLine) -> User:
     """Parses one `u.user` line: id|age|gender|occupation|zip."""
-    user, age, gender, occupation, zip_code = _fields(line, "|", 5)
-    user_id = _positive_id(user, "user id")
+    user, age, gender, occupation, zip_code = fields_of(line, "|", 5)
+    user_id = positive_id(user, "user id")
     if not (age.isascii() and age.isdigit()) or not 1 <= int(age) <= 120:
         raise MalformedRecordError(f"age {age!r} is not an integer in 1..120", BAD_VALUE)
     # Gender and occupation values are checked by the schema (ExampleValidator), not here:
@@ -239,8 +266,8 @@ def parse_release_year(date: str) -> int:
 
 def parse_movie(line: RawLine) -> Movie:
     """Parses one `u.item` line: id|title|release|video release|IMDb URL|19 genre flags."""
-    fields = _fields(line, "|", 5 + len(GENRES))
-    movie_id = _positive_id(fields[0], "movie id")
+    fields = fields_of(line, "|", 5 + len(GENRES))
+    movie_id = positive_id(fields[0], "movie id")
     flags = fields[5:]
     if any(flag not in ("0", "1") for flag in flags):
         raise MalformedRecordError("genre flags must be 0 or 1", BAD_VALUE)

@@ -26,7 +26,8 @@ BATCH = 256
 
 
 def read_test_users(examples_uri: str, split: str) -> dict[str, dict]:
-    """user id → {"relevant": set of movie ids, "gender", "age"} from ExampleGen's examples of `split`."""
+    """user id → {"relevant": set of movie ids, "gender", "age"} from ExampleGen's examples of `split`
+    (gender and age None in releases without a users file)."""
     pattern = os.path.join(examples_uri, f"Split-{split}", "*")
     users: dict[str, dict] = {}
     for record in tf.data.TFRecordDataset(tf.io.gfile.glob(pattern), compression_type="GZIP"):
@@ -36,8 +37,8 @@ def read_test_users(examples_uri: str, split: str) -> dict[str, dict]:
             user,
             {
                 "relevant": set(),
-                "gender": feature[f.USER_GENDER].bytes_list.value[0].decode(),
-                "age": int(feature[f.USER_AGE].int64_list.value[0]),
+                "gender": feature[f.USER_GENDER].bytes_list.value[0].decode() if f.USER_GENDER in feature else None,
+                "age": int(feature[f.USER_AGE].int64_list.value[0]) if f.USER_AGE in feature else None,
             },
         )
         entry["relevant"].add(feature[f.MOVIE_ID].bytes_list.value[0].decode())
@@ -86,8 +87,10 @@ def evaluate(model, users: dict[str, dict], k: int) -> dict:
             plain, plain_known = ranked, known
     groups = defaultdict(list)
     for user in names:
-        groups[f"gender={users[user]['gender']}"].append(user)
-        groups[f"age={age_band(users[user]['age'])}"].append(user)
+        if users[user]["gender"] is not None:
+            groups[f"gender={users[user]['gender']}"].append(user)
+        if users[user]["age"] is not None:
+            groups[f"age={age_band(users[user]['age'])}"].append(user)
         groups[f"user={'seen' if plain_known[user] else 'unseen'}"].append(user)
     slices = {
         name: {

@@ -61,8 +61,21 @@ def vocabularies(tft_output: tft.TFTransformOutput, train: tf.data.Dataset) -> V
     )
     if int(count) == 0:
         raise ValueError("the train split is empty")
+    made = tft_output.transformed_feature_spec()  # without user attributes in releases lacking them
     return Vocabularies(
-        sizes={name: tft_output.vocabulary_size_by_name(vocab) for name, vocab in f.VOCAB_FEATURES.items()},
+        sizes={
+            name: tft_output.vocabulary_size_by_name(vocab) for name, vocab in f.VOCAB_FEATURES.items() if name in made
+        },
         genres=tft_output.vocabulary_size_by_name(f.GENRES_VOCAB),
         label_mean=float(total) / int(count),
+        dense=f.present(f.DENSE_FLOAT_FEATURES, made),
+    )
+
+
+def rating_range(tft_output: tft.TFTransformOutput) -> tuple[float, float]:
+    """The label's range in the schema Transform was given (0.5..5 in half-star releases, else 1..5)."""
+    [rating] = [feature for feature in tft_output.raw_metadata.schema.feature if feature.name == f.RATING]
+    domain = rating.float_domain
+    return (domain.min if domain.HasField("min") else f.RATING_MIN), (
+        domain.max if domain.HasField("max") else f.RATING_MAX
     )

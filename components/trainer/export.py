@@ -14,7 +14,7 @@ from __future__ import annotations
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from components.trainer import recommend
+from components.trainer import data, recommend
 from transform import features as f
 
 _RAW_DTYPES = {
@@ -37,7 +37,7 @@ def _check(condition: tf.Tensor, message: str) -> tf.Operation:
     return tf.debugging.Assert(tf.reduce_all(condition), [f"incoherent request: {message}"], name="coherence")
 
 
-def coherence_checks(raw: dict) -> list[tf.Operation]:
+def coherence_checks(raw: dict, rating_range: tuple[float, float] = (f.RATING_MIN, f.RATING_MAX)) -> list[tf.Operation]:
     """Assertions that a request's history features agree with each other, as ExampleGen writes them.
 
     `raw` holds the parsed raw features (scalars [batch] or [batch, 1]; the two lists as SparseTensors).
@@ -59,7 +59,7 @@ def coherence_checks(raw: dict) -> list[tf.Operation]:
     offsets = _vector(raw, f.USER_PRIOR_OFFSET_COUNT)
     since = _vector(raw, f.USER_SECONDS_SINCE_LAST)
     movie, movie_sum = _vector(raw, f.MOVIE_PRIOR_COUNT), _vector(raw, f.MOVIE_PRIOR_RATING_SUM)
-    low, high, most = f.RATING_MIN, f.RATING_MAX, float(f.MAX_PRIOR_MOVIES)
+    (low, high), most = rating_range, float(f.MAX_PRIOR_MOVIES)
     recent_window = float(f.RECENT_RATINGS)
     whole_list = tf.equal(window, count)  # the list holds every earlier rating: its sums are the user's
     return [
@@ -125,29 +125,35 @@ def coherence_checks(raw: dict) -> list[tf.Operation]:
     ]
 
 
-def _predict(model: tf.keras.Model, transformed: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
-    rating = tf.clip_by_value(model(transformed), f.RATING_MIN, f.RATING_MAX)
+def _predict(model: tf.keras.Model, transformed: dict[str, tf.Tensor], rating_range) -> dict[str, tf.Tensor]:
+    rating = tf.clip_by_value(model(transformed), *rating_range)
     return {f.PREDICTION_KEY: rating}
 
 
 def make_signatures(model: tf.keras.Model, tft_output: tft.TFTransformOutput) -> dict:
-    """Concrete functions for the three signatures. Attaches the Transform layer to `model`."""
+    """Concrete functions for the three signatures. Attaches the Transform layer to `model`.
+
+    The raw inputs are the schema's (no user attributes in releases without a users file); predictions are
+    clipped to the schema's rating range.
+    """
     model.tft_layer = tft_output.transform_features_layer()
     raw_spec = tft_output.raw_feature_spec()
+    rating_range = data.rating_range(tft_output)
+    raw_dtypes = {name: dtype for name, dtype in _RAW_DTYPES.items() if name in raw_spec}
     serving_spec = {name: spec for name, spec in raw_spec.items() if name != f.LABEL_KEY}
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
     def serve_examples(serialized):
         parsed = tf.io.parse_example(serialized, serving_spec)
-        with tf.control_dependencies(coherence_checks(parsed)):
-            return _predict(model, model.tft_layer(parsed))
+        with tf.control_dependencies(coherence_checks(parsed, rating_range)):
+            return _predict(model, model.tft_layer(parsed), rating_range)
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
     def transform_features(serialized):
         parsed = tf.io.parse_example(serialized, raw_spec)
         return model.tft_layer(parsed)
 
-    raw_signature = {name: tf.TensorSpec([None], dtype, name=name) for name, dtype in _RAW_DTYPES.items()}
+    raw_signature = {name: tf.TensorSpec([None], dtype, name=name) for name, dtype in raw_dtypes.items()}
     lists = {f.MOVIE_GENRES: tf.string, f.USER_PRIOR_MOVIES: tf.string, f.USER_PRIOR_MOVIE_RATINGS: tf.float32}
     for name, dtype in lists.items():
         raw_signature[name] = tf.TensorSpec([None, None], dtype, name=name)
@@ -176,15 +182,15 @@ def make_signatures(model: tf.keras.Model, tft_output: tft.TFTransformOutput) ->
         )
         with tf.control_dependencies(checks):
             inputs = {name: tf.identity(value) for name, value in inputs.items()}
-        raw = {name: tf.reshape(inputs[name], [-1, 1]) for name in _RAW_DTYPES}
+        raw = {name: tf.reshape(inputs[name], [-1, 1]) for name in raw_dtypes}
         raw[f.MOVIE_GENRES] = tf.sparse.from_dense(inputs[f.MOVIE_GENRES])  # drops "" padding
         movies = tf.sparse.from_dense(inputs[f.USER_PRIOR_MOVIES])
         raw[f.USER_PRIOR_MOVIES] = movies
         raw[f.USER_PRIOR_MOVIE_RATINGS] = tf.SparseTensor(
             movies.indices, tf.gather_nd(inputs[f.USER_PRIOR_MOVIE_RATINGS], movies.indices), movies.dense_shape
         )
-        with tf.control_dependencies(coherence_checks(raw)):
-            return _predict(model, model.tft_layer(raw))
+        with tf.control_dependencies(coherence_checks(raw, rating_range)):
+            return _predict(model, model.tft_layer(raw), rating_range)
 
     return {
         f.SERVING_SIGNATURE: serve_examples.get_concrete_function(),

@@ -30,9 +30,10 @@ class Hyperparameters:
 class Vocabularies:
     """Sizes of the Transform vocabularies (without OOV buckets) and the train label mean."""
 
-    sizes: dict[str, int]  # transformed feature name -> vocabulary size
+    sizes: dict[str, int]  # transformed feature name -> vocabulary size (those Transform made)
     genres: int
     label_mean: float
+    dense: tuple[str, ...] = f.DENSE_FLOAT_FEATURES  # those Transform made (no user age without a users file)
 
 
 def _l2(weight: float) -> tf.keras.regularizers.Regularizer | None:
@@ -67,6 +68,7 @@ class RankingModel(tfrs.models.Model):
         self._movie_bias = tf.keras.layers.Embedding(rows[f.MOVIE_ID_XF], 1, embeddings_initializer="zeros")
         self._linear = tf.keras.layers.Dense(1, use_bias=False, name="dense_linear")
         self._genre_depth = vocab.genres + f.NUM_OOV_BUCKETS
+        self._dense = vocab.dense
         self._genre_projection = tf.keras.layers.Dense(hp.embedding_dim, use_bias=False, name="genres_emb")
         self._history_factors = hp.history_factors > 0
         if self._history_factors:
@@ -100,9 +102,7 @@ class RankingModel(tfrs.models.Model):
         parts = [self._embeddings[name](tf.reshape(inputs[name], [-1])) for name in sorted(self._embeddings)]
         genres = tf.one_hot(inputs[f.MOVIE_GENRES_XF], self._genre_depth)  # -1 padding → zero rows
         parts.append(self._genre_projection(tf.reduce_sum(genres, axis=1)))
-        dense = tf.stack(
-            [tf.cast(tf.reshape(inputs[name], [-1]), tf.float32) for name in f.DENSE_FLOAT_FEATURES], axis=1
-        )
+        dense = tf.stack([tf.cast(tf.reshape(inputs[name], [-1]), tf.float32) for name in self._dense], axis=1)
         parts.append(dense)
         user = tf.reshape(inputs[f.USER_ID_XF], [-1])
         movie = tf.reshape(inputs[f.MOVIE_ID_XF], [-1])

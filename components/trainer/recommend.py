@@ -76,12 +76,15 @@ class Recommender(tf.Module):
     """
 
     def __init__(self, snapshot: Snapshot, movie_vectors: np.ndarray, vocab_index: np.ndarray,
-                 query_tower: tf.keras.Model, candidates: int, rating_weight: float):  # fmt: skip
-        """`vocab_index`: each snapshot movie's index in Transform's movie vocabulary (its MOVIE_ID_XF)."""
+                 query_tower: tf.keras.Model, candidates: int, rating_weight: float,
+                 rating_range: tuple[float, float] = (f.RATING_MIN, f.RATING_MAX)):  # fmt: skip
+        """`vocab_index`: each snapshot movie's index in Transform's movie vocabulary (its MOVIE_ID_XF);
+        `rating_range`: the release's (predictions are clipped to it, request ratings must lie in it)."""
         super().__init__(name="recommender")
         s = snapshot
         self.users, self.movies = len(s.user_ids), len(s.movie_ids)
         self.candidates = candidates
+        self.rating_range = tuple(float(x) for x in rating_range)
         # A variable, so an experiment can move it on a loaded model (benchmarks/rating_weight_sweep.py).
         self.rating_weight = tf.Variable(float(rating_weight), trainable=False, name="rating_weight")
         self.request_time = s.request_time
@@ -98,7 +101,6 @@ class Recommender(tf.Module):
             ),
             default_value=self.movies,
         )
-        mean_age = int(round(float(np.mean(s.ages)))) if len(s.ages) else 30
         genre_names = np.array(s.genres, dtype=object)
         genre_lists = [_strings(genre_names[row > 0]) for row in s.movie_genres]
         v = _variable
@@ -114,9 +116,12 @@ class Recommender(tf.Module):
         self.movie_counts = v(_padded(s.movie_counts, 0), tf.int64, "movie_counts")
         self.movie_sums = v(_padded(s.movie_sums, 0.0), tf.float32, "movie_sums")
         self.movie_vectors = v(movie_vectors.astype(np.float32), tf.float32, "movie_vectors")
-        self.ages = v(_padded(s.ages, mean_age), tf.int64, "ages")
-        for name in ("genders", "occupations", "zips"):
-            setattr(self, name, v(_strings([*getattr(s, name), ""]), tf.string, name))
+        self.user_attributes = s.ages is not None  # releases without a users file have none
+        if self.user_attributes:
+            mean_age = int(round(float(np.mean(s.ages)))) if len(s.ages) else 30
+            self.ages = v(_padded(s.ages, mean_age), tf.int64, "ages")
+            for name in ("genders", "occupations", "zips"):
+                setattr(self, name, v(_strings([*getattr(s, name), ""]), tf.string, name))
         for name in ("counts", "sums", "squares", "offset_counts", "offset_sums"):
             setattr(self, name, v(_padded(getattr(s, name), 0.0), tf.float32, name))
         self.genre_counts = v(_padded(s.genre_counts, 0.0), tf.float32, "genre_counts")
@@ -175,10 +180,6 @@ class Recommender(tf.Module):
             "raw": {
                 f.USER_ID: user_id,
                 f.TIMESTAMP: tf.fill(tf.shape(user_id), tf.constant(self.request_time, tf.int64)),
-                f.USER_AGE: tf.gather(self.ages, row),
-                f.USER_GENDER: tf.gather(self.genders, row),
-                f.USER_OCCUPATION: tf.gather(self.occupations, row),
-                f.USER_ZIP: tf.gather(self.zips, row),
                 f.USER_PRIOR_COUNT: tf.cast(count, tf.int64),
                 f.USER_PRIOR_RATING_SUM: total,
                 f.USER_PRIOR_RATING_SQ_SUM: tf.gather(self.squares, row) + tf.reduce_sum(ratings * ratings, 1),
@@ -191,7 +192,19 @@ class Recommender(tf.Module):
                 f.USER_PRIOR_OFFSET_SUM: tf.gather(self.offset_sums, row) + tf.reduce_sum(offsets, 1),
                 f.USER_PRIOR_MOVIES: listed,
                 f.USER_PRIOR_MOVIE_RATINGS: listed_ratings,
+                **self._attributes(row),
             },
+        }
+
+    def _attributes(self, row: tf.Tensor) -> dict:
+        """The users' attributes (none in releases without a users file)."""
+        if not self.user_attributes:
+            return {}
+        return {
+            f.USER_AGE: tf.gather(self.ages, row),
+            f.USER_GENDER: tf.gather(self.genders, row),
+            f.USER_OCCUPATION: tf.gather(self.occupations, row),
+            f.USER_ZIP: tf.gather(self.zips, row),
         }
 
     def pair_features(self, state: dict, movie: tf.Tensor) -> dict:
@@ -223,9 +236,10 @@ class Recommender(tf.Module):
 def make_signatures(model: tf.keras.Model, recommender: Recommender) -> dict:
     """`recommend` and `catalogue` concrete functions. `model` has its Transform layer attached (tft_layer)."""
     r = recommender
+    low, high = r.rating_range
 
     def rank(transformed: dict) -> tf.Tensor:
-        return tf.clip_by_value(tf.reshape(model(transformed), [-1]), f.RATING_MIN, f.RATING_MAX)
+        return tf.clip_by_value(tf.reshape(model(transformed), [-1]), low, high)
 
     @tf.function(
         input_signature=[
@@ -248,8 +262,8 @@ def make_signatures(model: tf.keras.Model, recommender: Recommender) -> dict:
                 [f"{f.RECOMMEND_SIGNATURE}: {f.REQUEST_MOVIES} has another batch size than {f.REQUEST_USER_ID}"],
             ),
             tf.debugging.Assert(
-                tf.reduce_all(~given | ((recent_ratings >= f.RATING_MIN) & (recent_ratings <= f.RATING_MAX))),
-                [f"{f.RECOMMEND_SIGNATURE}: {f.REQUEST_RATINGS} must lie within {f.RATING_MIN:g}..{f.RATING_MAX:g}"],
+                tf.reduce_all(~given | ((recent_ratings >= low) & (recent_ratings <= high))),
+                [f"{f.RECOMMEND_SIGNATURE}: {f.REQUEST_RATINGS} must lie within {low:g}..{high:g}"],
             ),
             tf.debugging.Assert(
                 (diversity >= 0.0) & (diversity <= 1.0),

@@ -67,10 +67,11 @@ class QueryTower(tf.keras.Model):
     def __init__(self, hp: RetrievalHyperparameters, vocab: Vocabularies, movie_rows: int):
         super().__init__()
         reg = tf.keras.regularizers.l2(hp.l2)
-        self._categorical = {
+        self._categorical = {  # the user attributes, in releases that have them
             name: tf.keras.layers.Embedding(vocab.sizes[name] + f.NUM_OOV_BUCKETS, 8, name=f"{name}_q")
-            for name in USER_CATEGORICAL
+            for name in f.present(USER_CATEGORICAL, vocab.sizes)
         }
+        self._dense = f.present(USER_DENSE, vocab.dense)
         self._movies = tf.keras.layers.Embedding(movie_rows, hp.dim, embeddings_regularizer=reg, name="prior_q")
         self._ratings = tf.keras.layers.Embedding(movie_rows, hp.dim, embeddings_regularizer=reg, name="prior_rating_q")
         self._mlp = tf.keras.Sequential(
@@ -80,8 +81,8 @@ class QueryTower(tf.keras.Model):
     def call(self, inputs: dict) -> tf.Tensor:
         prior = tf.cast(inputs[f.PROFILE_MOVIES], tf.int64)
         safe = tf.maximum(prior, 0)
-        parts = [self._categorical[name](tf.reshape(inputs[name], [-1])) for name in USER_CATEGORICAL]
-        parts.append(tf.stack([_column(inputs, name) for name in USER_DENSE], axis=1))
+        parts = [self._categorical[name](tf.reshape(inputs[name], [-1])) for name in sorted(self._categorical)]
+        parts.append(tf.stack([_column(inputs, name) for name in self._dense], axis=1))
         parts.append(_masked_mean(self._movies(safe), prior))
         parts.append(_masked_mean(self._ratings(safe), prior, inputs[f.PROFILE_DEVIATIONS]))
         return self._mlp(tf.concat(parts, axis=1))

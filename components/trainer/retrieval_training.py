@@ -30,27 +30,28 @@ MIN_STEPS = 20
 
 
 def tower_inputs(features: dict) -> dict[str, tf.Tensor]:
-    """The towers' inputs in one layout whatever their source: scalars [b], lists [b, n]; ints as int64."""
+    """The towers' inputs in one layout whatever their source: scalars [b], lists [b, n]; ints as int64.
+    (User attribute features are absent in releases without a users file.)"""
     return {
         name: tf.cast(
             features[name] if name in _LISTS else tf.reshape(features[name], [-1]),
             tf.float32 if name in _FLOAT else tf.int64,
         )
-        for name in TOWER_FEATURES
+        for name in f.present(TOWER_FEATURES, features)
     }
 
 
 def user_query_inputs(recommender: recommend.Recommender, tft_layer, users: np.ndarray) -> dict[str, np.ndarray]:
     """The query tower's transformed inputs of each snapshot user, as `recommend` computes them."""
-    parts: dict[str, list] = {name: [] for name in retrieval.QUERY_FEATURES}
+    parts: dict[str, list] = {}
     for start in range(0, len(users), 2048):
         ids = tf.constant([u.encode() for u in users[start : start + 2048]])
         empty = tf.zeros([len(ids), 0], tf.string)
         state = recommender.user_state(ids, empty, tf.zeros([len(ids), 0], tf.float32))
         transformed = tft_layer(recommender.pair_features(state, tf.zeros([len(ids), 1], tf.int64)))
         inputs = tower_inputs({**transformed, **state["profile"], **_dummy_candidate(len(ids))})
-        for name in parts:
-            parts[name].append(inputs[name].numpy())
+        for name in f.present(retrieval.QUERY_FEATURES, inputs):
+            parts.setdefault(name, []).append(inputs[name].numpy())
     return {name: np.concatenate(values) for name, values in parts.items()}
 
 
@@ -92,8 +93,9 @@ def train_recommender(
     def read(files: list[str], batch_size: int, shuffle: bool) -> tf.data.Dataset:
         return data.make_dataset(files, fn_args.data_accessor, tft_output, batch_size, shuffle, config.seed)
 
-    train_rows = data.collect(read(fn_args.train_files, 4096, False), ROW_FEATURES)
-    eval_rows = data.collect(read(fn_args.eval_files, 4096, False), ROW_FEATURES)
+    row_features = f.present(ROW_FEATURES, tft_output.transformed_feature_spec())  # user attributes if any
+    train_rows = data.collect(read(fn_args.train_files, 4096, False), row_features)
+    eval_rows = data.collect(read(fn_args.eval_files, 4096, False), row_features)
     rows = {name: np.concatenate([train_rows[name], eval_rows[name]]) for name in train_rows}
     genre_vocab = [g.decode("utf-8") for g in tft_output.vocabulary_by_name(f.GENRES_VOCAB)]
     genre_lists = [tuple(genre_vocab[i] for i in row if 0 <= i < len(genre_vocab)) for row in rows[f.MOVIE_GENRES_XF]]
@@ -110,7 +112,7 @@ def train_recommender(
     movies = len(state.movie_ids)
     recommender = recommend.Recommender(
         state, np.zeros((movies, hp.dim), np.float32), catalogue[f.MOVIE_ID_XF], model.query_tower,
-        config.candidates, config.rating_weight,
+        config.candidates, config.rating_weight, data.rating_range(tft_output),
     )  # fmt: skip
     queries = user_query_inputs(recommender, tft_output.transform_features_layer(), state.user_ids)
 

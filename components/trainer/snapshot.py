@@ -29,10 +29,10 @@ class Snapshot:
     movie_counts: np.ndarray  # [m] int64 ratings of the movie
     movie_sums: np.ndarray  # [m] float32
     user_ids: np.ndarray  # [u] str, sorted
-    ages: np.ndarray  # [u] int64
-    genders: np.ndarray  # [u] str
-    occupations: np.ndarray  # [u] str
-    zips: np.ndarray  # [u] str
+    ages: np.ndarray | None  # [u] int64; these four are None in releases without a users file
+    genders: np.ndarray | None  # [u] str
+    occupations: np.ndarray | None  # [u] str
+    zips: np.ndarray | None  # [u] str
     counts: np.ndarray  # [u] float32: the user's ratings, their sum and sum of squares
     sums: np.ndarray
     squares: np.ndarray
@@ -66,11 +66,12 @@ def build(rows: dict[str, np.ndarray], genre_lists: list[tuple[str, ...]]) -> Sn
 
     Args:
       rows: one array per raw feature of features.PASSTHROUGH_FEATURES plus features.RATING, one entry per
-        rating (strings as str or bytes).
+        rating (strings as str or bytes); without features.USER_ATTRIBUTES in releases lacking them.
       genre_lists: each rating's movie genres.
     """
-    strings = {name: text(rows[name]) for name in (f.USER_ID, f.MOVIE_ID, f.MOVIE_TITLE, f.USER_GENDER,
-                                                    f.USER_OCCUPATION, f.USER_ZIP)}  # fmt: skip
+    names = (f.USER_ID, f.MOVIE_ID, f.MOVIE_TITLE, f.USER_GENDER, f.USER_OCCUPATION, f.USER_ZIP)
+    strings = {name: text(rows[name]) for name in f.present(names, rows)}
+    attributes = f.USER_AGE in rows
     if not len(strings[f.USER_ID]):
         raise ValueError("no ratings to build the recommender's snapshot from")
     rating = np.asarray(rows[f.RATING], np.float64).reshape(-1)
@@ -116,10 +117,10 @@ def build(rows: dict[str, np.ndarray], genre_lists: list[tuple[str, ...]]) -> Sn
         movie_counts=np.bincount(movie_of, minlength=len(movie_ids)).astype(np.int64),
         movie_sums=np.bincount(movie_of, weights=rating, minlength=len(movie_ids)).astype(np.float32),
         user_ids=user_ids.astype(object),
-        ages=np.asarray(rows[f.USER_AGE], np.int64).reshape(-1)[first_user],
-        genders=strings[f.USER_GENDER][first_user],
-        occupations=strings[f.USER_OCCUPATION][first_user],
-        zips=strings[f.USER_ZIP][first_user],
+        ages=np.asarray(rows[f.USER_AGE], np.int64).reshape(-1)[first_user] if attributes else None,
+        genders=strings[f.USER_GENDER][first_user] if attributes else None,
+        occupations=strings[f.USER_OCCUPATION][first_user] if attributes else None,
+        zips=strings[f.USER_ZIP][first_user] if attributes else None,
         counts=per_user(np.ones_like(rating)),
         sums=per_user(rating),
         squares=per_user(rating * rating),
