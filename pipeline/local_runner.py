@@ -22,7 +22,7 @@ import tensorflow as tf
 from absl import logging as absl_logging
 from tfx import v1 as tfx
 
-from components.example_gen import splits
+from components.example_gen import layouts
 from pipeline import inspection, metadata
 from pipeline import pipeline as dag
 from pipeline.config import PipelineConfig
@@ -235,7 +235,7 @@ def run_local(config: PipelineConfig, echo: Echo | None = None, verbose: bool = 
             print(line, file=stream, flush=True)
 
     if "://" not in config.data_dir:  # A local directory: name every missing file before anything starts.
-        missing = splits.missing_files(config.data_dir, config.split_protocol)
+        missing = layouts.missing_files(config.data_dir, layouts.LAYOUTS[config.layout], config.split_protocol)
         if missing:
             raise PipelineRunError(
                 f"{config.data_dir} lacks {', '.join(missing)} (needed by the {config.split_protocol!r} split)"

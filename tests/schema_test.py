@@ -1,10 +1,13 @@
 """The curated schema agrees with the ExampleGen's features and domains."""
 
+from pathlib import Path
+
 from tensorflow_metadata.proto.v0 import schema_pb2
 from tfx.utils import io_utils
 
-from components.example_gen import movielens
+from components.example_gen import layouts, movielens
 from pipeline.pipeline import schema_path
+from schemas import derive
 from transform import features as f
 
 
@@ -31,3 +34,22 @@ def test_domains_match_the_parser():
     assert tuple(by_name[f.MOVIE_GENRES].string_domain.value) == movielens.GENRES
     assert by_name[f.MOVIE_GENRES].value_count.max == f.MAX_GENRES
     assert by_name[f.MOVIE_RELEASE_YEAR].int_domain.min == f.RELEASE_YEAR_UNKNOWN
+
+
+def test_every_layouts_schema_file_is_the_derivation_of_the_curated_one():
+    """Generated files, never edited by hand: `python -m schemas.derive` rewrites them after an edit."""
+    for layout in layouts.LAYOUTS.values():
+        if layout.name != layouts.ML_100K:
+            text = Path(schema_path(layout.name)).read_text(encoding="utf-8")
+            assert text == derive.text(layout), f"run `python -m schemas.derive` ({layout.name} is stale)"
+
+
+def test_a_release_without_users_has_no_user_attributes_and_half_stars():
+    schema = derive.derive(layouts.LAYOUTS[layouts.CSV])
+    by_name = {x.name: x for x in schema.feature}
+    assert sorted(by_name) == sorted(set(f.RAW_FEATURES) - set(f.USER_ATTRIBUTES))
+    assert by_name[f.RATING].float_domain.min == by_name[f.USER_PRIOR_MOVIE_RATINGS].float_domain.min == 0.5
+    assert set(layouts.LATER_GENRES) <= set(by_name[f.MOVIE_GENRES].string_domain.value)
+    ml1m = {x.name: x for x in derive.derive(layouts.LAYOUTS[layouts.ML_1M]).feature}
+    assert tuple(ml1m[f.USER_OCCUPATION].string_domain.value) == layouts.OCCUPATIONS_1M
+    assert ml1m[f.RATING].float_domain.min == 1.0

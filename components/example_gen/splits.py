@@ -5,8 +5,6 @@ No TensorFlow here: the config and the CLI validate protocol names without impor
 
 from __future__ import annotations
 
-import os
-
 TIME = "time"  # the seed notebook's split by time range (movielens.TimeSplit); the default
 STRATIFIED = "stratified"  # per user, a random share of their ratings to each split (Microsoft Recommenders)
 FOLDS = ("u1", "u2", "u3", "u4", "u5")  # the classic folds shipped in the zip: test = uK.test
@@ -38,11 +36,6 @@ def input_pattern(protocol: str) -> str:
     matches for the cache): `u.*`, plus `uK.*` for fold K. A few unread files (u.genre, uK.base) match too,
     which only makes the cache stricter."""
     return f"u[.{protocol[1]}]*" if check(protocol) in FOLDS else "u.*"
-
-
-def missing_files(directory: str, protocol: str) -> list[str]:
-    """The files of `input_files(protocol)` that `directory` lacks (os.path; local directories only)."""
-    return [name for name in input_files(protocol) if not os.path.isfile(os.path.join(directory, name))]
 
 
 def hides_test(protocol: str) -> bool:
