@@ -67,13 +67,25 @@ def one_error_line(result: subprocess.CompletedProcess) -> str:
     return line
 
 
-def test_run_names_every_missing_input_file_before_anything_starts(tmp_path):
-    empty = tmp_path / "empty"
-    empty.mkdir()
+def test_run_on_a_directory_in_no_known_layout_names_what_each_layout_needs(tmp_path):
+    partial = tmp_path / "partial"
+    partial.mkdir()
+    (partial / "u.data").write_text("1\t2\t3\t881250949\n")
     root = tmp_path / "pipeline"
-    line = one_error_line(cli("run", "--input-dir", str(empty), "--pipeline-root", str(root)))
-    assert f"--input-dir {empty} lacks u.data, u.user, u.item" in line
+    line = one_error_line(cli("run", "--input-dir", str(partial), "--pipeline-root", str(root)))
+    assert f"{partial} holds no MovieLens layout I know" in line
+    for needs in ("ml-100k (ml-100k): u.user, u.item, u.data", "ml-1m (ml-1m): users.dat", "ml-25m"):
+        assert needs in line
     assert not root.exists()  # nothing started
+
+
+def test_folds_on_a_release_without_them_is_one_error_line(tmp_path):
+    data = tmp_path / "ml-20m"
+    data.mkdir()
+    (data / "ratings.csv").write_text("userId,movieId,rating,timestamp\n")
+    (data / "movies.csv").write_text("movieId,title,genres\n")
+    line = one_error_line(cli("run", "--input-dir", str(data), "--split", "u2", "--pipeline-root", str(tmp_path / "r")))
+    assert "--split u2 uses the u2.test fold shipped with ml-100k only; the csv layout has no folds" in line
 
 
 def test_run_with_a_fold_split_needs_the_fold_file(synthetic_dir, tmp_path):
@@ -87,7 +99,9 @@ def test_input_dir_and_mirror_together_are_a_conflict(synthetic_dir, tmp_path):
     zip_path = tmp_path / "ml-100k.zip"
     zip_path.write_bytes(b"unused")
     line = one_error_line(cli("run", "--input-dir", str(synthetic_dir), "--mirror", str(zip_path)))
-    assert "--input-dir and --mirror both name the data" in line
+    assert "--input-dir names the data already" in line
+    line = one_error_line(cli("run", "--input-dir", str(synthetic_dir), "--dataset", "ml-1m"))
+    assert "--input-dir names the data already" in line
 
 
 def test_an_unusable_pipeline_root_is_one_error_line_and_debug_shows_the_stack(synthetic_dir, tmp_path):

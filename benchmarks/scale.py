@@ -1,0 +1,93 @@
+"""How the whole DAG's time and memory grow with the data: generated releases of N ratings, one run each.
+
+    python benchmarks/scale.py --sizes 100000,1000000 [--layout csv] [--work-dir artifacts/scale] [--run-args ...]
+    python benchmarks/scale.py --input-dir artifacts/data/ml-100k --label ml-100k   # a real release as a row
+
+Each size: `recommender data synth --ratings N` (MovieLens proportions: N/100 users, N/200 movies), then
+`recommender run --input-dir` under `/usr/bin/time -v` (peak RSS of the whole process tree's largest process,
+i.e. the in-process Beam DirectRunner's). Prints one row per size: each component's wall time (from the run's
+progress lines), the total, seconds per million ratings and the peak RSS; writes scale.json into the work dir.
+A size whose run fails (out of memory, killed) is a row saying so: the largest size that ran is the answer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+COMPONENTS = ("ExampleGen", "StatisticsGen", "Transform", "Tuner", "Trainer", "Evaluator", "RankingEvaluator")
+_FINISHED = re.compile(r"^\s+(\w+)\s+finished in ([\d.]+) s", re.MULTILINE)
+_PEAK = re.compile(r"Maximum resident set size \(kbytes\): (\d+)")
+
+
+def recommender(*args: str) -> list[str]:
+    return [sys.executable, "-m", "pipeline.cli", *args]
+
+
+def run_once(data_dir: Path, root: Path, run_args: list[str], log: Path) -> dict:
+    """One DAG run under /usr/bin/time -v: component seconds, total, peak RSS (GB), exit status."""
+    command = [
+        "/usr/bin/time", "-v", *recommender("run", "--input-dir", str(data_dir), "--pipeline-root",
+        str(root / "pipeline"), "--serving-dir", str(root / "serving"), "--no-cache", *run_args),
+    ]  # fmt: skip
+    started = time.monotonic()
+    with open(log, "w") as out:
+        status = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT).returncode
+    text = log.read_text()
+    peak = _PEAK.search(text)
+    return {
+        "status": status,
+        "seconds": time.monotonic() - started,
+        "components": {name: float(s) for name, s in _FINISHED.findall(text)},
+        "peak_rss_gb": int(peak.group(1)) / 1024**2 if peak else None,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="", help="Comma-separated numbers of ratings to generate.")
+    parser.add_argument("--layout", default="csv")
+    parser.add_argument("--input-dir", help="A real release directory to run as one more row.")
+    parser.add_argument("--label", default="input", help="The row name of --input-dir.")
+    parser.add_argument("--work-dir", default="artifacts/scale")
+    parser.add_argument("--run-args", default="", help="Extra `recommender run` arguments, quoted.")
+    args = parser.parse_args()
+    work = Path(args.work_dir)
+    work.mkdir(parents=True, exist_ok=True)
+    results_file = work / "scale.json"
+    results = json.loads(results_file.read_text()) if results_file.exists() else {}
+    rows: list[tuple[str, int | None, Path]] = []
+    for size in [int(s) for s in args.sizes.split(",") if s]:
+        data = work / f"data-{size}"
+        if not data.exists():
+            subprocess.run(recommender("data", "synth", "--ratings", str(size), "--layout", args.layout,
+                                       "--output", str(data)), check=True, stdout=subprocess.DEVNULL)  # fmt: skip
+        rows.append((f"{size:,}", size, data))
+    if args.input_dir:
+        rows.append((args.label, None, Path(args.input_dir)))
+    for label, size, data in rows:
+        root = work / f"run-{label.replace(',', '')}"
+        print(f"{label}: running (log {root}.log)", flush=True)
+        result = run_once(data, root, args.run_args.split(), Path(f"{root}.log"))
+        results[label] = {"ratings": size, **result}
+        results_file.write_text(json.dumps(results, indent=1))
+    header = ["ratings", *COMPONENTS, "total s", "s / M ratings", "peak RSS GB", "status"]
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
+    for label, row in results.items():
+        cells = [f"{row['components'].get(name, 0):.0f}" for name in COMPONENTS]
+        per_million = f"{row['seconds'] / (row['ratings'] / 1e6):.0f}" if row["ratings"] else ""
+        peak = f"{row['peak_rss_gb']:.2f}" if row["peak_rss_gb"] else "?"
+        status = "ok" if row["status"] == 0 else f"failed ({row['status']})"
+        print(f"| {label} | " + " | ".join(cells) + f" | {row['seconds']:.0f} | {per_million} | {peak} | {status} |")
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    main()

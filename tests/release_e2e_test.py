@@ -1,0 +1,103 @@
+"""The whole DAG on a release in ml-25m's layout (CSV, half stars, no users file), generated: detected, blessed,
+pushed, and the pushed model serves requests that carry no user attributes."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from components.example_gen import layouts, synth
+from pipeline import inspection, metadata
+from pipeline.config import PipelineConfig
+from pipeline.local_runner import summarize
+from transform import features as f
+
+pytestmark = pytest.mark.e2e
+
+EPOCHS = 10
+# On this data the train mean scores test RMSE RMSE_OF_MEAN and 10 epochs MODEL_RMSE (measured): a bound
+# between the two blesses a model that learned something.
+RMSE_BOUND = 1.0
+
+
+@pytest.fixture(scope="module")
+def release_run(tmp_path_factory) -> dict:
+    root = tmp_path_factory.mktemp("ml25m")
+    data = synth.write(root / "ml-25m", layouts.CSV, synth.SynthSpec(3000, 120, 80, seed=3))
+    ws = {"data": data, "root": root / "pipeline", "serving": root / "serving"}
+    command = [
+        sys.executable, "-m", "pipeline.cli", "run",
+        "--input-dir", str(data), "--pipeline-root", str(ws["root"]), "--serving-dir", str(ws["serving"]),
+        "--epochs", str(EPOCHS), "--tuner-trials", "0", "--rmse-upper-bound", str(RMSE_BOUND),
+    ]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout + result.stderr
+    config = PipelineConfig(
+        pipeline_root=str(ws["root"]), data_dir=str(data), serving_dir=str(ws["serving"]), layout=layouts.CSV
+    )
+    base = ws["serving"] / "movielens_ranker"
+    [version] = os.listdir(base)
+    return {**ws, "output": result.stdout, "summary": summarize(config), "pushed": base / version}
+
+
+@pytest.fixture(scope="module")
+def model(release_run):
+    return tf.saved_model.load(str(release_run["pushed"]))
+
+
+def test_the_layout_is_detected_and_the_model_blessed_and_pushed(release_run):
+    assert f"{release_run['data']}: csv layout (movies.csv, ratings.csv)" in release_run["output"]
+    summary = release_run["summary"]
+    assert summary.blessed and summary.pushed_path, release_run["output"]
+    assert summary.ingestion["raw_records"] == 3000 + 80 and summary.ingestion["rejected"] == 0
+
+
+def test_the_pushed_model_takes_no_user_attributes(model):
+    inputs = model.signatures[f.RAW_SIGNATURE].structured_input_signature[1]
+    assert not set(f.USER_ATTRIBUTES) & set(inputs)
+    assert {f.USER_ID, f.MOVIE_ID, f.USER_PRIOR_MOVIE_RATINGS} <= set(inputs)
+    example = tf.train.Example()
+    feature = example.features.feature
+    for name, value in ((f.USER_ID, b"1"), (f.MOVIE_ID, b"2"), (f.MOVIE_TITLE, b"Movie 2 (1990)")):
+        feature[name].bytes_list.value.append(value)
+    feature[f.MOVIE_GENRES].bytes_list.value.extend([b"Drama", b"IMAX"])
+    feature[f.TIMESTAMP].int64_list.value.append(1_300_000_000)
+    feature[f.MOVIE_RELEASE_YEAR].int64_list.value.append(1990)
+    for name in f.HISTORY_INT_FEATURES:
+        feature[name].int64_list.value.append(-1 if name == f.USER_SECONDS_SINCE_LAST else 0)
+    for name in f.HISTORY_FLOAT_FEATURES:
+        feature[name].float_list.value.append(0.0)
+    out = model.signatures[f.SERVING_SIGNATURE](examples=tf.constant([example.SerializeToString()]))
+    rating = float(out[f.PREDICTION_KEY].numpy().reshape(-1)[0])
+    assert 0.5 <= rating <= 5.0
+
+
+def test_recommend_takes_half_star_ratings_and_knows_the_users(model):
+    out = model.signatures[f.RECOMMEND_SIGNATURE](
+        user_id=tf.constant(["1", "new user"]),
+        recent_movies=tf.constant([["", ""], ["1", "2"]]),
+        recent_ratings=tf.constant([[0.0, 0.0], [0.5, 4.5]]),
+        k=tf.constant(5),
+        diversity=tf.constant(0.0),
+    )
+    movies = out[f.OUT_MOVIE_IDS].numpy()
+    assert out[f.OUT_KNOWN_USER].numpy().tolist() == [True, False]
+    assert all(len(set(row)) == 5 and b"" not in row for row in movies)
+    assert not {b"1", b"2"} & set(movies[1])  # the new user's own ratings are not recommended back
+    predicted = out[f.OUT_RATINGS].numpy()
+    assert np.all((predicted >= 0.5) & (predicted <= 5.0))
+
+
+def test_the_evaluations_leave_out_the_demographic_slices(release_run):
+    summary = release_run["summary"]
+    evaluation = metadata.find_output(summary.executions, "Evaluator", "evaluation")
+    features = {s["feature"] for s in inspection.evaluation(evaluation.uri)}
+    assert features == {None, f.USER_SEEN_XF}
+    ranking = metadata.find_output(summary.executions, "RankingEvaluator", "evaluation")
+    slices = json.loads(Path(ranking.uri, "ranking.json").read_text())["slices"]
+    assert {name.split("=")[0] for name in slices} == {"user"}
