@@ -19,7 +19,16 @@ from pipeline.pipeline import create_pipeline
 
 # Where kubeflow/Dockerfile puts the source tree (and so the curated schema) inside the image.
 IMAGE_SOURCE_DIR = "/opt/recommender"
-IMAGE_SCHEMA_FILE = f"{IMAGE_SOURCE_DIR}/schemas/schema.pbtxt"
+IMAGE_SCHEMA_FILE = f"{IMAGE_SOURCE_DIR}/schemas/schema.pbtxt"  # ml-100k's; image_schema_file(layout) for others
+
+
+def image_schema_file(layout: str) -> str:
+    """The schema of `layout` inside the pipeline image (the `schemas` package's files are all installed there)."""
+    from schemas import derive
+
+    return f"{IMAGE_SOURCE_DIR}/schemas/{derive.file_name(layout)}"
+
+
 # URI schemes tf.io.gfile reads without extra plugins (s3:// needs tensorflow-io; minio:// is KFP-only).
 GFILE_SCHEMES = ("gs",)
 # The entry point every compiled executor runs (the KFP launcher fills in `{{$}}`).

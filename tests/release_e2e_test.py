@@ -20,9 +20,9 @@ from transform import features as f
 pytestmark = pytest.mark.e2e
 
 EPOCHS = 10
-# On this data the train mean scores test RMSE RMSE_OF_MEAN and 10 epochs MODEL_RMSE (measured): a bound
-# between the two blesses a model that learned something.
-RMSE_BOUND = 1.0
+# On this data the train mean scores test RMSE 0.92 and 10 epochs 0.77 (measured): a bound between the two
+# blesses a model that learned something and refuses one that did not.
+RMSE_BOUND = 0.85
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,7 @@ import os
 import click
 
 from pipeline.cli.common import build_config, fail, main, model_options, pipeline_name_option
+from pipeline.cli.data import dataset_option
 from pipeline.config import BEAM_RUNNERS, DEFAULT_PIPELINE_NAME
 
 # Trainer/Tuner limits on Kubeflow when --gpus is given without --trainer-cpu/--trainer-memory.
@@ -18,7 +19,11 @@ GPU_DEFAULT_MEMORY_GB = 32.0
 @click.option("--target", type=click.Choice(["kubeflow"]), default="kubeflow", show_default=True)
 @click.option("--image", required=True, help="Pipeline image built from kubeflow/Dockerfile (REGISTRY/NAME:TAG).")
 @click.option("--pipeline-root", required=True, help="Pipeline root the cluster can write, e.g. gs://bucket/root.")
-@click.option("--data-root", required=True, help="Holds the verified ml-100k/ directory, e.g. gs://bucket/movielens.")
+@click.option(
+    "--data-root",
+    required=True,
+    help="Holds the verified release directory (ml-100k/, or --dataset NAME/), e.g. gs://bucket/movielens.",
+)
 @click.option("--serving-dir", required=True, help="TF Serving model root; versions go to SERVING_DIR/MODEL_NAME/N/.")
 @click.option(
     "--output",
@@ -34,6 +39,7 @@ GPU_DEFAULT_MEMORY_GB = 32.0
     help="Curated schema as seen from the pods [default: the copy inside the image].",
 )
 @model_options
+@dataset_option
 @click.option("--gpus", default=0, show_default=True, type=click.IntRange(min=0), help="GPUs for Trainer and Tuner.")
 @click.option("--gpu-type", default="nvidia.com/gpu", show_default=True, help="Kubernetes GPU resource name.")
 @click.option(
@@ -61,11 +67,14 @@ GPU_DEFAULT_MEMORY_GB = 32.0
 )
 def compile_command(
     target, image, pipeline_root, data_root, serving_dir, output, pipeline_name, schema_file, gpus, gpu_type,
-    trainer_cpu, trainer_memory, beam_runner, beam_extra, **model_options,
+    trainer_cpu, trainer_memory, beam_runner, beam_extra, dataset, **model_options,
 ) -> None:  # fmt: skip
     """Compile the pipeline for Kubeflow Pipelines v2 into a PipelineSpec YAML (offline, nothing uploaded)."""
-    from kubeflow.runner import IMAGE_SCHEMA_FILE, CompileError, check_location, compile_pipeline
+    from components.example_gen import releases
+    from kubeflow.runner import CompileError, check_location, compile_pipeline, image_schema_file
     from pipeline.config import Resources, beam_args
+
+    layout = releases.RELEASES[dataset].layout
 
     try:  # The user's own values first, so that errors name the flags they typed.
         check_location("--pipeline-root", pipeline_root)
@@ -85,10 +94,11 @@ def compile_command(
         fail(str(error))
     config = build_config(
         pipeline_root=pipeline_root,
-        data_dir=f"{data_root.rstrip('/')}/ml-100k",
+        data_dir=f"{data_root.rstrip('/')}/{dataset}",
         serving_dir=serving_dir,
         pipeline_name=pipeline_name,
-        schema_file=schema_file or IMAGE_SCHEMA_FILE,
+        schema_file=schema_file or image_schema_file(layout),
+        layout=layout,
         trainer_resources=resources,
         beam_pipeline_args=beam,
         **model_options,
