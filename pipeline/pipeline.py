@@ -110,6 +110,8 @@ def create_pipeline(config: PipelineConfig, metadata_connection_config=None) -> 
             analyze=[config.train_split], transform=[config.train_split, config.eval_split]
         ),
         custom_config={"code_fingerprint": code_fingerprint("transform")},
+        # Its pre/post-transform TFDV statistics are read by nothing here (StatisticsGen covers the raw data).
+        disable_statistics=True,
     ).with_id(TRANSFORM)
     components = [example_gen, statistics_gen, schema_gen, example_validator, gate, transform]
 

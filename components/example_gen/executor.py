@@ -138,29 +138,13 @@ def _fold_test_key(line: movielens.RawLine) -> tuple[tuple[str, str, int], bool]
     return result[1].key, True
 
 
-def _with_movie_history(item):
-    """(key, {"assigned": [(index, (rating, user, movie))], "movie": [history]})
-    → (index, rating, user, movie, movie history)."""
-    _, grouped = item
-    [(index, (rating, user, movie))] = grouped["assigned"]
-    [movie_history] = grouped["movie"]
-    return index, rating, user, movie, movie_history
-
-
-def _with_history(item) -> tuple[int, Any]:
-    """(key, {"rating": [(index, rating, user, movie, movie history)], "user": [user history]}) → (index, example)."""
-    _, grouped = item
-    [(index, rating, user, movie, movie_history)] = grouped["rating"]
-    [user_history] = grouped["user"]
-    return index, history.to_example(rating, user, movie, user_history, movie_history)
-
-
 class AddHistory(beam.PTransform):
     """(split index, (Rating, User, Movie)) → (split index, tf.Example) with the point-in-time history.
 
-    First one group per movie (its history at each rating), joined back on the rating's key; then
-    one group per user, whose history uses the movie histories (offsets). Ratings of the
-    `hidden_splits` get histories but never feed one (splits.hides_test).
+    Two groupings, no joins: one group per movie computes each of its ratings' movie history and sends the
+    rating on, keyed by its user; one group per user then has all it needs (its ratings, their movies and
+    movie histories) to write the examples. Ratings of the `hidden_splits` get histories but never feed one
+    (splits.hides_test).
     """
 
     def __init__(self, hidden_splits: frozenset[int] = frozenset()):
@@ -168,40 +152,30 @@ class AddHistory(beam.PTransform):
         self._hidden = hidden_splits
 
     def _movie_histories(self, item):
-        _, indexed = item  # movie id, [(index, rating)]
-        indexed = list(indexed)
-        hidden = {rating.key for index, rating in indexed if index in self._hidden}
-        return [(r.key, h) for r, h in history.movie_histories([r for _, r in indexed], hidden)]
+        _, assigned = item  # movie id, [(index, (rating, user, movie))]
+        by_key = {joined[0].key: (index, joined) for index, joined in assigned}
+        hidden = {key for key, (index, _) in by_key.items() if index in self._hidden}
+        for rating, movie_history in history.movie_histories([joined[0] for _, joined in by_key.values()], hidden):
+            index, (_, user, movie) = by_key[rating.key]
+            yield rating.user_id, (index, rating, user, movie, movie_history)
 
-    def _user_histories(self, item):
-        _, indexed = item  # user id, [(index, (rating, genres, movie history))]
-        indexed = list(indexed)
-        hidden = {event[0].key for index, event in indexed if index in self._hidden}
-        return [(r.key, h) for r, h in history.user_histories([e for _, e in indexed], hidden)]
+    def _examples(self, item):
+        _, events = item  # user id, [(index, rating, user, movie, movie history)]
+        by_key = {event[1].key: event for event in events}
+        hidden = {key for key, event in by_key.items() if event[0] in self._hidden}
+        user_events = [(rating, movie.genres, movie_history) for _, rating, _, movie, movie_history in by_key.values()]
+        for rating, user_history in history.user_histories(user_events, hidden):
+            index, _, user, movie, movie_history = by_key[rating.key]
+            yield index, history.to_example(rating, user, movie, user_history, movie_history)
 
     def expand(self, assigned):
-        movie_histories = (
+        return (
             assigned
-            | "ByMovie" >> beam.Map(lambda e: (e[1][0].movie_id, (e[0], e[1][0])))
+            | "ByMovie" >> beam.Map(lambda e: (e[1][0].movie_id, e))
             | "GroupMovie" >> beam.GroupByKey()
             | "MovieHistory" >> beam.FlatMap(self._movie_histories)
-        )
-        keyed = assigned | "ByRating" >> beam.Map(lambda e: (e[1][0].key, e))
-        with_movie = (
-            {"assigned": keyed, "movie": movie_histories}
-            | "JoinMovieHistory" >> beam.CoGroupByKey()
-            | "WithMovieHistory" >> beam.Map(_with_movie_history)
-        )
-        user_histories = (
-            with_movie
-            | "ByUser" >> beam.Map(lambda e: (e[1].user_id, (e[0], (e[1], e[3].genres, e[4]))))
             | "GroupUser" >> beam.GroupByKey()
-            | "UserHistory" >> beam.FlatMap(self._user_histories)
-        )
-        return (
-            {"rating": with_movie | "KeyRating" >> beam.Map(lambda e: (e[1].key, e)), "user": user_histories}
-            | "JoinUserHistory" >> beam.CoGroupByKey()
-            | "ToExample" >> beam.Map(_with_history)
+            | "ToExamples" >> beam.FlatMap(self._examples)
         )
 
 
