@@ -118,14 +118,16 @@ def ingestion(examples: metadata_store_pb2.Artifact) -> dict | None:
         "rejected": props[executor.REJECTED_RECORDS_PROPERTY].int_value,
         "rejected_by_reason": json.loads(props[executor.REJECTED_BY_REASON_PROPERTY].string_value),
         "quarantine": props[executor.QUARANTINE_PROPERTY].string_value,
+        "layout": props[executor.LAYOUT_PROPERTY].string_value if executor.LAYOUT_PROPERTY in props else "ml-100k",
     }
 
 
 def ingestion_line(data: dict) -> str:
-    """`raw records: N read, M rejected (reason n, ...) → quarantine`."""
+    """`raw records: N read (layout), M rejected (reason n, ...) → quarantine`."""
     reasons = ", ".join(f"{reason} {count:,}" for reason, count in data["rejected_by_reason"].items())
     where = f" → {data['quarantine']}" if data["rejected"] else ""
-    return f"{data['raw_records']:,} read, {data['rejected']:,} rejected" + (f" ({reasons})" if reasons else "") + where
+    read = f"{data['raw_records']:,} read ({data.get('layout', 'ml-100k')} layout)"
+    return f"{read}, {data['rejected']:,} rejected" + (f" ({reasons})" if reasons else "") + where
 
 
 def accepted_anomalies(validated_schema: metadata_store_pb2.Artifact | None) -> list[str]:

@@ -35,7 +35,7 @@ def test_first_run_through_the_cli_executes_blesses_and_pushes(workspace, first_
     assert "INFO" not in out + result.stderr and "Traceback" not in result.stderr
     assert "rows per split : train" in out and "blessed        : yes" in out
     assert re.search(r"test top-10    : ndcg 0\.\d{4}, precision 0\.\d{4}, recall 0\.\d{4}, map 0\.\d{4}", out)
-    assert "raw records    : 3,202 read, 2 rejected (bad_rating 1, blank_line 1) → " in out
+    assert "raw records    : 3,202 read (ml-100k layout), 2 rejected (bad_rating 1, blank_line 1) → " in out
 
     config = config_for(workspace)
     summary = first_run["summary"]

@@ -52,6 +52,7 @@ def model(release_run):
 
 def test_the_layout_is_detected_and_the_model_blessed_and_pushed(release_run):
     assert f"{release_run['data']}: csv layout (movies.csv, ratings.csv)" in release_run["output"]
+    assert "raw records    : 3,080 read (csv layout), 0 rejected" in release_run["output"]
     summary = release_run["summary"]
     assert summary.blessed and summary.pushed_path, release_run["output"]
     assert summary.ingestion["raw_records"] == 3000 + 80 and summary.ingestion["rejected"] == 0

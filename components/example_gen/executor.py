@@ -308,6 +308,7 @@ RAW_RECORDS_PROPERTY = "raw_records"
 REJECTED_RECORDS_PROPERTY = "rejected_records"
 REJECTED_BY_REASON_PROPERTY = "rejected_by_reason"
 QUARANTINE_PROPERTY = "quarantine_uri"
+LAYOUT_PROPERTY = "layout"  # the release layout read (layouts.py)
 
 
 class Executor(BaseExampleGenExecutor):
@@ -331,6 +332,9 @@ class Executor(BaseExampleGenExecutor):
         examples.set_int_custom_property(REJECTED_RECORDS_PROPERTY, summary["total_rejected"])
         examples.set_string_custom_property(REJECTED_BY_REASON_PROPERTY, json.dumps(summary["rejected"]))
         examples.set_string_custom_property(QUARANTINE_PROPERTY, self._quarantine_uri)
+        examples.set_string_custom_property(
+            LAYOUT_PROPERTY, _custom_config(exec_properties).get("layout", layouts.ML_100K)
+        )
         max_fraction = _custom_config(exec_properties).get(
             "max_rejected_fraction", quarantine.DEFAULT_MAX_REJECTED_FRACTION
         )
