@@ -10,7 +10,7 @@ import dataclasses
 import os
 from typing import Any
 
-from components.example_gen import splits
+from components.example_gen import layouts, splits  # neither imports TensorFlow
 
 DEFAULT_PIPELINE_NAME = "movielens-recommender"
 DEFAULT_MODEL_NAME = "movielens_ranker"
@@ -100,7 +100,7 @@ class PipelineConfig:
     # How ratings go to the splits: "time" (the seed's), "stratified", "u1".."u5" (components/example_gen/splits.py).
     # Random protocols draw their split with the trainer's seed.
     split_protocol: str = splits.TIME
-    layout: str = "ml-100k"  # the data's file layout: ml-100k, ml-1m, ml-10m or csv (ml-20m and later)
+    layout: str = layouts.ML_100K  # the data's file layout: ml-100k, ml-1m, ml-10m or csv (ml-20m and later)
     max_rejected_fraction: float = 0.001  # of raw records ExampleGen may quarantine before it fails the run
     accepted_anomalies: tuple[str, ...] = ()  # features whose schema anomalies the gate lets through (recorded)
     trainer: TrainerConfig = TrainerConfig()
@@ -119,8 +119,6 @@ class PipelineConfig:
             raise ValueError("the pipeline needs three splits: train, eval (validation) and test (evaluation)")
         if any(x <= 0 for x in self.split_fractions) or abs(sum(self.split_fractions) - 1) > 1e-6:
             raise ValueError(f"split fractions must be positive and sum to 1, got {self.split_fractions}")
-        from components.example_gen import layouts  # no TensorFlow there
-
         if self.layout not in layouts.LAYOUTS:
             raise ValueError(f"unknown layout {self.layout!r}; one of: {', '.join(layouts.LAYOUTS)}")
         layouts.check_protocol(layouts.LAYOUTS[self.layout], self.split_protocol)

@@ -14,6 +14,7 @@ from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import schema_pb2
 
 from components.example_gen import layouts
+from components.example_gen.readers import dat
 from transform import features as f
 
 BASE = "schema.pbtxt"
@@ -48,7 +49,7 @@ def derive(layout: layouts.Layout, base: schema_pb2.Schema | None = None) -> sch
     if layout.name == layouts.ML_1M:
         domain = by_name[f.USER_OCCUPATION].string_domain
         del domain.value[:]
-        domain.value.extend(layouts.OCCUPATIONS_1M)
+        domain.value.extend(dat.OCCUPATIONS_1M)
     if layout.half_stars:  # ml-10m and later
         by_name[f.MOVIE_GENRES].string_domain.value.extend(layouts.LATER_GENRES)
         by_name[f.MOVIE_GENRES].value_count.max = layouts.MAX_LISTED_GENRES

@@ -10,10 +10,11 @@ import apache_beam as beam
 import pytest
 import tensorflow as tf
 
-from components.example_gen import layouts, movielens, reading, synth
+from components.example_gen import layouts, movielens, readers, reading, synth
 from components.example_gen.executor import LINE_COUNTS, REJECTED, ReadMovieLens
 from components.example_gen.movielens import MalformedRecordError, RawLine
 from components.example_gen.quarantine import WriteQuarantine, read_summary
+from components.example_gen.readers import headed_csv, titles
 from transform import features as f
 
 SPLIT = movielens.TimeSplit(("train", "eval", "test"), (0.6, 0.2, 0.2))
@@ -91,19 +92,19 @@ def test_folds_exist_only_in_ml100k():
 
 
 def test_titles_genres_and_headers():
-    assert layouts.release_year("American President, The (1995)") == 1995
-    assert layouts.release_year("Fawlty Towers (1975-1979)") == 1975
-    assert layouts.release_year("Untitled Project") == f.RELEASE_YEAR_UNKNOWN
-    assert layouts.genre_list("Comedy|Drama") == ("Comedy", "Drama")
-    assert layouts.genre_list("(no genres listed)") == ("unknown",)
+    assert titles.release_year("American President, The (1995)") == 1995
+    assert titles.release_year("Fawlty Towers (1975-1979)") == 1975
+    assert titles.release_year("Untitled Project") == f.RELEASE_YEAR_UNKNOWN
+    assert titles.genre_list("Comedy|Drama") == ("Comedy", "Drama")
+    assert titles.genre_list("(no genres listed)") == ("unknown",)
     with pytest.raises(MalformedRecordError):
-        layouts.genre_list("")
-    columns = layouts.header_columns(
-        b"\xef\xbb\xbftimestamp,userId,movieId,rating,x\r", "r.csv", layouts.RATING_COLUMNS
+        titles.genre_list("")
+    columns = headed_csv.header_columns(
+        b"\xef\xbb\xbftimestamp,userId,movieId,rating,x\r", "r.csv", headed_csv.RATING_COLUMNS
     )
     assert columns == {"userId": 1, "movieId": 2, "rating": 3, "timestamp": 0}
     with pytest.raises(ValueError, match="lacks column"):
-        layouts.header_columns(b"user,movie,rating,timestamp", "r.csv", layouts.RATING_COLUMNS)
+        headed_csv.header_columns(b"user,movie,rating,timestamp", "r.csv", headed_csv.RATING_COLUMNS)
 
 
 def _line(file: str, text: str) -> RawLine:
@@ -111,8 +112,8 @@ def _line(file: str, text: str) -> RawLine:
 
 
 def test_half_stars_only_where_the_release_has_them():
-    half = layouts.Parser(layouts.LAYOUTS[layouts.ML_10M])
-    whole = layouts.Parser(layouts.LAYOUTS[layouts.ML_1M])
+    half = readers.for_layout(layouts.LAYOUTS[layouts.ML_10M])
+    whole = readers.for_layout(layouts.LAYOUTS[layouts.ML_1M])
     assert half.rating(_line("ratings.dat", "1::2::0.5::838985046")).rating == 0.5
     for parser, text in ((whole, "1::2::3.5::978300760"), (half, "1::2::5.5::1"), (half, "1::2::0::1")):
         with pytest.raises(MalformedRecordError) as error:
@@ -121,10 +122,10 @@ def test_half_stars_only_where_the_release_has_them():
 
 
 def test_ml1m_users_map_codes_to_the_releases_names():
-    user = layouts.Parser(layouts.LAYOUTS[layouts.ML_1M]).user(_line("users.dat", "7::M::35::17::10027-1234"))
+    user = readers.for_layout(layouts.LAYOUTS[layouts.ML_1M]).user(_line("users.dat", "7::M::35::17::10027-1234"))
     assert (user.user_id, user.gender, user.age, user.occupation) == ("7", "M", 35, "technician/engineer")
     with pytest.raises(MalformedRecordError):
-        layouts.Parser(layouts.LAYOUTS[layouts.ML_1M]).user(_line("users.dat", "7::M::33::17::10027"))
+        readers.for_layout(layouts.LAYOUTS[layouts.ML_1M]).user(_line("users.dat", "7::M::33::17::10027"))
 
 
 def test_reading_in_byte_ranges_gives_the_lines_of_a_whole_file_read(tmp_path):

@@ -6,6 +6,7 @@ from tensorflow_metadata.proto.v0 import schema_pb2
 from tfx.utils import io_utils
 
 from components.example_gen import layouts, movielens
+from components.example_gen.readers import dat
 from pipeline.pipeline import schema_path
 from schemas import derive
 from transform import features as f
@@ -51,5 +52,5 @@ def test_a_release_without_users_has_no_user_attributes_and_half_stars():
     assert by_name[f.RATING].float_domain.min == by_name[f.USER_PRIOR_MOVIE_RATINGS].float_domain.min == 0.5
     assert set(layouts.LATER_GENRES) <= set(by_name[f.MOVIE_GENRES].string_domain.value)
     ml1m = {x.name: x for x in derive.derive(layouts.LAYOUTS[layouts.ML_1M]).feature}
-    assert tuple(ml1m[f.USER_OCCUPATION].string_domain.value) == layouts.OCCUPATIONS_1M
+    assert tuple(ml1m[f.USER_OCCUPATION].string_domain.value) == dat.OCCUPATIONS_1M
     assert ml1m[f.RATING].float_domain.min == 1.0

@@ -19,7 +19,7 @@ from tfx.components.example_gen.base_example_gen_executor import BaseExampleGenE
 from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils
 
-from components.example_gen import history, layouts, movielens, quarantine, reading, splits
+from components.example_gen import history, layouts, movielens, quarantine, readers, reading, splits
 
 # Keys of ReadMovieLens' output besides the split names (which cannot start with "!").
 REJECTED = "!rejected"
@@ -236,17 +236,11 @@ class ReadMovieLens(beam.PTransform):
         path = os.path.join(self._input_base, file)
         return pipeline | f"Read[{file}]" >> reading.ReadLines(path, skip_header=file.endswith(".csv"))
 
-    def _parser(self) -> layouts.Parser:
-        """The layout's parser, with the CSV headers' columns read now (a bad header fails the run here)."""
-        columns = {}
-        if self._layout.has_header:
-            for file, names in (
-                (self._layout.ratings, layouts.RATING_COLUMNS),
-                (self._layout.movies, layouts.MOVIE_COLUMNS),
-            ):
-                header = reading.first_line(os.path.join(self._input_base, file))
-                columns[file] = layouts.header_columns(header, file, names)
-        return layouts.Parser(self._layout, columns, self._max_timestamp)
+    def _reader(self) -> readers.Reader:
+        """The layout's reader, with the CSV headers read now (a header lacking a column fails the run here)."""
+        files = (self._layout.ratings, self._layout.movies) if self._layout.has_header else ()
+        headers = {file: reading.first_line(os.path.join(self._input_base, file)) for file in files}
+        return readers.for_layout(self._layout, self._max_timestamp, headers)
 
     def _parse_unique(self, lines, file: str, parse, key, what: str):
         """Parsed (line, record) pairs, one per key (the first line wins), and the errors of both steps."""
@@ -260,7 +254,7 @@ class ReadMovieLens(beam.PTransform):
         return unique.unique, (parsed[_ERRORS], unique[_ERRORS])
 
     def expand(self, pipeline):
-        layout, parser = self._layout, self._parser()
+        layout, parser = self._layout, self._reader()
         lines = {file: self._lines(pipeline, file) for file in layout.files}
         user_errors: tuple = ()
         users = pipeline | "NoUsers" >> beam.Create([])

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from components.example_gen import layouts, movielens
+from components.example_gen.readers import dat, headed_csv
 
 _START = 946_684_800  # 2000-01-01
 _YEAR = 31_556_952
@@ -89,7 +90,7 @@ def write(directory: str | Path, layout_name: str, spec: SynthSpec, progress=lam
     low, high = layout.rating_range
     with _writer(out / layout.ratings) as handle:
         if layout.has_header:
-            handle.write(",".join(layouts.RATING_COLUMNS) + "\n")
+            handle.write(",".join(headed_csv.RATING_COLUMNS) + "\n")
         sep = {layouts.ML_100K: "\t", layouts.CSV: ","}.get(layout.name, "::")
         for user in range(spec.users):
             n = int(per_user[user])
@@ -128,7 +129,7 @@ def _write_movies(out: Path, layout: layouts.Layout, movie_genres: list, years: 
                 )
         elif layout.has_header:
             writer = csv.writer(handle, lineterminator="\n")
-            writer.writerow(layouts.MOVIE_COLUMNS)
+            writer.writerow(headed_csv.MOVIE_COLUMNS)
             for m, genres in enumerate(names):
                 writer.writerow([m + 1, _title(m, years[m]), "|".join(genres)])
         else:
@@ -144,5 +145,5 @@ def _write_users(out: Path, layout: layouts.Layout, rng: np.random.Generator, us
                 occupation = movielens.OCCUPATIONS[int(rng.integers(len(movielens.OCCUPATIONS)))]
                 handle.write(f"{u}|{int(rng.integers(15, 70))}|{gender}|{occupation}|{zip_code}\n")
             else:
-                age = layouts.AGE_BANDS_1M[int(rng.integers(len(layouts.AGE_BANDS_1M)))]
-                handle.write(f"{u}::{gender}::{age}::{int(rng.integers(len(layouts.OCCUPATIONS_1M)))}::{zip_code}\n")
+                age = dat.AGE_BANDS_1M[int(rng.integers(len(dat.AGE_BANDS_1M)))]
+                handle.write(f"{u}::{gender}::{age}::{int(rng.integers(len(dat.OCCUPATIONS_1M)))}::{zip_code}\n")
