@@ -41,7 +41,7 @@ def _config(data: Path, root: Path) -> PipelineConfig:
         pipeline_root=str(root / "pipeline"),
         data_dir=str(data),
         serving_dir=str(root / "serving"),
-        trainer=TrainerConfig(epochs=10, tuner_trials=1),
+        trainer=TrainerConfig(epochs=10, tuner_trials=1, retrieval_epochs=1),
         rmse_upper_bound=RMSE_BOUND,
         beam_pipeline_args=direct_runner_args(),
     )

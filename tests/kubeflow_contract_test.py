@@ -35,7 +35,7 @@ def launched(synthetic_dir, tmp_path_factory) -> tuple[LocalLauncher, dict, Path
         pipeline_root=str(root / "pipeline-root"),
         data_dir=str(synthetic_dir),
         serving_dir=str(root / "serving"),
-        trainer=TrainerConfig(epochs=10, tuner_trials=0),
+        trainer=TrainerConfig(epochs=10, tuner_trials=0, retrieval_epochs=1),
         # The train mean scores test RMSE 1.05 on the synthetic data, 10 epochs 0.74: blessed means it learned.
         rmse_upper_bound=0.9,
         beam_pipeline_args=beam_args("DirectRunner"),

@@ -89,7 +89,7 @@ def test_a_model_worse_than_the_blessed_one_is_not_pushed(workspace, reruns):
     before = tree_snapshot(workspace["serving"])
     config = config_for(
         workspace,
-        trainer=TrainerConfig(epochs=1, tuner_trials=0, learning_rate=1e-6, layer_sizes=(8,)),
+        trainer=TrainerConfig(epochs=1, tuner_trials=0, learning_rate=1e-6, layer_sizes=(8,), retrieval_epochs=1),
         rmse_upper_bound=10.0,  # only the comparison with the blessed model can refuse it
         rmse_max_increase=0.0,
     )
@@ -127,7 +127,7 @@ def test_too_many_malformed_lines_fail_at_example_gen_and_publish_nothing(synthe
     with open(data / "u.data", "a") as handle:
         handle.write("".join(f"{n}\tx\t3\t881250949\n" for n in range(1, 6)))  # 5 of 3,205 lines: 0.16%
     ws = {"data": data, "root": tmp_path / "pipeline", "serving": tmp_path / "serving"}
-    config = config_for(ws, trainer=TrainerConfig(epochs=1, tuner_trials=0))
+    config = config_for(ws, trainer=TrainerConfig(epochs=1, tuner_trials=0, retrieval_epochs=1))
     pattern = (
         r"(?s)ExampleGen failed: RejectedRecordsError: ExampleGen rejected 5 of 3,205 raw records \(0\.156%; bad_id 5\)"
         r": more than the limit of 0\.100%.*u\.data:3001: movie id 'x' is not a positive integer"
@@ -158,7 +158,7 @@ def test_schema_violation_stops_the_run_at_the_gate(synthetic_dir, tmp_path):
     users[0] = "|".join(users[0].split("|")[:3] + ["astronaut"] + users[0].split("|")[4:])
     (data / "u.user").write_text("\n".join(users) + "\n", encoding="latin-1")
     ws = {"data": data, "root": tmp_path / "pipeline", "serving": tmp_path / "serving"}
-    config = config_for(ws, trainer=TrainerConfig(epochs=1, tuner_trials=0))
+    config = config_for(ws, trainer=TrainerConfig(epochs=1, tuner_trials=0, retrieval_epochs=1))
     lines = []
     with pytest.raises(PipelineRunError, match=r"(?s)ValidationGate failed.*user_occupation.*astronaut"):
         run_local(config, echo=lines.append)

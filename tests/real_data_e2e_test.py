@@ -13,7 +13,7 @@ def test_ml100k_split_counts_and_rmse_below_the_bound(ml100k_dir, tmp_path):
         pipeline_root=str(tmp_path / "pipeline"),
         data_dir=str(ml100k_dir),
         serving_dir=str(tmp_path / "serving"),
-        trainer=TrainerConfig(epochs=2, tuner_trials=0),
+        trainer=TrainerConfig(epochs=2, tuner_trials=0, retrieval_epochs=1),
         beam_pipeline_args=direct_runner_args(),
     )
     lines = []

@@ -33,7 +33,8 @@ def release_run(tmp_path_factory) -> dict:
     command = [
         sys.executable, "-m", "pipeline.cli", "run",
         "--input-dir", str(data), "--pipeline-root", str(ws["root"]), "--serving-dir", str(ws["serving"]),
-        "--epochs", str(EPOCHS), "--tuner-trials", "0", "--rmse-upper-bound", str(RMSE_BOUND),
+        "--epochs", str(EPOCHS), "--tuner-trials", "0", "--retrieval-epochs", "1",
+        "--rmse-upper-bound", str(RMSE_BOUND),
     ]  # fmt: skip
     result = subprocess.run(command, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout + result.stderr

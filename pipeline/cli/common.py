@@ -90,6 +90,13 @@ model_options = options(
     click.option("--epochs", default=12, show_default=True, type=click.IntRange(min=1)),
     click.option("--tuner-trials", default=2, show_default=True, type=click.IntRange(min=0), help="0 skips the Tuner."),
     click.option("--tuner-epochs", default=3, show_default=True, type=click.IntRange(min=1)),
+    click.option(
+        "--retrieval-epochs",
+        default=8,
+        show_default=True,
+        type=click.IntRange(min=1),
+        help="Epochs of the retrieval (recommend) model; fixed, no early stopping.",
+    ),
     click.option("--seed", default=42, show_default=True, type=int, help="Training seed (and random splits')."),
     click.option(
         "--split",
@@ -145,7 +152,7 @@ def build_config(**kwargs):
     """Builds the frozen PipelineConfig from CLI values; a bad value is a usage error, not a traceback."""
     from pipeline.config import PipelineConfig, TrainerConfig
 
-    trainer = {key: kwargs.pop(key) for key in ("epochs", "tuner_trials", "tuner_epochs", "seed")}
+    trainer = {key: kwargs.pop(key) for key in ("epochs", "tuner_trials", "tuner_epochs", "retrieval_epochs", "seed")}
     kwargs["enable_cache"] = not kwargs.pop("no_cache")
     try:
         return PipelineConfig(trainer=TrainerConfig(**trainer), **kwargs)
