@@ -132,39 +132,52 @@ def _members_from_directory(path: Path, checksums: Mapping[str, str] = SHA256) -
     return {name: (root / name).read_bytes() for name in checksums}
 
 
-def download(
-    url: str, destination: Path, progress: Progress, checksums: Mapping[str, str] = SHA256
-) -> dict[str, bytes]:
-    """Downloads `url` over HTTPS to `destination`, via a temporary file renamed once every member
-    verifies; returns the verified members."""
+def download_file(
+    url: str, destination: Path, progress: Progress, max_bytes: int, verify: Callable[[Path], object] = lambda p: None
+):
+    """Downloads `url` over HTTPS to `destination` via `<destination>.part`, renamed only once `verify(part)`
+    returns (its result is returned); a failed, oversized, cut-short or unverified download is deleted."""
     if not url.startswith("https://"):
         raise DataVerificationError(f"refusing to download over a non-HTTPS URL: {url}")
     partial = destination.with_name(destination.name + ".part")
     progress(f"downloading {url}")
     try:
         with urllib.request.urlopen(url, timeout=60) as response, open(partial, "wb") as out:
-            total = int(response.headers.get("Content-Length") or 0)
-            done = 0
+            total, done, shown = int(response.headers.get("Content-Length") or 0), 0, -1
             while chunk := response.read(1 << 20):
                 out.write(chunk)
                 done += len(chunk)
-                if done > MAX_ARCHIVE_BYTES:
-                    raise DataVerificationError(f"{url}: download exceeds {MAX_ARCHIVE_BYTES / 1e6:.0f} MB; stopped")
-                if total:
-                    progress(f"  {done * 100 // total}% of {total / 1e6:.1f} MB")
+                if done > max_bytes:
+                    raise DataVerificationError(f"{url}: download exceeds {max_bytes / 1e6:.0f} MB; stopped")
+                if total and done * 10 // total != shown:  # every 10%
+                    shown = done * 10 // total
+                    progress(f"  {shown * 10}% of {total / 1e6:.1f} MB")
         if total and done != total:
             raise DataVerificationError(f"{url}: download cut short ({done} of {total} bytes)")
-        # Checked (safe entries, every member's SHA-256) before it is kept.
-        members = _members_from_zip(partial, checksums)
-        for name, data in members.items():
-            _check(name, data, url, checksums)
+        verified = verify(partial)
     except (OSError, DataVerificationError, http.client.HTTPException) as error:
         partial.unlink(missing_ok=True)  # a partial or bad download never replaces anything
         if isinstance(error, DataVerificationError):
             raise
         raise DataVerificationError(f"{url}: download failed ({type(error).__name__}: {error})") from error
     os.replace(partial, destination)
-    return members
+    return verified
+
+
+def download(
+    url: str, destination: Path, progress: Progress, checksums: Mapping[str, str] = SHA256
+) -> dict[str, bytes]:
+    """Downloads `url` over HTTPS to `destination`, via a temporary file renamed once every member
+    verifies; returns the verified members."""
+
+    def verify(partial: Path) -> dict[str, bytes]:
+        # Checked (safe entries, every member's SHA-256) before it is kept.
+        members = _members_from_zip(partial, checksums)
+        for name, data in members.items():
+            _check(name, data, url, checksums)
+        return members
+
+    return download_file(url, destination, progress, MAX_ARCHIVE_BYTES, verify)
 
 
 def fetch(

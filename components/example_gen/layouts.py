@@ -112,10 +112,12 @@ def input_files(layout: Layout, protocol: str) -> tuple[str, ...]:
 
 
 def input_pattern(layout: Layout, protocol: str) -> str:
-    """A glob matching every file of `input_files` (TFX's driver fingerprints its matches for the cache)."""
-    if layout.name == ML_100K:
-        return splits.input_pattern(protocol)
+    """A glob matching every file of `input_files` (TFX's ExampleGen driver fingerprints its matches for the
+    cache): ml-100k's `u.*`, plus `uK.*` for fold K; `*.dat` or `*.csv` elsewhere. A few unread files (u.genre,
+    uK.base, tags) match too, which only makes the cache stricter."""
     check_protocol(layout, protocol)
+    if layout.name == ML_100K:
+        return f"u[.{protocol[1]}]*" if protocol in splits.FOLDS else "u.*"
     return "*.csv" if layout.has_header else "*.dat"
 
 

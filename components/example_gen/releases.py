@@ -55,16 +55,9 @@ RELEASES = {
 }
 
 
-def md5_of(path: Path) -> str:
-    digest = hashlib.md5(usedforsecurity=False)
-    with open(path, "rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
+def hexdigest(path: Path, algorithm: str) -> str:
+    """`algorithm`'s digest of a file, read in 1 MB blocks (zips of several hundred MB)."""
+    digest = hashlib.new(algorithm, usedforsecurity=False)
     with open(path, "rb") as handle:
         while block := handle.read(1 << 20):
             digest.update(block)
@@ -96,32 +89,6 @@ def _latest_md5(release: Release, mirror: Path | None, url: str | None) -> str:
     if sidecar and sidecar.is_file() and (found := md5_in(sidecar.read_text(encoding="ascii", errors="replace"))):
         return found
     return published_md5(url or release.url)
-
-
-def _download(url: str, destination: Path, max_bytes: int, progress: Progress) -> None:
-    if not url.startswith("https://"):
-        raise DataVerificationError(f"refusing to download over a non-HTTPS URL: {url}")
-    partial = destination.with_name(destination.name + ".part")
-    progress(f"downloading {url}")
-    try:
-        with urllib.request.urlopen(url, timeout=60) as response, open(partial, "wb") as out:
-            total, done, shown = int(response.headers.get("Content-Length") or 0), 0, -1
-            while chunk := response.read(1 << 20):
-                out.write(chunk)
-                done += len(chunk)
-                if done > max_bytes:
-                    raise DataVerificationError(f"{url}: download exceeds {max_bytes / 1e6:.0f} MB; stopped")
-                if total and done * 10 // total != shown:
-                    shown = done * 10 // total
-                    progress(f"  {shown * 10}% of {total / 1e6:.0f} MB")
-        if total and done != total:
-            raise DataVerificationError(f"{url}: download cut short ({done} of {total} bytes)")
-    except (OSError, DataVerificationError, http.client.HTTPException) as error:
-        partial.unlink(missing_ok=True)
-        if isinstance(error, DataVerificationError):
-            raise
-        raise DataVerificationError(f"{url}: download failed ({type(error).__name__}: {error})") from error
-    os.replace(partial, destination)
 
 
 def _extract(archive: Path, release: Release, target: Path) -> None:
@@ -193,9 +160,9 @@ def fetch(
     else:
         archive, origin = root / f"{name}.zip", url or release.url
         if not archive.is_file():
-            _download(origin, archive, release.max_bytes, progress)
+            dataset.download_file(origin, archive, progress, release.max_bytes)
     expected = release.md5 or _latest_md5(release, archive if mirror is not None else None, url)
-    actual = md5_of(archive)
+    actual = hexdigest(archive, "md5")
     if actual != expected:
         if mirror is None:
             archive.unlink(missing_ok=True)  # never keep a download that does not verify
@@ -205,7 +172,7 @@ def fetch(
         )
     progress(f"{origin}: MD5 {actual} verified; extracting")
     _extract(archive, release, target)
-    sha = sha256_of(archive)
+    sha = hexdigest(archive, "sha256")
     record.write_text(f"{sha}  {name}.zip (MD5 {actual})\n")
     progress(f"{name} into {target} (zip SHA-256 {sha}, recorded in {record})")
     return target

@@ -22,22 +22,6 @@ def check(protocol: str) -> str:
     return protocol
 
 
-# The raw files every protocol reads (movielens.RATINGS_FILE, USERS_FILE, MOVIES_FILE); folds add uK.test.
-BASE_FILES = ("u.data", "u.user", "u.item")
-
-
-def input_files(protocol: str) -> tuple[str, ...]:
-    """Every raw file ExampleGen reads under `protocol` (checked before a run; fingerprinted for the cache)."""
-    return (*BASE_FILES, f"{protocol}.test") if check(protocol) in FOLDS else BASE_FILES
-
-
-def input_pattern(protocol: str) -> str:
-    """A glob matching every file of `input_files(protocol)` (TFX's ExampleGen driver fingerprints its
-    matches for the cache): `u.*`, plus `uK.*` for fold K. A few unread files (u.genre, uK.base) match too,
-    which only makes the cache stricter."""
-    return f"u[.{protocol[1]}]*" if check(protocol) in FOLDS else "u.*"
-
-
 def hides_test(protocol: str) -> bool:
     """Whether test ratings stay out of every history feature.
 
