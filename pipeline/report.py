@@ -16,9 +16,9 @@ from collections import Counter
 from typing import Any
 
 from pipeline import inspection, ranking_view
+from pipeline.monitoring import drift as monitoring_drift
 
-DRIFT_THRESHOLD = 0.1  # L-infinity (categorical) / Jensen-Shannon (numeric) distance, train vs test
-_DRIFT_NAMES = {1: "L-infinity", 2: "Jensen-Shannon"}
+DRIFT_THRESHOLD = monitoring_drift.DRIFT_THRESHOLD  # L-infinity (strings) / Jensen-Shannon (numbers), train vs test
 
 
 def feature_table(statistics_uri: str, split: str) -> list[dict]:
@@ -46,30 +46,12 @@ def feature_table(statistics_uri: str, split: str) -> list[dict]:
 def drift(statistics_uri: str, schema_uri: str, baseline: str, current: str) -> list[dict]:
     """TFDV drift comparators between two splits, per feature (distance and whether it passes)."""
     import tensorflow_data_validation as tfdv
-    from tensorflow_metadata.proto.v0 import schema_pb2
 
     schema = tfdv.load_schema_text(os.path.join(schema_uri, "schema.pbtxt"))
-    for feature in schema.feature:
-        if feature.type == schema_pb2.BYTES:
-            feature.drift_comparator.infinity_norm.threshold = DRIFT_THRESHOLD
-        else:
-            feature.drift_comparator.jensen_shannon_divergence.threshold = DRIFT_THRESHOLD
+    comparators = monitoring_drift.with_comparators(schema, {feature.name for feature in schema.feature})
     current_stats = inspection.split_statistics(statistics_uri, current)
     baseline_stats = inspection.split_statistics(statistics_uri, baseline)
-    anomalies = tfdv.validate_statistics(current_stats, schema, previous_statistics=baseline_stats)
-    rows = []
-    for info in anomalies.drift_skew_info:
-        for measurement in info.drift_measurements:
-            rows.append(
-                {
-                    "feature": ".".join(info.path.step),
-                    "measure": _DRIFT_NAMES.get(measurement.type, str(measurement.type)),
-                    "distance": measurement.value,
-                    "threshold": measurement.threshold,
-                    "drifted": measurement.value > measurement.threshold,
-                }
-            )
-    return sorted(rows, key=lambda r: -r["distance"])
+    return monitoring_drift.compare(current_stats, baseline_stats, comparators)
 
 
 def rating_counts(examples_uri: str, splits: list[str]) -> dict[str, dict[int, int]]:
@@ -208,7 +190,7 @@ def _cell(value: Any) -> str:
     return html.escape("" if value is None else str(value))
 
 
-def _table(rows: list[dict], columns: list[str] | None = None) -> str:
+def table(rows: list[dict], columns: list[str] | None = None) -> str:
     if not rows:
         return "<p><em>none</em></p>"
     columns = columns or list(dict.fromkeys(key for row in rows for key in row))
@@ -221,7 +203,7 @@ def _img(png: str, alt: str) -> str:
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{png}">'
 
 
-_CSS = """
+CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1100px;color:#222}
 h1{font-size:1.6rem}h2{border-bottom:2px solid #4c72b0;padding-bottom:.2rem;margin-top:2.2rem}
 table{border-collapse:collapse;margin:.6rem 0;font-size:.85rem}th,td{border:1px solid #ccc;padding:.25rem .5rem}
@@ -242,12 +224,12 @@ def render_html(data: dict) -> str:
         f"<p>Status <b>{html.escape(run['status'])}</b>, started {html.escape(run['started'])}. "
         f"Read from ML Metadata at <code>{html.escape(data['metadata'])}</code>.</p>",
         "<h2>Components</h2>",
-        _table(
+        table(
             [{**c, "seconds": f"{c['seconds']:.1f}"} for c in data["components"]],
             ["component", "state", "cached", "seconds"],
         ),
         "<h2>Data</h2>",
-        _table([{"split": k, "examples": v} for k, v in data["splits"].items()]),
+        table([{"split": k, "examples": v} for k, v in data["splits"].items()]),
     ]
     if data.get("ingestion"):
         parts.append(f"<p>Raw records: {html.escape(inspection.ingestion_line(data['ingestion']))}</p>")
@@ -265,16 +247,16 @@ def render_html(data: dict) -> str:
         parts.append("<ul>" + "".join(f"<li>{html.escape(a)}</li>" for a in data["accepted_anomalies"]) + "</ul>")
     if extras.get("drift"):
         parts.append(f"<h3>Drift, train → test (TFDV comparators, threshold {DRIFT_THRESHOLD})</h3>")
-        parts.append(_table(extras["drift"]))
+        parts.append(table(extras["drift"]))
     for split, rows in extras.get("feature_stats", {}).items():
         parts.append(f"<h3>Feature statistics: {html.escape(split)}</h3>")
-        parts.append(_table(rows, ["feature", "present", "missing %", "mean", "std", "min", "max", "unique", "top"]))
+        parts.append(table(rows, ["feature", "present", "missing %", "mean", "std", "min", "max", "unique", "top"]))
 
     training = data["training"]
     parts.append("<h2>Training</h2>")
     if training["hyperparameters"]:
         parts.append("<h3>Hyperparameters used</h3>")
-        parts.append(_table([{"name": k, "value": json.dumps(v)} for k, v in training["hyperparameters"].items()]))
+        parts.append(table([{"name": k, "value": json.dumps(v)} for k, v in training["hyperparameters"].items()]))
     if training["history"]:
         parts.append(_img(plot_history(training["history"]), "loss and RMSE per epoch"))
         parts.append(
@@ -283,7 +265,7 @@ def render_html(data: dict) -> str:
         )
         epochs = len(next(iter(training["history"].values())))
         parts.append(
-            _table([{"epoch": i + 1, **{k: v[i] for k, v in training["history"].items()}} for i in range(epochs)])
+            table([{"epoch": i + 1, **{k: v[i] for k, v in training["history"].items()}} for i in range(epochs)])
         )
     if not training["history"]:
         parts.append(NO_DATA.format(what="training history", why="the Trainer did not complete in this run"))
@@ -291,7 +273,7 @@ def render_html(data: dict) -> str:
     if training["tuner_trials"]:
         score = f"score ({extras.get('tuner_objective', 'objective')}, lower is better)"
         trials = [{(score if k == "score" else k): v for k, v in trial.items()} for trial in training["tuner_trials"]]
-        parts.append(_table(trials))
+        parts.append(table(trials))
     else:
         parts.append("<p>Tuner skipped.</p>")
 
@@ -299,7 +281,7 @@ def render_html(data: dict) -> str:
     slices = data["evaluation"]
     labels = inspection.METRIC_LABELS
     parts.append(
-        _table(
+        table(
             [{"slice": s["slice"], **{labels[k]: v for k, v in s["metrics"].items()}} for s in slices],
             ["slice", *labels.values()],
         )
@@ -315,7 +297,7 @@ def render_html(data: dict) -> str:
     else:
         parts.append(NO_DATA.format(what="calibration plot", why="the Evaluator wrote no calibration buckets"))
 
-    parts.append(ranking_view.html(data.get("ranking"), _table, _img, plot_diversity))
+    parts.append(ranking_view.html(data.get("ranking"), table, _img, plot_diversity))
     parts.append("<h2>Decision</h2>")
     decision, pushed = data["decision"], data["pushed"]
     if decision:
@@ -339,7 +321,7 @@ def render_html(data: dict) -> str:
         parts.append("<h3>Lineage of the pushed model</h3><pre>" + html.escape("\n".join(lines)) + "</pre>")
     return (
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
-        f"<title>{html.escape(data['pipeline'])} run {html.escape(run['run_id'])}</title><style>{_CSS}</style>"
+        f"<title>{html.escape(data['pipeline'])} run {html.escape(run['run_id'])}</title><style>{CSS}</style>"
         "</head><body>" + "\n".join(parts) + "</body></html>\n"
     )
 

@@ -47,9 +47,13 @@ def objects(kustomization) -> dict[str, object]:
     return result
 
 
+def _generator(kustomization: dict, kind: str) -> dict:
+    (generator,) = [g for g in kustomization["configMapGenerator"] if kind in g]
+    return generator
+
+
 def _config_literals(kustomization: dict) -> dict[str, str]:
-    (generator,) = kustomization["configMapGenerator"]
-    return dict(literal.split("=", 1) for literal in generator["literals"])
+    return dict(literal.split("=", 1) for literal in _generator(kustomization, "literals")["literals"])
 
 
 def test_every_manifest_is_a_valid_kubernetes_object(objects):
@@ -74,7 +78,7 @@ def test_model_path_and_readiness_probe_on_the_model_status_endpoint(objects, ku
     deployment = objects["Deployment"]
     container = deployment.spec.template.spec.containers[0]
     literals = _config_literals(kustomization)
-    assert container.env_from[0].config_map_ref.name == kustomization["configMapGenerator"][0]["name"]
+    assert container.env_from[0].config_map_ref.name == _generator(kustomization, "literals")["name"]
     assert "--model_base_path=$(MODEL_BASE_PATH)" in container.args
     assert "--model_name=$(MODEL_NAME)" in container.args
     assert literals["MODEL_NAME"] == "movielens_ranker"  # pipeline.config.DEFAULT_MODEL_NAME
@@ -98,3 +102,43 @@ def test_model_name_matches_the_pipeline_default(kustomization):
     literals = _config_literals(kustomization)
     assert literals["MODEL_NAME"] == DEFAULT_MODEL_NAME
     assert literals["MODEL_BASE_PATH"].endswith(f"/{DEFAULT_MODEL_NAME}")
+
+
+def _monitoring_config():
+    """An empty tensorflow.serving.MonitoringConfig (tensorflow_serving/config/monitoring_config.proto; the
+    tensorflow-serving-api wheel does not ship it): text_format refuses a misspelt or misplaced field."""
+    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+
+    proto = descriptor_pb2.FileDescriptorProto(name="monitoring_config.proto", package="tensorflow.serving")
+    prometheus = proto.message_type.add(name="PrometheusConfig")
+    prometheus.field.add(name="enable", number=1, type=8, label=1)  # bool
+    prometheus.field.add(name="path", number=2, type=9, label=1)  # string
+    monitoring = proto.message_type.add(name="MonitoringConfig")
+    monitoring.field.add(name="prometheus_config", number=1, type=11, label=1,
+                         type_name=".tensorflow.serving.PrometheusConfig")  # fmt: skip
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(proto)
+    return message_factory.MessageFactory(pool).GetPrototype(
+        pool.FindMessageTypeByName("tensorflow.serving.MonitoringConfig")
+    )()
+
+
+def test_prometheus_endpoint_enabled_and_annotated_for_scraping(objects, kustomization):
+    """The monitoring config parses as TF Serving's MonitoringConfig, is mounted where the flag points, and the
+    pod's scrape annotations name its path on the REST port."""
+    from google.protobuf import text_format
+
+    generator = _generator(kustomization, "files")
+    (name,) = generator["files"]
+    config = text_format.Parse((MANIFESTS / name).read_text(), _monitoring_config())
+    assert config.prometheus_config.enable
+    pod = objects["Deployment"].spec.template
+    container = pod.spec.containers[0]
+    (flag,) = [a for a in container.args if a.startswith("--monitoring_config_file=")]
+    mount = next(m for m in container.volume_mounts if flag.split("=", 1)[1] == f"{m.mount_path}/{name}")
+    volume = next(v for v in pod.spec.volumes if v.name == mount.name)
+    assert volume.config_map.name == generator["name"]
+    annotations = pod.metadata.annotations
+    assert annotations["prometheus.io/scrape"] == "true"
+    assert annotations["prometheus.io/path"] == config.prometheus_config.path
+    assert int(annotations["prometheus.io/port"]) == next(p.container_port for p in container.ports if p.name == "http")

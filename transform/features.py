@@ -236,4 +236,37 @@ OUT_QUERY_VECTORS = "query_vectors"  # [batch, d] the users' retrieval query vec
 CATALOGUE_SIGNATURE = "catalogue"  # no inputs: every movie the model can recommend
 OUT_RATING_COUNTS = "rating_counts"  # [movies] int64: ratings in the data the model was trained on
 OUT_USER_COUNT = "users"  # int64 scalar: users in the model's snapshot
+OUT_USER_IDS = "user_ids"  # [users] string: the users in the model's snapshot
+OUT_RATING_RANGE = "rating_range"  # [2] float32: the release's lowest and highest rating
 OUT_MOVIE_VECTORS = "movie_vectors"  # [movies, d] the retrieval candidate vectors
+
+# Explanations (pipeline/explanations.py): a (user, movie) pair's ranker inputs, read from the snapshot as the
+# `recommend` path builds them, and the ranker run on any such inputs (the Transform outputs it reads, unclipped).
+PAIR_INPUTS_SIGNATURE = "pair_inputs"  # user_id [b], movie_id [b] (+ recent_movies/ratings) → ranker inputs
+RANK_INPUTS_SIGNATURE = "rank_inputs"  # ranker inputs → OUT_RAW_RATING [b]
+OUT_RAW_RATING = "raw_rating"  # the ranker's output before clipping to the rating range
+USER_RATINGS_SIGNATURE = "user_ratings"  # user_id (scalar) → the movies they rated in the snapshot, oldest first
+OUT_RATED = "ratings"  # [n] float32, beside OUT_MOVIE_IDS / OUT_TITLES / OUT_GENRES
+REQUEST_MOVIE_ID = "movie_id"  # [b] string (pair_inputs)
+
+# The terms an explanation is told in: every ranker input belongs to exactly one (tests/explanations_test.py).
+# Each term names the raw features its inputs are computed from.
+EXPLANATION_TERMS = {
+    "rating habits": (USER_MEAN_XF, USER_STD_XF, USER_COUNT_XF, USER_RECENT_MEAN_XF, USER_OFFSET_XF,
+                      USER_HAS_HISTORY_XF, USER_ID_XF),
+    "movie popularity and quality": (MOVIE_MEAN_XF, MOVIE_COUNT_XF, MOVIE_ID_XF),
+    "genre match": (MOVIE_GENRES_XF, USER_GENRE_MEAN_XF, USER_GENRE_COUNT_XF),
+    "movies rated before": (USER_PRIOR_MOVIES_XF, USER_PRIOR_DEVIATIONS_XF),
+    "movie age": (MOVIE_YEAR_XF, MOVIE_YEAR_MISSING_XF, MOVIE_AGE_XF),
+    "time of day and recency": (HOUR_SIN_XF, HOUR_COS_XF, DOW_SIN_XF, DOW_COS_XF, USER_SINCE_LAST_XF),
+    "demographics": (USER_AGE_XF, USER_GENDER_XF, USER_OCCUPATION_XF, USER_ZIP_PREFIX_XF),
+}  # fmt: skip
+EXPLANATION_SOURCES = {
+    "rating habits": "the user's earlier ratings: count, mean, spread, last 5, offset from each movie's mean; id",
+    "movie popularity and quality": "the movie's earlier ratings: count and mean; id",
+    "genre match": "the movie's genres and the user's earlier ratings of movies of those genres",
+    "movies rated before": "the user's last 50 movies and how far each rating was from their mean",
+    "movie age": "the release year and the movie's age when rated",
+    "time of day and recency": "the request's time (hour, weekday) and the time since the user's last rating",
+    "demographics": "age, gender, occupation, zip-code prefix (releases with a users file)",
+}

@@ -14,7 +14,7 @@ from __future__ import annotations
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from components.trainer import data, recommend
+from components.trainer import data, explanation, recommend
 from transform import features as f
 
 _RAW_DTYPES = {
@@ -206,4 +206,5 @@ def export_serving_model(
     signatures = make_signatures(model, tft_output)
     model.recommender = recommender  # tracked by the model, so its variables and tables are saved
     signatures.update(recommend.make_signatures(model, recommender))
+    signatures.update(explanation.make_signatures(model, recommender, tft_output))
     model.save(path, save_format="tf", signatures=signatures)

@@ -97,6 +97,14 @@ class RankingModel(tfrs.models.Model):
         self.regularization_mean = tf.keras.metrics.Mean(name="regularization_loss")
         self.total_mean = tf.keras.metrics.Mean(name="total_loss")
 
+    @property
+    def ranker_inputs(self) -> tuple[str, ...]:
+        """The transformed features `call` reads (what an explanation attributes the prediction to)."""
+        names = {*self._embeddings, f.MOVIE_GENRES_XF, *self._dense, f.USER_ID_XF, f.MOVIE_ID_XF}
+        if self._history_factors:
+            names |= {f.USER_PRIOR_MOVIES_XF, f.USER_PRIOR_DEVIATIONS_XF}
+        return tuple(sorted(names))
+
     def call(self, inputs: dict[str, tf.Tensor]) -> tf.Tensor:
         """Transformed features → predicted rating, shape [batch, 1] (not clipped)."""
         parts = [self._embeddings[name](tf.reshape(inputs[name], [-1])) for name in sorted(self._embeddings)]

@@ -105,6 +105,7 @@ class Recommender(tf.Module):
         genre_lists = [_strings(genre_names[row > 0]) for row in s.movie_genres]
         v = _variable
         self.movie_ids = v(_strings([*s.movie_ids, ""]), tf.string, "movie_ids")
+        self.user_ids = v(_strings(s.user_ids), tf.string, "user_ids")
         self.titles = v(_strings([*s.titles, ""]), tf.string, "titles")
         self.genre_text = v(
             _strings([*("|".join(g.decode() for g in gs) for gs in genre_lists), ""]), tf.string, "genres"
@@ -315,6 +316,8 @@ def make_signatures(model: tf.keras.Model, recommender: Recommender) -> dict:
             f.OUT_GENRES: r.genre_text[: r.movies],
             f.OUT_RATING_COUNTS: r.movie_counts[: r.movies],
             f.OUT_USER_COUNT: tf.constant(r.users, tf.int64),
+            f.OUT_USER_IDS: tf.identity(r.user_ids),
+            f.OUT_RATING_RANGE: tf.constant(r.rating_range, tf.float32),
             f.OUT_MOVIE_VECTORS: tf.identity(r.movie_vectors),
         }
 

@@ -1,4 +1,5 @@
-"""`recommender recommend`: top-K movies for a user from the newest pushed model's `recommend` signature."""
+"""`recommender recommend` and `recommender explain`: top-K movies for a user from the newest pushed model's
+`recommend` signature, and why the model rates a movie as it does (SHAP, pipeline/explanations.py)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import click
 
 from pipeline.cli.common import DEFAULT_WORKDIR, fail, main
 from pipeline.config import DEFAULT_MODEL_NAME
+from pipeline.recommendations import RecommendError, newest_version, recommend
 
 
 def parse_rated(values: tuple[str, ...]) -> list[tuple[str, float]]:
@@ -24,14 +26,6 @@ def parse_rated(values: tuple[str, ...]) -> list[tuple[str, float]]:
             raise ValueError(f"--rated {value!r}: expected MOVIE_ID:RATING with a rating within 1..5, e.g. 50:5")
         pairs.append((movie.strip(), number))
     return pairs
-
-
-def newest_version(base: str) -> str:
-    """The newest `<base>/<version>` directory TF Serving would serve (highest integer version)."""
-    versions = [name for name in os.listdir(base) if name.isdigit()] if os.path.isdir(base) else []
-    if not versions:
-        raise FileNotFoundError(f"no pushed model under {base}: run `recommender run` first (or give --serving-dir)")
-    return os.path.join(base, max(versions, key=int))
 
 
 @main.command("recommend")
@@ -60,7 +54,6 @@ def recommend_command(user_id, k, rated, diversity, as_json, serving_dir, model_
         path = newest_version(os.path.join(serving_dir, model_name))
     except (ValueError, FileNotFoundError) as error:
         fail(str(error))
-    from pipeline.recommendations import RecommendError, recommend
 
     try:
         result = recommend(path, user_id, pairs, k, diversity)
@@ -78,3 +71,39 @@ def recommend_command(user_id, k, rated, diversity, as_json, serving_dir, model_
             f"{rank:>4}  {movie['movie_id']:>6}  {movie['score']:>7.3f}  {movie['predicted_rating']:>5.2f}  "
             f"{movie['title']} — {movie['genres'].replace('|', ', ')}"
         )
+
+
+@main.command("explain")
+@click.option("--user-id", required=True, help="The user (an unknown id is a new user).")
+@click.option("--movie-id", required=True, help="The movie whose predicted rating to explain.")
+@click.option("--rated", multiple=True, metavar="MOVIE_ID:RATING", help="A rating to add to the user's history.")
+@click.option("--background", default=100, show_default=True, type=click.IntRange(min=1),
+              help="Background ratings SHAP averages over (drawn from the model's snapshot).")  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="Print the explanation as JSON.")
+@click.option("--serving-dir", default=os.path.join(DEFAULT_WORKDIR, "serving"), show_default=True)
+@click.option("--model-name", default=DEFAULT_MODEL_NAME, show_default=True)
+def explain_command(user_id, movie_id, rated, background, as_json, serving_dir, model_name) -> None:
+    """Why the newest pushed model predicts this rating: SHAP attributions by term (docs/monitoring.md)."""
+    try:
+        pairs = parse_rated(rated)
+        path = newest_version(os.path.join(serving_dir, model_name))
+    except (ValueError, FileNotFoundError) as error:
+        fail(str(error))
+    from pipeline.explanations import explain
+    from pipeline.recommendations import Model
+
+    try:
+        result = explain(Model(path), user_id, movie_id, pairs, background=background)
+    except RecommendError as error:
+        fail(str(error))
+    if as_json:
+        click.echo(json.dumps(result, indent=1))
+        return
+    click.echo(
+        f"User {user_id}, movie {movie_id} ({result['title']}): predicted {result['served_prediction']:.2f}"
+        f" (ranker {result['prediction']:.3f}); model {path}"
+    )
+    click.echo(f"  {result['base_value']:.3f}  average over {result['background']} background ratings")
+    for term in result["terms"]:
+        click.echo(f"  {term['contribution']:+.3f}  {term['term']}: {term['sources']}")
+    click.echo(f"  = {result['prediction']:.3f}  ({result['seconds']:.2f} s)")

@@ -77,3 +77,66 @@ def report_command(pipeline_root, metadata_path, pipeline_name, run_id, output) 
         fail(f"cannot write the report to {output}: {error.strerror or error}")
     click.echo(f"Wrote {written} (run {data['run']['run_id']}, {data['run']['status']}).")
     _failed(data)
+
+
+ALERT_EXIT = 3  # `monitor`: a threshold was crossed (1 stays "the command failed")
+
+
+@main.command("monitor")
+@click.option(
+    "--requests",
+    "request_files",
+    multiple=True,
+    required=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="Request log (JSONL, as the app writes it); repeatable.",
+)
+@click.option(
+    "--ratings",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="Later true ratings (CSV with user/movie/rating columns, or u.data lines): live RMSE and NDCG.",
+)
+@_store_options
+@click.option("--output", default="monitor.html", show_default=True, type=click.Path(dir_okay=False))
+@click.option("--drift-threshold", default=0.1, show_default=True, type=float,
+              help="Input drift: L-infinity (strings) / Jensen-Shannon (numbers) distance that fires.")  # fmt: skip
+@click.option(
+    "--prediction-shift",
+    default=0.25,
+    show_default=True,
+    type=float,
+    help="Prediction drift: a mean predicted rating this far from the training labels' mean fires.",
+)
+@click.option("--rmse-margin", default=0.1, show_default=True, type=float,
+              help="Live RMSE above the Evaluator's test RMSE by more than this fires.")  # fmt: skip
+def monitor_command(request_files, ratings, pipeline_root, metadata_path, pipeline_name, run_id, output,
+                    drift_threshold, prediction_shift, rmse_margin) -> None:  # fmt: skip
+    """Served traffic against what the model was trained on: input and prediction drift (TFDV), live quality.
+
+    Writes an HTML page (and the same as JSON beside it) and exits 3 when a threshold is crossed, so that a
+    scheduler can alert (docs/monitoring.md)."""
+    import json
+
+    from pipeline.inspection import InspectionError
+    from pipeline.monitoring import check, drift, requests
+
+    data = _inspect(pipeline_root, metadata_path, pipeline_name, run_id)
+    try:
+        log = requests.read(request_files)
+        later = drift.read_ratings(ratings) if ratings else None
+        result = check.run_check(log, data, later, drift_threshold, prediction_shift, rmse_margin)
+    except (ValueError, InspectionError) as error:
+        fail(str(error))
+    for line in check.text_lines(result):
+        click.echo(line)
+    try:
+        with open(output, "w", encoding="utf-8") as handle:
+            handle.write(check.render_html(result))
+        with open(os.path.splitext(output)[0] + ".json", "w", encoding="utf-8") as handle:
+            json.dump(result, handle, indent=1)
+    except OSError as error:
+        fail(f"cannot write {output}: {error.strerror or error}")
+    click.echo(f"Wrote {output}")
+    if result["alerts"]:
+        raise click.exceptions.Exit(ALERT_EXIT)
