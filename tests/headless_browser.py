@@ -58,15 +58,21 @@ class _Session:
             self.events.append(json.loads(self.socket.recv()))
 
 
-def render(page: Path, screenshot: Path, width: int = 1280, height: int = 2400) -> dict:
-    """Loads `page`, returns {'errors', 'requests', 'images', 'broken_images'} and writes `screenshot`."""
+def render(
+    page: Path | str, screenshot: Path, width: int = 1280, height: int = 2400, wait_for_text: str | None = None
+) -> dict:
+    """Loads `page` (a file, or an http://127.0.0.1 URL), returns {'errors', 'requests', 'images',
+    'broken_images', 'text'} and writes `screenshot`.
+
+    `wait_for_text`: wait (up to 120 s) until the page's text holds it, for pages that draw after loading.
+    """
     executable = chromium()
     if executable is None:
         raise FileNotFoundError("no Chromium on PATH (Debian: apt-get install chromium)")
     profile = tempfile.mkdtemp(prefix="chromium-profile-")
     process = subprocess.Popen(
         [executable, "--headless", "--no-sandbox", "--disable-gpu", "--remote-debugging-port=0",
-         f"--user-data-dir={profile}", "--host-resolver-rules=MAP * ~NOTFOUND", "--no-first-run",
+         f"--user-data-dir={profile}", "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1", "--no-first-run",
          "about:blank"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -93,8 +99,21 @@ def render(page: Path, screenshot: Path, width: int = 1280, height: int = 2400) 
             {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False},
             session=session,
         )
-        browser.send("Page.navigate", {"url": page.resolve().as_uri()}, session=session)
+        url = page if isinstance(page, str) else page.resolve().as_uri()
+        browser.send("Page.navigate", {"url": url}, session=session)
         browser.wait_for("Page.loadEventFired")
+        text = ""
+        deadline = time.monotonic() + 120
+        while wait_for_text is not None:
+            result = browser.send(
+                "Runtime.evaluate", {"expression": "document.body.innerText", "returnByValue": True}, session=session
+            )
+            text = result["result"].get("value", "")
+            if wait_for_text in text:
+                break
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{wait_for_text!r} did not appear within 120 s; the page says: {text[:500]!r}")
+            time.sleep(0.5)
         images = json.loads(
             browser.send("Runtime.evaluate", {"expression": _IMAGES, "returnByValue": True}, session=session)["result"][
                 "value"
@@ -114,7 +133,13 @@ def render(page: Path, screenshot: Path, width: int = 1280, height: int = 2400) 
             elif method == "Network.requestWillBeSent":
                 requests.append(params["request"]["url"][:100])
         browser.socket.close()
-        return {"errors": errors, "requests": requests, "images": images["total"], "broken_images": images["broken"]}
+        return {
+            "errors": errors,
+            "requests": requests,
+            "images": images["total"],
+            "broken_images": images["broken"],
+            "text": text,
+        }
     finally:
         process.kill()
         process.wait()

@@ -37,6 +37,18 @@ def _metrics(port: int) -> int:
     return metrics.serve(port)
 
 
+def markdown_table(rows: list[dict]) -> str:
+    """Rows as a Markdown table (static HTML in the page: readable without the data-grid canvas)."""
+
+    def cell(value) -> str:
+        return str(value).replace("|", "\\|").replace("\n", " ")
+
+    columns = list(rows[0])
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(cell(row[c]) for c in columns) + " |" for row in rows]
+    return "\n".join(lines)
+
+
 def _recommendations(model, settings, user_id: str, rated, k: int, diversity: float, explain: bool) -> None:
     try:
         result = logic.recommend(model, settings, user_id, rated, k, diversity)
@@ -44,7 +56,8 @@ def _recommendations(model, settings, user_id: str, rated, k: int, diversity: fl
         st.error(f"The model refused the request: {error}")
         return
     who = "a user the model knows" if result["known_user"] else "a new user (cold start)"
-    st.subheader(f"Recommended for {user_id or 'you'} — {who}")
+    name = "you" if user_id == logic.NEW_USER_ID else f"user {user_id}"
+    st.subheader(f"Recommended for {name} — {who}")
     rows = []
     explainer = _explainer(model, model.version) if explain else None
     for rank, movie in enumerate(result["movies"], 1):
@@ -53,7 +66,14 @@ def _recommendations(model, settings, user_id: str, rated, k: int, diversity: fl
         if explainer is not None:
             row["why"] = why(explainer.explain(user_id, movie["movie_id"], rated))
         rows.append(row)
-    st.dataframe(pd.DataFrame(rows), hide_index=True, use_container_width=True)
+    if not rows:
+        st.info("The model has no movie left to recommend.")
+        return
+    st.markdown(markdown_table(rows))
+    st.caption(
+        "Score: retrieval score + rating weight × predicted rating. Why: the terms that raised the predicted "
+        "rating most above the average rating (SHAP; `recommender explain` shows every term)."
+    )
 
 
 def known_user(model, settings, k: int, diversity: float, explain: bool) -> None:
@@ -68,7 +88,7 @@ def known_user(model, settings, k: int, diversity: float, explain: bool) -> None
     _recommendations(model, settings, user_id, (), k, diversity, explain)
     rated = model.user_ratings(user_id)
     st.subheader(f"Their ratings ({len(rated)}, newest first)")
-    st.dataframe(pd.DataFrame(rated[:200]), hide_index=True, use_container_width=True)
+    st.dataframe(pd.DataFrame(rated), hide_index=True, width="stretch")
 
 
 def new_user(model, settings, k: int, diversity: float, explain: bool) -> None:
@@ -90,6 +110,8 @@ def new_user(model, settings, k: int, diversity: float, explain: bool) -> None:
     if not rated:
         st.info("Rate a few movies to get recommendations (or open the page with ?rated=50:5,172:4).")
         return
+    titles = dict(zip(model.catalogue()["movie_ids"], model.catalogue()["titles"], strict=True))
+    st.write("Your ratings: " + "; ".join(f"{titles.get(m, m)} {r:g}★" for m, r in rated))
     _recommendations(model, settings, logic.NEW_USER_ID, rated, k, diversity, explain)
 
 
@@ -104,19 +126,19 @@ def model_view(settings) -> None:
         if decision:
             st.write(f"Blessed: **{'yes' if decision['blessed'] else 'no'}**; thresholds {decision['thresholds']}")
         slices = [{"slice": s["slice"], **s["metrics"]} for s in run["evaluation"]]
-        st.dataframe(pd.DataFrame(slices), hide_index=True, use_container_width=True)
+        st.dataframe(pd.DataFrame(slices), hide_index=True, width="stretch")
         if run.get("ranking"):
             from pipeline import ranking_view
 
             st.subheader("Ranking (test split)")
-            st.dataframe(pd.DataFrame(ranking_view.rows(run["ranking"])), hide_index=True, use_container_width=True)
+            st.dataframe(pd.DataFrame(ranking_view.rows(run["ranking"])), hide_index=True, width="stretch")
     monitor = page["monitor"]
     st.subheader("Drift")
     if monitor is None:
         st.info(f"No monitoring result at {settings.monitor_file}: run `recommender monitor` on the request log.")
     else:
         st.write("Alerts: " + ("; ".join(monitor["alerts"]) or "none"))
-        st.dataframe(pd.DataFrame(monitor["input_drift"]), hide_index=True, use_container_width=True)
+        st.dataframe(pd.DataFrame(monitor["input_drift"]), hide_index=True, width="stretch")
 
 
 def main() -> None:

@@ -44,5 +44,6 @@ def app_command(serving_dir, model_name, pipeline_root, metadata_path, pipeline_
     metrics = f"http://localhost:{metrics_port}/metrics" if metrics_port else "off"
     click.echo(f"App on http://localhost:{port}  (metrics: {metrics})")
     command = [sys.executable, "-m", "streamlit", "run", script, "--server.port", str(port), "--server.headless",
-               "true", "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"]  # fmt: skip
+               "true", "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
+               "--client.toolbarMode", "viewer"]  # fmt: skip
     raise SystemExit(subprocess.call(command, env={**os.environ, **settings.to_env()}))
