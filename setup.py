@@ -37,6 +37,9 @@ setup(
         "keras-tuner==1.3.5",
         "click>=8",
         "matplotlib>=3.8",  # report plots
+        "streamlit==1.60.0",  # recommender app
+        "shap==0.49.1",  # recommender explain
+        "prometheus-client==0.26.0",  # /metrics of the app and the recommend path
     ],
     # websocket-client: the headless-browser report test; hypothesis: parser property tests
     extras_require={

@@ -1,0 +1,90 @@
+"""`recommender monitor` end to end on the shared first run (e2e_run.py): traffic replayed from its examples and
+scored by its pushed model, undrifted and drifted, through the real TFDV comparators and the CLI."""
+
+import collections
+import json
+import random
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from pipeline.inspection import inspect_run
+from pipeline.monitoring import check, replay, requests
+from transform import features as f
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def run_report(workspace, first_run) -> dict:
+    return inspect_run(str(workspace["root"] / "metadata.sqlite"))
+
+
+@pytest.fixture(scope="module")
+def traffic(first_run, run_report) -> dict:
+    """Half the training examples (seeded), scored by the pushed model: traffic like the data trained on."""
+    rows = replay.read_examples(run_report["artifacts"]["ExampleGen.examples"], "train")
+    rows = random.Random(0).sample(rows, len(rows) // 2)
+    return {"rows": rows, "predictions": replay.predict(first_run["summary"].pushed_path, rows)}
+
+
+def _log(rows, predictions) -> requests.Log:
+    return requests.Log(replay.records(rows, predictions, "1"), collections.Counter(), [])
+
+
+def test_undrifted_traffic_does_not_fire_and_bad_lines_are_reported_not_fatal(workspace, traffic, tmp_path):
+    log = tmp_path / "requests.jsonl"
+    for record in replay.records(traffic["rows"], traffic["predictions"], "1"):
+        requests.append(str(log), record)
+    with open(log, "a") as handle:
+        handle.write('{"kind": "predict", "features": {}, "predicted_rating": 3, "user": 1}\n{"kind": "pred')
+    ratings = tmp_path / "later.csv"
+    ratings.write_text(
+        "userId,movieId,rating\n"
+        + "".join(f"{r[f.USER_ID]},{r[f.MOVIE_ID]},{r[f.LABEL_KEY]}\n" for r in traffic["rows"])
+    )
+    output = tmp_path / "monitor.html"
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "monitor", "--requests", str(log), "--ratings", str(ratings),
+         "--pipeline-root", str(workspace["root"]), "--output", str(output)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "2 malformed lines skipped: 1 unknown fields (user); 1 truncated or not JSON" in result.stdout
+    assert "Alerts: none" in result.stdout
+    saved = json.loads((tmp_path / "monitor.json").read_text())
+    assert saved["requests"] == len(traffic["rows"]) and not saved["alerts"]
+    assert {r["feature"] for r in saved["input_drift"]} >= {f.MOVIE_GENRES, f.USER_AGE, f.MOVIE_ID}
+    assert all(not r["alerts"] for r in saved["input_drift"])
+    errors = np.asarray(traffic["predictions"]) - np.array([r[f.LABEL_KEY] for r in traffic["rows"]])
+    assert saved["live"]["rmse"] == pytest.approx(float(np.sqrt(np.mean(errors**2))), abs=1e-6)
+    assert saved["live"]["rated_predictions"] == len(traffic["rows"])
+    assert "Input drift" in output.read_text()
+
+
+def test_a_shifted_feature_fires_and_is_named(run_report, traffic):
+    rows = [{**row, f.MOVIE_GENRES: ["Horror"]} for row in traffic["rows"]]
+    result = check.run_check(_log(rows, traffic["predictions"]), run_report)
+    assert [a.split(" L-infinity")[0] for a in result["alerts"]] == [f"input drift: {f.MOVIE_GENRES}"]
+
+
+def test_shifted_predictions_fire(run_report, traffic):
+    shifted = np.clip(np.asarray(traffic["predictions"]) + 1.0, 1.0, 5.0)
+    result = check.run_check(_log(traffic["rows"], shifted), run_report)
+    assert len(result["alerts"]) == 1 and result["alerts"][0].startswith("prediction drift: mean predicted rating")
+    assert result["predictions"]["shift"] > 0.5
+
+
+def test_the_command_exits_3_when_a_threshold_is_crossed(workspace, traffic, tmp_path):
+    log = tmp_path / "drifted.jsonl"
+    for record in replay.records(traffic["rows"], np.clip(np.asarray(traffic["predictions"]) - 1.0, 1, 5), "1"):
+        requests.append(str(log), record)
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "monitor", "--requests", str(log), "--pipeline-root",
+         str(workspace["root"]), "--output", str(tmp_path / "m.html")],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert "Alerts: prediction drift" in result.stdout
