@@ -44,7 +44,7 @@ def replay_months(pipeline_root: str, serving_dir: str, model_name: str = "movie
         predictions = replay.predict(model_path, rows)
         log = requests.Log(replay.records(rows, predictions, version), collections.Counter(), [])
         result = check.run_check(log, report, replay.true_ratings(rows))
-        alerting = [r for r in result["input_drift"] if r["feature"] not in check.drift.GROWING]
+        alerting = [r for r in result["input_drift"] if r["feature"] not in check.drift.NOT_ALERTING]
         growing = [r for r in result["input_drift"] if r["feature"] in check.drift.GROWING]
         top = max(alerting, key=lambda r: r["distance"])
         table.append(

@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 
 from pipeline.monitoring import drift, requests
@@ -73,3 +74,21 @@ def test_live_quality_is_rmse_over_rated_predictions_and_ndcg_over_lists():
     assert live["rated_predictions"] == 2 and live["rmse"] == pytest.approx((1.0 / 2) ** 0.5)
     # The list hits "11" at rank 1 of the user's two later movies: DCG 1, ideal 1 + 1/log2(3).
     assert live["scored_lists"] == 1 and live["ndcg"] == pytest.approx(1 / (1 + 1 / 1.584962500721156))
+
+
+def _num_stats(values):
+    (feature,) = drift.statistics([{"x": v} for v in values]).datasets[0].features
+    return feature.num_stats
+
+
+def test_decile_divergence_is_zero_on_the_same_data_large_on_shifted_data_and_ignores_a_sentinel():
+    rng = np.random.default_rng(0)
+    years = [int(y) for y in rng.integers(1930, 1998, size=5000)]
+    training = _num_stats([*years, *[0] * 9])  # nine ratings of a movie of unknown year (the sentinel 0)
+    assert drift.decile_divergence(years, training) < 0.01  # the same data without the sentinel
+    assert drift.decile_divergence([int(y) for y in rng.integers(1930, 1998, size=2000)], training) < 0.02
+    assert drift.decile_divergence([y + 40 for y in years[:2000]], training) > 0.3
+    # Ties (most counts are 0) merge into one bin: the same data still scores ~0.
+    counts = [0] * 3000 + list(range(1, 1001))
+    assert drift.decile_divergence(counts, _num_stats(counts)) < 0.01
+    assert drift.decile_divergence([0] * 4000, _num_stats(counts)) > 0.1

@@ -45,11 +45,9 @@ def run_check(
         raise ValueError(f"no readable request in the log ({log.bad_count} malformed lines)")
     train, schema = _training(report)
     rows, predicted = drift.traffic_rows(log.records)
-    served = drift.statistics(rows)
-    names = {".".join(feature.path.step) for feature in served.datasets[0].features}
-    inputs = drift.compare(served, train, drift.with_comparators(schema, names, drift_threshold))
-    labels = drift.with_comparators(schema, {f.LABEL_KEY}, drift_threshold)
-    outputs = drift.compare(drift.statistics([{f.LABEL_KEY: p} for p in predicted]), train, labels)
+    inputs = drift.served_drift(rows, train, schema, drift_threshold)
+    labels = drift.served_drift([{f.LABEL_KEY: p} for p in predicted], train, schema, drift_threshold)
+    outputs = [{**row, "feature": "predicted rating vs training labels", "alerts": False} for row in labels]
     mean, trained = float(np.mean(predicted)), drift.label_mean(train)
     alerts = [
         f"input drift: {r['feature']} {r['measure']} {r['distance']:.3f} > {r['threshold']:g}"
