@@ -1,7 +1,7 @@
 """Replay a run's eval and test periods month by month as served traffic and plot what `recommender monitor` sees.
 
     python benchmarks/monitor_replay.py [--pipeline-root artifacts/pipeline] [--serving-dir artifacts/serving]
-                                        [--plot docs/monitor_replay.png]
+                                        [--plot docs/monitor_replay.png] [--write-logs artifacts/replay]
 
 Each rating of the run's eval and test splits becomes a `predict` request (its raw serving features) scored by
 the newest pushed model; the month's true ratings arrive "later". Per month: the largest input drift among the
@@ -29,8 +29,20 @@ def month(timestamp: int) -> str:
     return datetime.datetime.fromtimestamp(int(timestamp), datetime.timezone.utc).strftime("%Y-%m")
 
 
-def replay_months(pipeline_root: str, serving_dir: str, model_name: str = "movielens_ranker") -> list[dict]:
-    """One row per calendar month of the eval and test splits."""
+def write_month(directory: str, name: str, records: list[dict], rows: list[dict]) -> None:
+    """`<name>.jsonl` (the request log) and `<name>-ratings.csv` (the true ratings) for `recommender monitor`."""
+    os.makedirs(directory, exist_ok=True)
+    for record in records:
+        requests.append(os.path.join(directory, f"{name}.jsonl"), record)
+    with open(os.path.join(directory, f"{name}-ratings.csv"), "w", encoding="utf-8") as handle:
+        handle.write("userId,movieId,rating\n")
+        handle.writelines(f"{r[f.USER_ID]},{r[f.MOVIE_ID]},{r[f.LABEL_KEY]:g}\n" for r in rows)
+
+
+def replay_months(
+    pipeline_root: str, serving_dir: str, model_name: str = "movielens_ranker", logs: str | None = None
+) -> list[dict]:
+    """One row per calendar month of the eval and test splits (each month's log written under `logs`)."""
     report = inspect_run(os.path.join(pipeline_root, "metadata.sqlite"))
     model_path = newest_version(os.path.join(serving_dir, model_name))
     version = os.path.basename(model_path)
@@ -43,6 +55,8 @@ def replay_months(pipeline_root: str, serving_dir: str, model_name: str = "movie
     for (name, split), rows in sorted(by_month.items()):
         predictions = replay.predict(model_path, rows)
         log = requests.Log(replay.records(rows, predictions, version), collections.Counter(), [])
+        if logs:
+            write_month(logs, f"{name}-{split}", log.records, rows)
         result = check.run_check(log, report, replay.true_ratings(rows))
         alerting = [r for r in result["input_drift"] if r["feature"] not in check.drift.NOT_ALERTING]
         growing = [r for r in result["input_drift"] if r["feature"] in check.drift.GROWING]
@@ -93,8 +107,9 @@ def main() -> None:
     parser.add_argument("--pipeline-root", default="artifacts/pipeline")
     parser.add_argument("--serving-dir", default="artifacts/serving")
     parser.add_argument("--plot", default="docs/monitor_replay.png")
+    parser.add_argument("--write-logs", default=None, help="Write each month's request log and ratings here.")
     args = parser.parse_args()
-    table = replay_months(args.pipeline_root, args.serving_dir)
+    table = replay_months(args.pipeline_root, args.serving_dir, logs=args.write_logs)
     print("| month | split | ratings | largest alerting drift | largest growing drift | prediction shift "
           "| live RMSE | Evaluator RMSE | alerts |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|---|")

@@ -139,9 +139,10 @@ def explain(
     return {**result, "seconds": time.perf_counter() - started}
 
 
-def why(explanation: dict, top: int = 2) -> str:
-    """A short reason: the terms that raised the prediction most (or lowered it least), e.g. for the app."""
-    raising = [t for t in explanation["terms"] if t["contribution"] > 0][:top]
+def why(explanation: dict, top: int = 2, least: float = 0.01) -> str:
+    """A short reason for the app: the (up to `top`) terms that raised the prediction most, by at least `least`."""
+    raising = sorted((t for t in explanation["terms"] if t["contribution"] >= least), key=lambda t: -t["contribution"])
+    raising = raising[:top]
     if not raising:
         return "no term raised this prediction above the average"
     return ", ".join(f"{t['term']} (+{t['contribution']:.2f})" for t in raising)
