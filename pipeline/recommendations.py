@@ -24,6 +24,21 @@ def newest_version(base: str) -> str:
     return os.path.join(base, max(versions, key=int))
 
 
+def parse_rated(values: tuple[str, ...]) -> list[tuple[str, float]]:
+    """`MOVIE_ID:RATING` strings → (movie id, rating) pairs; ValueError naming the bad one."""
+    pairs = []
+    for value in values:
+        movie, sep, rating = value.rpartition(":")
+        try:
+            number = float(rating)
+        except ValueError:
+            number = float("nan")
+        if not sep or not movie.strip() or not 1.0 <= number <= 5.0:
+            raise ValueError(f"--rated {value!r}: expected MOVIE_ID:RATING with a rating within 1..5, e.g. 50:5")
+        pairs.append((movie.strip(), number))
+    return pairs
+
+
 def _requests(pairs: Sequence[tuple[str, float]]):
     import tensorflow as tf
 

@@ -8,7 +8,7 @@ import json
 import os
 from collections.abc import Sequence
 
-from pipeline.recommendations import Model, RecommendError, load
+from pipeline.recommendations import Model, RecommendError, load, parse_rated
 
 ENV = "RECOMMENDER_APP_"  # the CLI passes settings to the Streamlit script through RECOMMENDER_APP_* variables
 NEW_USER_ID = "new-user"  # not in any snapshot: the recommend signature's cold-start path
@@ -51,11 +51,9 @@ def load_model(settings: Settings) -> tuple[Model | None, str | None]:
         return None, str(error)
 
 
-def parse_rated(text: str) -> list[tuple[str, float]]:
+def parse_rated_query(text: str) -> list[tuple[str, float]]:
     """`50:5,172:4.5` (the page's `rated` query parameter) → pairs; ValueError naming the bad one."""
-    from pipeline.cli.recommend import parse_rated as parse
-
-    return parse(tuple(part.strip() for part in text.split(",") if part.strip()))
+    return parse_rated(tuple(part.strip() for part in text.split(",") if part.strip()))
 
 
 def recommend(

@@ -94,7 +94,7 @@ def known_user(model, settings, k: int, diversity: float, explain: bool) -> None
 def new_user(model, settings, k: int, diversity: float, explain: bool) -> None:
     given = st.query_params.get("rated", "")
     try:
-        rated = logic.parse_rated(given) if given else []
+        rated = logic.parse_rated_query(given) if given else []
     except ValueError as error:
         st.error(str(error))
         return

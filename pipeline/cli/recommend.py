@@ -10,22 +10,7 @@ import click
 
 from pipeline.cli.common import DEFAULT_WORKDIR, fail, main
 from pipeline.config import DEFAULT_MODEL_NAME
-from pipeline.recommendations import RecommendError, newest_version, recommend
-
-
-def parse_rated(values: tuple[str, ...]) -> list[tuple[str, float]]:
-    """`MOVIE_ID:RATING` strings → (movie id, rating) pairs; ValueError naming the bad one."""
-    pairs = []
-    for value in values:
-        movie, sep, rating = value.rpartition(":")
-        try:
-            number = float(rating)
-        except ValueError:
-            number = float("nan")
-        if not sep or not movie.strip() or not 1.0 <= number <= 5.0:
-            raise ValueError(f"--rated {value!r}: expected MOVIE_ID:RATING with a rating within 1..5, e.g. 50:5")
-        pairs.append((movie.strip(), number))
-    return pairs
+from pipeline.recommendations import RecommendError, newest_version, parse_rated, recommend
 
 
 @main.command("recommend")
