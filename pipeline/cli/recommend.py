@@ -8,9 +8,23 @@ import os
 
 import click
 
-from pipeline.cli.common import DEFAULT_WORKDIR, fail, main
+from pipeline.cli.common import DEFAULT_WORKDIR, fail, main, options
 from pipeline.config import DEFAULT_MODEL_NAME
 from pipeline.recommendations import RecommendError, newest_version, parse_rated, recommend
+
+# Which pushed model `recommend` and `explain` call: the newest version under SERVING_DIR/MODEL_NAME.
+_served_model = options(
+    click.option("--serving-dir", default=os.path.join(DEFAULT_WORKDIR, "serving"), show_default=True),
+    click.option("--model-name", default=DEFAULT_MODEL_NAME, show_default=True),
+)
+
+
+def _request(rated: tuple[str, ...], serving_dir: str, model_name: str) -> tuple[list[tuple[str, float]], str]:
+    """The --rated pairs and the newest pushed model's path; one `Error:` line when either is wrong."""
+    try:
+        return parse_rated(rated), newest_version(os.path.join(serving_dir, model_name))
+    except (ValueError, FileNotFoundError) as error:
+        fail(str(error))
 
 
 @main.command("recommend")
@@ -30,16 +44,10 @@ from pipeline.recommendations import RecommendError, newest_version, parse_rated
     help="0: by relevance; towards 1: fewer movies of the same genres (maximal marginal relevance).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list of {movie_id, title, genres, score}.")
-@click.option("--serving-dir", default=os.path.join(DEFAULT_WORKDIR, "serving"), show_default=True)
-@click.option("--model-name", default=DEFAULT_MODEL_NAME, show_default=True)
+@_served_model
 def recommend_command(user_id, k, rated, diversity, as_json, serving_dir, model_name) -> None:
     """Top-K movies for a user, from the newest pushed model (movies they rated are left out)."""
-    try:
-        pairs = parse_rated(rated)
-        path = newest_version(os.path.join(serving_dir, model_name))
-    except (ValueError, FileNotFoundError) as error:
-        fail(str(error))
-
+    pairs, path = _request(rated, serving_dir, model_name)
     try:
         result = recommend(path, user_id, pairs, k, diversity)
     except RecommendError as error:
@@ -65,15 +73,10 @@ def recommend_command(user_id, k, rated, diversity, as_json, serving_dir, model_
 @click.option("--background", default=100, show_default=True, type=click.IntRange(min=1),
               help="Background ratings SHAP averages over (drawn from the model's snapshot).")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print the explanation as JSON.")
-@click.option("--serving-dir", default=os.path.join(DEFAULT_WORKDIR, "serving"), show_default=True)
-@click.option("--model-name", default=DEFAULT_MODEL_NAME, show_default=True)
+@_served_model
 def explain_command(user_id, movie_id, rated, background, as_json, serving_dir, model_name) -> None:
-    """Why the newest pushed model predicts this rating: SHAP attributions by term (docs/monitoring.md)."""
-    try:
-        pairs = parse_rated(rated)
-        path = newest_version(os.path.join(serving_dir, model_name))
-    except (ValueError, FileNotFoundError) as error:
-        fail(str(error))
+    """Why the newest pushed model predicts this rating: SHAP attributions by term (docs/app-and-monitoring.md)."""
+    pairs, path = _request(rated, serving_dir, model_name)
     from pipeline.explanations import explain
     from pipeline.recommendations import Model
 
