@@ -59,7 +59,12 @@ def _recommendations(model, settings, user_id: str, rated, k: int, diversity: fl
     name = "you" if user_id == logic.NEW_USER_ID else f"user {user_id}"
     st.subheader(f"Recommended for {name} — {who}")
     rows = []
-    explainer = _explainer(model, model.version) if explain else None
+    explainer = None
+    if explain:
+        try:
+            explainer = _explainer(model, model.version)
+        except RecommendError as error:  # a model pushed before the explanation signatures
+            st.warning(f"No explanations for this model: {error}")
     for rank, movie in enumerate(result["movies"], 1):
         row = {"#": rank, "title": movie["title"], "genres": movie["genres"].replace("|", ", "),
                "predicted rating": round(movie["predicted_rating"], 2), "score": round(movie["score"], 3)}  # fmt: skip
