@@ -188,3 +188,21 @@ def test_the_app_in_a_real_browser(workspace, model, user, tmp_path):
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def test_a_model_pushed_before_the_explanation_signatures_still_recommends(settings, first_run, tmp_path, monkeypatch):
+    """The first run's model saved again with only the signatures an older version exported."""
+    import tensorflow as tf
+
+    from transform import features as f
+
+    loaded = tf.saved_model.load(first_run["summary"].pushed_path)
+    kept = (f.SERVING_SIGNATURE, f.RECOMMEND_SIGNATURE, f.CATALOGUE_SIGNATURE)
+    tf.saved_model.save(loaded, str(tmp_path / "older" / "movielens_ranker" / "1"),
+                        signatures={name: loaded.signatures[name] for name in kept})  # fmt: skip
+    monkeypatch.setenv(logic.ENV + "SERVING_DIR", str(tmp_path / "older"))
+    at = _app().run()
+    assert not at.exception and not at.error
+    assert at.warning[0].value.startswith("No explanations for this model:")
+    assert at.info[0].value.startswith("This model cannot list a user's ratings:")
+    assert _markdown(at).splitlines()[0] == "| # | title | genres | predicted rating | score |"

@@ -88,10 +88,14 @@ def known_user(model, settings, k: int, diversity: float, explain: bool) -> None
     if not user_id:
         st.error("Enter a user id.")
         return
-    if user_id not in set(users):
+    if users and user_id not in set(users):  # an older model does not list its users
         st.warning(f"User {user_id} is not in the model's snapshot: these are the recommendations for a new user.")
     _recommendations(model, settings, user_id, (), k, diversity, explain)
-    rated = model.user_ratings(user_id)
+    try:
+        rated = model.user_ratings(user_id)
+    except RecommendError as error:
+        st.info(f"This model cannot list a user's ratings: {error}")
+        return
     st.subheader(f"Their ratings ({len(rated)}, newest first)")
     st.dataframe(pd.DataFrame(rated), hide_index=True, width="stretch")
 
