@@ -7,6 +7,7 @@ The CLI, the app and the explanations use this; every `recommend` call is counte
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 
 from transform import features as f
@@ -24,6 +25,11 @@ def newest_version(base: str) -> str:
     return os.path.join(base, max(versions, key=int))
 
 
+# The widest rating range of any MovieLens release (half stars from ml-10m on); the model refuses ratings outside
+# its own release's range, naming it.
+RATED_MIN, RATED_MAX = 0.5, 5.0
+
+
 def parse_rated(values: tuple[str, ...]) -> list[tuple[str, float]]:
     """`MOVIE_ID:RATING` strings → (movie id, rating) pairs; ValueError naming the bad one."""
     pairs = []
@@ -33,10 +39,17 @@ def parse_rated(values: tuple[str, ...]) -> list[tuple[str, float]]:
             number = float(rating)
         except ValueError:
             number = float("nan")
-        if not sep or not movie.strip() or not 1.0 <= number <= 5.0:
-            raise ValueError(f"--rated {value!r}: expected MOVIE_ID:RATING with a rating within 1..5, e.g. 50:5")
+        if not sep or not movie.strip() or not RATED_MIN <= number <= RATED_MAX:
+            within = f"{RATED_MIN:g}..{RATED_MAX:g}"
+            raise ValueError(f"--rated {value!r}: expected MOVIE_ID:RATING with a rating within {within}, e.g. 50:5")
         pairs.append((movie.strip(), number))
     return pairs
+
+
+def refusal(message: str) -> str:
+    """The reason in a refused request's TensorFlow error: the signature's assertion text, else the first line."""
+    found = re.search(r"assertion failed: \[([^\]]+)\]", message)
+    return found.group(1) if found else message.strip().splitlines()[0]
 
 
 def _requests(pairs: Sequence[tuple[str, float]]):
@@ -88,7 +101,7 @@ class Model:
                 diversity=tf.constant(diversity, tf.float32),
             )
         except tf.errors.InvalidArgumentError as error:
-            raise RecommendError(error.message.strip().splitlines()[0]) from None
+            raise RecommendError(refusal(error.message)) from None
         columns = {
             name: out[name].numpy()[0]
             for name in (f.OUT_MOVIE_IDS, f.OUT_TITLES, f.OUT_GENRES, f.OUT_SCORES, f.OUT_RATINGS)

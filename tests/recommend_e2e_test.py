@@ -176,7 +176,7 @@ def test_the_recommend_command(first_run, workspace, rated_in_training):
     assert not {"1", "2"} & {m["movie_id"] for m in listed}
     bad = subprocess.run([*base, "--user-id", "1", "--rated", "1:7"], capture_output=True, text=True, timeout=300)
     assert bad.returncode == 1 and bad.stderr.strip().splitlines() == [
-        "Error: --rated '1:7': expected MOVIE_ID:RATING with a rating within 1..5, e.g. 50:5"
+        "Error: --rated '1:7': expected MOVIE_ID:RATING with a rating within 0.5..5, e.g. 50:5"
     ]
 
 
@@ -190,3 +190,12 @@ def test_the_readme_recommend_example_runs_as_written(model):
     exec(compile(snippet, "README.md", "exec"), {"model": model, "print": lambda *v: printed.extend(v)})  # noqa: S102
     movie_ids, titles, scores = printed
     assert movie_ids.shape == titles.shape == scores.shape == (2, 10) and (movie_ids.numpy() != b"").all()
+
+
+def test_a_half_star_rating_passes_the_cli_parser_and_the_model_names_its_own_range(pushed):
+    """--rated takes any MovieLens rating (0.5..5, half stars from ml-10m on); a whole-star model refuses 0.5 itself."""
+    from pipeline.recommendations import Model, RecommendError, parse_rated
+
+    assert parse_rated(("1:0.5", "2:4.5")) == [("1", 0.5), ("2", 4.5)]
+    with pytest.raises(RecommendError, match=r"recent_ratings must lie within 1\.\.5"):
+        Model(pushed).recommend("x", parse_rated(("1:0.5",)))

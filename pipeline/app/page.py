@@ -113,8 +113,9 @@ def new_user(model, settings, k: int, diversity: float, explain: bool) -> None:
         st.info(f"No movie title contains {query!r}.")
     labels = {f"{title} ({movie})": movie for movie, title in found}
     chosen = st.multiselect("Movies you have seen", list(labels), key="seen")
+    low, high = model.catalogue()["rating_range"]  # half stars from 0.5 in ml-10m and later
     for label in chosen:
-        rating = st.slider(label, 1.0, 5.0, 4.0, 0.5, key=f"rate_{labels[label]}")
+        rating = st.slider(label, low, high, 4.0, 0.5, key=f"rate_{labels[label]}")
         rated.append((labels[label], rating))
     if not rated:
         st.info("Rate a few movies to get recommendations (or open the page with ?rated=50:5,172:4).")
