@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from pipeline.recommendations import Model, RecommendError
+from pipeline.recommendations import Model, RecommendError, rated_tensors
 from transform import features as f
 
 DEFAULT_BACKGROUND = 100
@@ -42,12 +42,12 @@ def _pair_inputs(model: Model, users: list[str], movies: list[str], rated: Seque
     """The ranker's inputs of each (user, movie) pair, every user with `rated` added to their history."""
     import tensorflow as tf
 
-    width = len(rated)
+    recent_movies, recent_ratings = rated_tensors(rated, len(users))
     out = model.signature(f.PAIR_INPUTS_SIGNATURE)(
         user_id=tf.constant(users),
         movie_id=tf.constant(movies),
-        recent_movies=tf.constant([[m for m, _ in rated]] * len(users), tf.string, shape=[len(users), width]),
-        recent_ratings=tf.constant([[r for _, r in rated]] * len(users), tf.float32, shape=[len(users), width]),
+        recent_movies=recent_movies,
+        recent_ratings=recent_ratings,
     )
     return {name: value.numpy() for name, value in out.items()}
 

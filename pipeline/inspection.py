@@ -92,6 +92,14 @@ def split_statistics(statistics_uri: str, split: str):
     return tfdv.load_stats_binary(os.path.join(statistics_uri, f"Split-{split}", "FeatureStats.pb"))
 
 
+def split_examples(examples_uri: str, split: str):
+    """ExampleGen's serialized tf.Examples of one split (a tf.data dataset over its GZIP TFRecord files)."""
+    import tensorflow as tf
+
+    files = sorted(tf.io.gfile.glob(os.path.join(examples_uri, f"Split-{split}", "*")))
+    return tf.data.TFRecordDataset(files, compression_type="GZIP")
+
+
 def split_rows(statistics: metadata_store_pb2.Artifact) -> dict[str, int]:
     """Examples per split, from StatisticsGen's output."""
     splits = json.loads(statistics.properties["split_names"].string_value)

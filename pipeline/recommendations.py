@@ -52,12 +52,13 @@ def refusal(message: str) -> str:
     return found.group(1) if found else message.strip().splitlines()[0]
 
 
-def _requests(pairs: Sequence[tuple[str, float]]):
+def rated_tensors(pairs: Sequence[tuple[str, float]], rows: int = 1):
+    """The `recent_movies` and `recent_ratings` inputs ([rows, len(pairs)]): the same pairs for every row."""
     import tensorflow as tf
 
     return (
-        tf.constant([[m for m, _ in pairs]], tf.string, shape=[1, len(pairs)]),
-        tf.constant([[r for _, r in pairs]], tf.float32, shape=[1, len(pairs)]),
+        tf.constant([[m for m, _ in pairs]] * rows, tf.string, shape=[rows, len(pairs)]),
+        tf.constant([[r for _, r in pairs]] * rows, tf.float32, shape=[rows, len(pairs)]),
     )
 
 
@@ -91,7 +92,7 @@ class Model:
         import tensorflow as tf
 
         function = self.signature(f.RECOMMEND_SIGNATURE)
-        movies, ratings = _requests(rated)
+        movies, ratings = rated_tensors(rated)
         try:
             out = function(
                 user_id=tf.constant([user_id]),

@@ -63,10 +63,8 @@ def rating_counts(examples_uri: str, splits: list[str]) -> dict[str, dict[int, i
     result = {}
     spec = {f.LABEL_KEY: tf.io.FixedLenFeature([], tf.float32)}
     for split in splits:
-        files = tf.io.gfile.glob(os.path.join(examples_uri, f"Split-{split}", "*"))
         counts: Counter = Counter()
-        dataset = tf.data.TFRecordDataset(files, compression_type="GZIP").batch(4096)
-        for batch in dataset:
+        for batch in inspection.split_examples(examples_uri, split).batch(4096):
             counts.update(int(r) for r in tf.io.parse_example(batch, spec)[f.LABEL_KEY].numpy())
         result[split] = {int(k): int(v) for k, v in sorted(counts.items())}
     return result

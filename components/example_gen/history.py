@@ -144,9 +144,9 @@ def history_values(user_history: UserHistory, movie_history: MovieHistory) -> di
     }
 
 
-def _set(feature, name: str, value) -> None:
-    """Appends `value` (a scalar or a tuple) to the example's `feature` map under `name`, typed by features.py."""
-    values = value if isinstance(value, tuple) else (value,)
+def set_feature(feature, name: str, value) -> None:
+    """Appends `value` (a scalar, tuple or list) to an example's `feature` map under `name`, typed by features.py."""
+    values = value if isinstance(value, tuple | list) else (value,)
     if name in features.INT_FEATURES:
         feature[name].int64_list.value.extend(values)
     elif name in features.STRING_FEATURES or name in features.MULTI_STRING_FEATURES:
@@ -183,5 +183,5 @@ def to_example(
         values |= {f.USER_AGE: user.age, f.USER_GENDER: user.gender, f.USER_OCCUPATION: user.occupation,
                    f.USER_ZIP: user.zip_code}  # fmt: skip
     for name, value in (values | history_values(user_history, movie_history)).items():
-        _set(feature, name, value)
+        set_feature(feature, name, value)
     return example

@@ -8,6 +8,7 @@ import json
 import os
 from collections.abc import Sequence
 
+from pipeline.config import DEFAULT_MODEL_NAME, DEFAULT_PIPELINE_NAME, METADATA_FILE_NAME
 from pipeline.recommendations import Model, RecommendError, load, parse_rated
 
 ENV = "RECOMMENDER_APP_"  # the CLI passes settings to the Streamlit script through RECOMMENDER_APP_* variables
@@ -18,10 +19,10 @@ EXPLAIN_BACKGROUND = 50  # background ratings of the app's "why" (the CLI's defa
 @dataclasses.dataclass(frozen=True)
 class Settings:
     serving_dir: str = os.path.join("artifacts", "serving")
-    model_name: str = "movielens_ranker"
+    model_name: str = DEFAULT_MODEL_NAME
     pipeline_root: str = os.path.join("artifacts", "pipeline")
     metadata_path: str = ""  # default: PIPELINE_ROOT/metadata.sqlite
-    pipeline_name: str = "movielens-recommender"
+    pipeline_name: str = DEFAULT_PIPELINE_NAME
     metrics_port: int = 0  # 0: no /metrics endpoint
     request_log: str = ""  # "": requests are not logged
     monitor_file: str = "monitor.json"  # `recommender monitor`'s latest result, shown on the model page
@@ -40,7 +41,7 @@ class Settings:
 
     @property
     def metadata_file(self) -> str:
-        return self.metadata_path or os.path.join(self.pipeline_root, "metadata.sqlite")
+        return self.metadata_path or os.path.join(self.pipeline_root, METADATA_FILE_NAME)
 
 
 def load_model(settings: Settings) -> tuple[Model | None, str | None]:

@@ -8,6 +8,7 @@ import click
 
 from pipeline.cli.common import DEFAULT_WORKDIR, fail, main, options, pipeline_name_option
 from pipeline.config import METADATA_FILE_NAME
+from pipeline.monitoring import drift
 
 # Which run of which local store `inspect` and `report` read.
 _store_options = options(
@@ -99,16 +100,16 @@ ALERT_EXIT = 3  # `monitor`: a threshold was crossed (1 stays "the command faile
 )
 @_store_options
 @click.option("--output", default="monitor.html", show_default=True, type=click.Path(dir_okay=False))
-@click.option("--drift-threshold", default=0.1, show_default=True, type=float,
+@click.option("--drift-threshold", default=drift.DRIFT_THRESHOLD, show_default=True, type=float,
               help="Input drift: L-infinity (strings) / Jensen-Shannon (numbers) distance that fires.")  # fmt: skip
 @click.option(
     "--prediction-shift",
-    default=0.25,
+    default=drift.PREDICTION_SHIFT,
     show_default=True,
     type=float,
     help="Prediction drift: a mean predicted rating this far from the training labels' mean fires.",
 )
-@click.option("--rmse-margin", default=0.1, show_default=True, type=float,
+@click.option("--rmse-margin", default=drift.RMSE_MARGIN, show_default=True, type=float,
               help="Live RMSE above the Evaluator's test RMSE by more than this fires.")  # fmt: skip
 def monitor_command(request_files, ratings, pipeline_root, metadata_path, pipeline_name, run_id, output,
                     drift_threshold, prediction_shift, rmse_margin) -> None:  # fmt: skip
@@ -119,7 +120,7 @@ def monitor_command(request_files, ratings, pipeline_root, metadata_path, pipeli
     import json
 
     from pipeline.inspection import InspectionError
-    from pipeline.monitoring import check, drift, requests
+    from pipeline.monitoring import check, requests
 
     data = _inspect(pipeline_root, metadata_path, pipeline_name, run_id)
     try:

@@ -237,7 +237,7 @@ def live_quality(records: list[dict], ratings: dict[tuple[str, str], float], k: 
 
 def label_mean(statistics) -> float:
     """The mean rating of a split's statistics."""
-    for feature in statistics.datasets[0].features:
-        if ".".join(feature.path.step) == f.LABEL_KEY:
-            return float(feature.num_stats.mean)
-    raise ValueError(f"the statistics have no {f.LABEL_KEY} feature")
+    labels = _numeric_stats(statistics, f.LABEL_KEY)
+    if labels is None:
+        raise ValueError(f"the statistics have no {f.LABEL_KEY} feature")
+    return float(labels.mean)

@@ -42,13 +42,8 @@ def timed_request(model_version: str) -> Iterator[None]:
         LATENCY.labels(model_version).observe(time.perf_counter() - started)
 
 
-_served: dict[int, object] = {}
-
-
 def serve(port: int) -> int:
-    """Starts the `/metrics` HTTP endpoint on `port` once per process (0: any free port); returns the port."""
-    if port not in _served or port == 0:
-        server, _thread = prom.start_http_server(port)
-        _served[port] = server
-        return server.server_port
-    return _served[port].server_port
+    """Starts the `/metrics` HTTP endpoint on `port` (0: any free port) in a thread; returns the port.
+    Once per process: the app caches the call (st.cache_resource)."""
+    server, _thread = prom.start_http_server(port)
+    return server.server_port

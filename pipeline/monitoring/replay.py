@@ -7,8 +7,6 @@ and drifted traffic from it.
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
 from transform import features as f
@@ -18,9 +16,10 @@ def read_examples(examples_uri: str, split: str) -> list[dict]:
     """Every example of `split` as {feature: scalar or list} (strings decoded), in file order."""
     import tensorflow as tf
 
-    files = sorted(tf.io.gfile.glob(os.path.join(examples_uri, f"Split-{split}", "*")))
+    from pipeline.inspection import split_examples
+
     rows = []
-    for record in tf.data.TFRecordDataset(files, compression_type="GZIP"):
+    for record in split_examples(examples_uri, split):
         example = tf.train.Example.FromString(record.numpy())
         row = {}
         for name, feature in example.features.feature.items():
@@ -36,16 +35,12 @@ def read_examples(examples_uri: str, split: str) -> list[dict]:
 def _example(row: dict) -> bytes:
     import tensorflow as tf
 
-    feature = {}
+    from components.example_gen.history import set_feature
+
+    example = tf.train.Example()
     for name, value in row.items():
-        values = value if isinstance(value, list) else [value]
-        if name in f.STRING_FEATURES or name in f.MULTI_STRING_FEATURES:
-            feature[name] = tf.train.Feature(bytes_list=tf.train.BytesList(value=[str(v).encode() for v in values]))
-        elif name in f.INT_FEATURES:
-            feature[name] = tf.train.Feature(int64_list=tf.train.Int64List(value=[int(v) for v in values]))
-        else:
-            feature[name] = tf.train.Feature(float_list=tf.train.FloatList(value=[float(v) for v in values]))
-    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+        set_feature(example.features.feature, name, value)
+    return example.SerializeToString()
 
 
 def predict(model_path: str, rows: list[dict], batch: int = 1024) -> np.ndarray:
