@@ -105,7 +105,10 @@ class PipelineConfig:
     accepted_anomalies: tuple[str, ...] = ()  # features whose schema anomalies the gate lets through (recorded)
     trainer: TrainerConfig = TrainerConfig()
     rmse_upper_bound: float = 1.10
-    rmse_max_increase: float = 0.01  # vs the last blessed model
+    # Blessing vs the last blessed model: the upper end of the 95% bootstrap interval (over users) of the
+    # paired test RMSE difference candidate − baseline must be <= rmse_margin (components/evaluator/paired.py).
+    rmse_margin: float = 0.005
+    bootstrap_draws: int = 1000
     top_k: int = 10  # ranking metrics @K (components/ranking_evaluator)
     ndcg_lower_bound: float = 0.0  # blessing: min NDCG@K on the test split
     ndcg_max_decrease: float = 0.02  # blessing: max NDCG@K decrease vs the last blessed model
@@ -125,8 +128,10 @@ class PipelineConfig:
         if not 0 <= self.max_rejected_fraction < 1:
             raise ValueError(f"max_rejected_fraction must be in [0, 1), got {self.max_rejected_fraction}")
         object.__setattr__(self, "accepted_anomalies", tuple(self.accepted_anomalies))
-        if self.rmse_upper_bound <= 0 or self.rmse_max_increase < 0:
-            raise ValueError("rmse_upper_bound must be > 0 and rmse_max_increase >= 0")
+        if self.rmse_upper_bound <= 0 or self.rmse_margin < 0:
+            raise ValueError("rmse_upper_bound must be > 0 and rmse_margin >= 0")
+        if self.bootstrap_draws < 100:
+            raise ValueError(f"bootstrap_draws must be >= 100 (an interval needs draws), got {self.bootstrap_draws}")
         if self.top_k < 1 or not 0 <= self.ndcg_lower_bound <= 1 or self.ndcg_max_decrease < 0:
             raise ValueError("top_k must be >= 1, ndcg_lower_bound within 0..1 and ndcg_max_decrease >= 0")
 

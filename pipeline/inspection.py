@@ -239,12 +239,67 @@ def _thresholds(eval_config_json: str | None) -> dict:
         for metric in spec.get("metrics", []):
             for per_slice in metric.get("per_slice_thresholds", []):
                 threshold = per_slice.get("threshold", {})
-                return {
+                found = {
                     "metric": metric["class_name"],
                     "upper_bound": threshold.get("value_threshold", {}).get("upper_bound"),
-                    "max_increase_vs_baseline": threshold.get("change_threshold", {}).get("absolute"),
                 }
+                if "change_threshold" in threshold:  # runs from before the paired comparison
+                    found["max_increase_vs_baseline"] = threshold["change_threshold"].get("absolute")
+                return found
     return {}
+
+
+def _decision(executions: list[metadata.ComponentExecution], by_name: dict) -> dict | None:
+    """The rating gate: the Evaluator's RMSE bound, and the RankingEvaluator's paired comparison with the
+    last blessed model (ranking_view.COMPARISON_FILE; absent in runs from before it)."""
+    blessing = metadata.find_output(executions, dag.EVALUATOR, "blessing")
+    evaluator = by_name.get(dag.EVALUATOR)
+    if blessing is None or evaluator is None:
+        return None
+    within_bound = bool(blessing.custom_properties["blessed"].int_value)
+    ranking_evaluator = by_name.get(dag.RANKING_EVALUATOR)
+    evaluation = metadata.find_output(executions, dag.RANKING_EVALUATOR, "evaluation")
+    comparison = None
+    if evaluation is not None:
+        with reading("rating comparison (RankingEvaluator)", evaluation.uri):
+            comparison = _json_file(evaluation.uri, ranking_view.COMPARISON_FILE)
+    baseline = (ranking_evaluator.inputs.get("baseline_model") if ranking_evaluator else None) or []
+    if not baseline:  # runs from before the paired comparison: TFMA compared the models
+        baseline = evaluator.inputs.get("baseline_model") or []
+    thresholds = _thresholds(evaluator.property("eval_config"))
+    if comparison is not None:
+        thresholds |= {"margin": comparison["margin"], "confidence": comparison["confidence"]}
+    return {
+        "blessed": within_bound and (comparison is None or comparison["noninferior"]),
+        "within_bound": within_bound,
+        "candidate_model": blessing.custom_properties["current_model"].string_value or None,
+        "baseline_model": baseline[0].uri if baseline else None,
+        "thresholds": thresholds,
+        "comparison": comparison,
+    }
+
+
+def decision_lines(decision: dict) -> list[str]:
+    """The rating gate in words (inspect's text view and the report): bound, test RMSE's interval, comparison."""
+    t, c = decision["thresholds"], decision["comparison"]
+    bound = f"RMSE <= {t.get('upper_bound')}: {'yes' if decision['within_bound'] else 'no'}"
+    lines = [f"rating gate: {'passed' if decision['blessed'] else 'refused'} ({bound})"]
+    if c is None:
+        if "max_increase_vs_baseline" in t:
+            lines.append(f"vs the last blessed model: at most +{t['max_increase_vs_baseline']} (fixed, TFMA)")
+        return lines
+    level = f"{c['confidence']:.0%}"
+    interval = f"[{c['rmse_low']:.4f}, {c['rmse_high']:.4f}]"
+    lines.append(f"test RMSE {c['rmse']:.4f}, {level} interval over {c['users']:,} users {interval}")
+    if "difference" not in c:
+        lines.append("vs the last blessed model: none yet (the first blessed model)")
+    else:
+        verdict = "within" if c["noninferior"] else "beyond"
+        lines.append(
+            f"vs the last blessed model ({c['baseline_rmse']:.4f}): difference {c['difference']:+.4f}, {level} "
+            f"interval [{c['difference_low']:+.4f}, {c['difference_high']:+.4f}], {verdict} the margin +{c['margin']:g}"
+        )
+    return lines
 
 
 def _artifact_type(store: mlmd.MetadataStore, artifact: metadata_store_pb2.Artifact) -> str:
@@ -319,18 +374,7 @@ def inspect_run(metadata_file: str, pipeline_name: str = DEFAULT_PIPELINE_NAME, 
     evaluation_artifact = output(dag.EVALUATOR, "evaluation")
     with reading("evaluation (Evaluator)", evaluation_artifact.uri if evaluation_artifact else ""):
         report["evaluation"] = evaluation(evaluation_artifact.uri) if evaluation_artifact else []
-    blessing = output(dag.EVALUATOR, "blessing")
-    evaluator = by_name.get(dag.EVALUATOR)
-    if blessing is not None and evaluator is not None:
-        baseline = evaluator.inputs.get("baseline_model") or []
-        report["decision"] = {
-            "blessed": bool(blessing.custom_properties["blessed"].int_value),
-            "candidate_model": blessing.custom_properties["current_model"].string_value or None,
-            "baseline_model": baseline[0].uri if baseline else None,
-            "thresholds": _thresholds(evaluator.property("eval_config")),
-        }
-    else:
-        report["decision"] = None
+    report["decision"] = _decision(executions, by_name)
     ranking = output(dag.RANKING_EVALUATOR, "evaluation")
     with reading("ranking evaluation (RankingEvaluator)", ranking.uri if ranking else ""):
         result = _json_file(ranking.uri, ranking_view.RESULT_FILE) if ranking else None
@@ -409,11 +453,8 @@ def render_text(report: dict) -> list[str]:
             lines.append(f"    {s['slice']:<34}{cells}")
     decision = report["decision"]
     if decision:
-        t = decision["thresholds"]
-        lines.append(
-            f"  blessed: {'yes' if decision['blessed'] else 'no'} (RMSE <= {t.get('upper_bound')}, "
-            f"at most +{t.get('max_increase_vs_baseline')} vs baseline {decision['baseline_model'] or 'none (first)'})"
-        )
+        lines += [f"  {line}" for line in decision_lines(decision)]
+        lines.append(f"    baseline: {decision['baseline_model'] or 'none (first)'}")
     if report.get("ranking"):
         lines += ranking_view.text_lines(report["ranking"])
     pushed = report["pushed"]

@@ -85,7 +85,7 @@ def create_pipeline(config: PipelineConfig, metadata_connection_config=None) -> 
         code_fingerprint("components.example_gen", "transform.features"),
         config.max_rejected_fraction,
         config.split_protocol,
-        config.trainer.seed if splits.hides_test(config.split_protocol) else 0,  # the time split draws nothing
+        0 if splits.by_time(config.split_protocol) else config.trainer.seed,  # the time split draws nothing
         config.layout,
     ).with_id(EXAMPLE_GEN)
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"]).with_id(STATISTICS_GEN)
@@ -158,10 +158,8 @@ def create_pipeline(config: PipelineConfig, metadata_connection_config=None) -> 
     evaluator = tfx.components.Evaluator(
         examples=example_gen.outputs["examples"],
         model=trainer.outputs["model"],
-        baseline_model=model_resolver.outputs["model"],
         eval_config=make_eval_config(
             config.rmse_upper_bound,
-            config.rmse_max_increase,
             layouts.LAYOUTS[config.layout].has_user_attributes,
             layouts.LAYOUTS[config.layout].rating_range,
         ),
@@ -176,7 +174,9 @@ def create_pipeline(config: PipelineConfig, metadata_connection_config=None) -> 
         k=config.top_k,
         ndcg_lower_bound=config.ndcg_lower_bound,
         ndcg_max_decrease=config.ndcg_max_decrease,
-        code_fingerprint=code_fingerprint("components.ranking_evaluator"),
+        rmse_margin=config.rmse_margin,
+        bootstrap_draws=config.bootstrap_draws,
+        code_fingerprint=code_fingerprint("components.ranking_evaluator", "components.evaluator.paired"),
     ).with_id(RANKING_EVALUATOR)
     pusher = AtomicPusher(
         model=trainer.outputs["model"],

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import html as html_lib
 
-from components.ranking_evaluator.component import RESULT_FILE  # noqa: F401  (read by inspection)
+from components.ranking_evaluator.component import COMPARISON_FILE, RESULT_FILE  # noqa: F401  (read by inspection)
 from components.ranking_evaluator.metrics import ACCURACY
 
 COLUMNS = ("users", *ACCURACY, "coverage", "novelty", "intra_list_diversity", "popularity", "head_share")

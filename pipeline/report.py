@@ -299,13 +299,15 @@ def render_html(data: dict) -> str:
     parts.append("<h2>Decision</h2>")
     decision, pushed = data["decision"], data["pushed"]
     if decision:
-        t = decision["thresholds"]
-        verdict = "<span class='ok'>blessed</span>" if decision["blessed"] else "<span class='bad'>not blessed</span>"
+        verdict = "<span class='ok'>passed</span>" if decision["blessed"] else "<span class='bad'>refused</span>"
+        first, *rest = inspection.decision_lines(decision)
         parts.append(
-            f"<p>{verdict}: overall {html.escape(str(t.get('metric')))} must be ≤ {t.get('upper_bound')} and at most "
-            f"{t.get('max_increase_vs_baseline')} above the baseline. Baseline: "
+            f"<p>Rating gate {verdict}: {html.escape(first.split(': ', 1)[1])}.</p><ul>"
+            + "".join(f"<li>{html.escape(line)}</li>" for line in rest)
+            + "</ul><p>Baseline: "
             f"<code>{html.escape(decision['baseline_model'] or 'none (first blessed model)')}</code>; candidate: "
-            f"<code>{html.escape(decision['candidate_model'] or '?')}</code>.</p>"
+            f"<code>{html.escape(decision['candidate_model'] or '?')}</code>. The final blessing (rating and "
+            "ranking gates) is under Recommendations.</p>"
         )
     else:
         parts.append("<p>The Evaluator did not run in this run.</p>")

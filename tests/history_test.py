@@ -278,3 +278,20 @@ def test_random_protocols_split_as_published_and_hide_test_ratings_from_every_hi
     # Control: in the time protocol the same change does reach later histories (so this test can fail).
     timed = _examples(data), _examples(tmp_path / "flipped")
     assert sum(_histories(timed[0][key]) != _histories(timed[1][key]) for key in timed[0]) > len(lines) / 4
+
+
+@pytest.mark.slow
+def test_the_frozen_time_split_is_the_time_split_with_test_ratings_in_no_history(tied, tmp_path):
+    """time-frozen: the same rows in each split as `time`, but flipping every test rating moves no history
+    (in `time` the same flip does: the control above)."""
+    data, timed = tied
+    frozen = _examples(data, splits.TIME_FROZEN)
+    assert {k: e["split"] for k, e in frozen.items()} == {k: e["split"] for k, e in timed.items()}
+    test = {key for key, e in frozen.items() if e["split"] == "test"}
+    assert len(test) > 100
+    for key, e in frozen.items():  # train and eval ratings know exactly what they knew in `time`
+        if e["split"] != "test":
+            assert _histories(e) == _histories(timed[key]), key
+    after = _examples(_flip(data, tmp_path / "flipped", test), splits.TIME_FROZEN)
+    assert all(_histories(after[key]) == _histories(e) for key, e in frozen.items())
+    assert sum(_histories(frozen[k]) != _histories(timed[k]) for k in test) > len(test) / 4  # test knows less

@@ -180,8 +180,19 @@ def test_decision_push_and_lineage(runs, latest, first):
     assert decision["thresholds"] == {
         "metric": "RootMeanSquaredError",
         "upper_bound": RMSE_BOUND,
-        "max_increase_vs_baseline": 0.01,
+        "margin": 0.005,
+        "confidence": 0.95,
     }
+    # The paired comparison: run 2's candidate is run 1's model (cached Trainer), so the difference is 0.
+    compared = decision["comparison"]
+    overall = next(s for s in data["evaluation"] if s["slice"] == "Overall")["metrics"]
+    assert compared["rmse"] == pytest.approx(overall["root_mean_squared_error"], rel=1e-5)
+    assert compared["ratings"] == overall["example_count"] and compared["draws"] == 1000
+    assert compared["rmse_low"] < compared["rmse"] < compared["rmse_high"]
+    assert (compared["difference"], compared["difference_low"], compared["difference_high"]) == (0, 0, 0)
+    assert compared["noninferior"] is True and decision["within_bound"] is True
+    assert "difference" not in first["decision"]["comparison"]  # the first model had nothing to be compared with
+    assert first["decision"]["comparison"]["rmse"] == compared["rmse"]
     assert first["decision"]["baseline_model"] is None
     assert decision["baseline_model"] == first["artifacts"][f"{dag.TRAINER}.model"]  # Run 1's model is the baseline.
     assert data["pushed"]["destination"] == os.path.join(runs.model_serving_dir, data["pushed"]["version"])
@@ -205,8 +216,11 @@ def test_text_view_shows_the_same_numbers(runs, latest):
     overall = next(s for s in data["evaluation"] if s["slice"] == "Overall")["metrics"]
     assert re.search(rf"Overall\s+{data['splits']['test']:,}\s+{overall['root_mean_squared_error']:.4f}", text)
     assert f"rows per split: train {data['splits']['train']:,}" in text
-    assert re.search(rf"{dag.TRANSFORM}\s+cached", text) and re.search(rf"{dag.EVALUATOR}\s+executed", text)
-    assert "schema anomalies: none" in text and "blessed: yes" in text
+    assert re.search(rf"{dag.EVALUATOR}\s+cached", text) and re.search(rf"{dag.RANKING_EVALUATOR}\s+executed", text)
+    assert "schema anomalies: none" in text and f"rating gate: passed (RMSE <= {RMSE_BOUND}: yes)" in text
+    compared = data["decision"]["comparison"]
+    assert f"test RMSE {compared['rmse']:.4f}, 95% interval over {compared['users']:,} users " in text
+    assert "difference +0.0000, 95% interval [+0.0000, +0.0000], within the margin +0.005" in text
     assert f"pushed: version {data['pushed']['version']}" in text
     assert "lineage of the pushed model:" in text and "← Trainer" in text
 
@@ -222,6 +236,8 @@ def test_report_is_self_contained_and_renders_in_chromium(runs, latest, tmp_path
     for split, rows in data["splits"].items():
         assert f"<td>{split}</td><td>{rows:,}</td>" in page
     assert "blessed" in page and data["pushed"]["version"] in page
+    compared = data["decision"]["comparison"]
+    assert f"[{compared['rmse_low']:.4f}, {compared['rmse_high']:.4f}]" in page and "within the margin +0.005" in page
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", page)  # Nothing fetched from the network.
     # Every section the README lists, with its data (this second run has a baseline: the candidate's plots).
     images = re.findall(r'<img alt="([^"]+)" src="data:image/png;base64,', page)

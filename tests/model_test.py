@@ -113,11 +113,11 @@ def test_trainer_config_rejects_nonsense(field):
         TrainerConfig(**{field: 0})
 
 
-def test_the_tuners_first_trial_is_the_defaults_and_the_next_ones_are_drawn(tmp_path):
+def test_the_tuners_first_trials_are_the_defaults_without_and_with_ids_and_the_next_ones_are_drawn(tmp_path):
     config = TrainerConfig(learning_rate=0.002, embedding_dim=8, layer_sizes=(32,), l2=1e-6, history_factors=8)
     defaults = hyperparameters(config, None)
     tuner = keras_tuner.Tuner(
-        oracle=DefaultsFirstOracle(objective=OBJECTIVE, max_trials=3, seed=0),
+        oracle=DefaultsFirstOracle(objective=OBJECTIVE, max_trials=4, seed=0),
         hypermodel=lambda hp: build_model(search_space(hp, defaults), VOCAB),
         directory=str(tmp_path),
         project_name="t",
@@ -125,8 +125,9 @@ def test_the_tuners_first_trial_is_the_defaults_and_the_next_ones_are_drawn(tmp_
     features, labels = batch()
     tuner.search(features, labels, validation_data=(features, labels), epochs=1, verbose=0)
     trials = sorted(tuner.oracle.trials.values(), key=lambda t: t.trial_id)
-    assert len(trials) == 3
+    assert len(trials) == 4
     values = [hyperparameters_from_values(t.hyperparameters.values, defaults) for t in trials]
-    assert values[0] == defaults
-    assert all(v != defaults for v in values[1:])
+    assert values[0] == defaults and defaults.id_embeddings is False
+    assert values[1] == dataclasses.replace(defaults, id_embeddings=True)  # the per-protocol choice, measured
+    assert all(v not in (values[0], values[1]) for v in values[2:])
     assert all(3e-4 <= v.learning_rate <= 3e-3 for v in values)

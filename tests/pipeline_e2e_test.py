@@ -58,23 +58,29 @@ def test_first_run_through_the_cli_executes_blesses_and_pushes(workspace, first_
 def reruns(workspace, first_run) -> dict:
     """Runs 2 and 3 on the first run's root, nothing changed: their component states and the versions."""
     config = config_for(workspace)
-    run_local(config, echo=lambda line: None)
+    second_run_id = run_local(config, echo=lambda line: None).run_id
     second = states(config)
     run_local(config, echo=lambda line: None)
-    return {"second": second, "third": states(config), "versions": pushed_versions(workspace)}
+    return {
+        "second": second,
+        "second_run_id": second_run_id,
+        "third": states(config),
+        "versions": pushed_versions(workspace),
+    }
 
 
 def test_rerun_with_nothing_changed_is_cached(workspace, first_run, reruns):
-    """Second run: everything up to the Trainer is cached. The Evaluator and Pusher run once
-    more because their baseline input changed (run 1 had no blessed model; now the resolver
-    returns run 1's model): TFX's own penguin e2e test documents the same. The third run
+    """Second run: everything up to the Evaluator is cached. The RankingEvaluator (which compares with
+    the last blessed model) and the Pusher run once more because their baseline input changed (run 1
+    had no blessed model; now the resolver returns run 1's model): TFX's own penguin e2e test documents
+    the same. The Evaluator (the candidate alone against the RMSE bound) stays cached. The third run
     executes nothing.
     """
     second, third = reruns["second"], reruns["third"]
-    downstream = {dag.MODEL_RESOLVER, dag.EVALUATOR, dag.RANKING_EVALUATOR, dag.PUSHER}
+    downstream = {dag.MODEL_RESOLVER, dag.RANKING_EVALUATOR, dag.PUSHER}
     upstream = ALL_COMPONENTS - downstream
     assert {c: second[c] for c in upstream} == {c: "CACHED" for c in upstream}
-    assert second[dag.EVALUATOR] == second[dag.RANKING_EVALUATOR] == second[dag.PUSHER] == "COMPLETE"
+    assert second[dag.RANKING_EVALUATOR] == second[dag.PUSHER] == "COMPLETE"
     executors = ALL_COMPONENTS - {dag.MODEL_RESOLVER}  # the resolver is a query, not an executor
     assert {c: third[c] for c in executors} == {c: "CACHED" for c in executors}
     # The second run re-pushed the same model (same graph) as a new version; the third pushed nothing.
@@ -84,6 +90,26 @@ def test_rerun_with_nothing_changed_is_cached(workspace, first_run, reruns):
     assert (base / versions[0] / "saved_model.pb").read_bytes() == (base / versions[1] / "saved_model.pb").read_bytes()
 
 
+def comparison(execution) -> dict[str, float]:
+    """The paired RMSE comparison the RankingEvaluator recorded in MLMD."""
+    properties = execution.output("evaluation").custom_properties
+    return {name: metadata.value(properties[name]) for name in properties if "rmse" in name}
+
+
+def test_an_identical_model_passes_the_comparison_with_the_blessed_one(workspace, first_run, reruns):
+    """The second run's candidate is the first run's model (cached Trainer): a zero difference, blessed."""
+    executions = metadata.run_executions(
+        metadata.open_store(config_for(workspace).metadata_file), "movielens-recommender", reruns["second_run_id"]
+    )
+    ranking = next(e for e in executions if e.component == dag.RANKING_EVALUATOR)
+    recorded = comparison(ranking)
+    assert recorded["rmse_difference"] == recorded["rmse_difference_low"] == recorded["rmse_difference_high"] == 0
+    assert recorded["rmse_noninferior"] == 1 and recorded["rmse_margin"] == 0.005
+    assert recorded["test_rmse"] == recorded["baseline_test_rmse"]
+    assert recorded["test_rmse_low"] < recorded["test_rmse"] < recorded["test_rmse_high"]
+    assert recorded["test_rmse"] == pytest.approx(first_run["summary"].test_rmse, rel=1e-5)  # TFMA's figure
+
+
 def test_a_model_worse_than_the_blessed_one_is_not_pushed(workspace, reruns):
     versions = pushed_versions(workspace)
     before = tree_snapshot(workspace["serving"])
@@ -91,11 +117,13 @@ def test_a_model_worse_than_the_blessed_one_is_not_pushed(workspace, reruns):
         workspace,
         trainer=TrainerConfig(epochs=1, tuner_trials=0, learning_rate=1e-6, layer_sizes=(8,), retrieval_epochs=1),
         rmse_upper_bound=10.0,  # only the comparison with the blessed model can refuse it
-        rmse_max_increase=0.0,
     )
     summary = run_local(config, echo=lambda line: None)
     by_name = {e.component: e for e in summary.executions}
     assert by_name[dag.TRAINER].state == "COMPLETE" and by_name[dag.EVALUATOR].state == "COMPLETE"
+    assert by_name[dag.EVALUATOR].output("blessing").custom_properties["blessed"].int_value == 1  # under the bound
+    recorded = comparison(by_name[dag.RANKING_EVALUATOR])
+    assert recorded["rmse_difference_low"] > 0.05 and recorded["rmse_noninferior"] == 0  # clearly worse
     assert summary.blessed is False and summary.pushed_path is None
     assert pushed_versions(workspace) == versions
     assert tree_snapshot(workspace["serving"]) == before  # every file, byte for byte

@@ -73,7 +73,12 @@ def test_the_gate():
     blessed, reasons = blessing_decision(0.30, True, 0.2, 0.33, 0.02)
     assert not blessed and "fell more than 0.02 below the last blessed model's 0.3300" in reasons[0]
     assert blessing_decision(0.30, True, 0.35, None, 0.02)[0] is False
-    assert blessing_decision(0.30, False, 0.0, None, 0.02)[1] == ["the Evaluator did not bless the model (RMSE)"]
+    assert blessing_decision(0.30, False, 0.0, None, 0.02)[1] == [
+        "the Evaluator did not bless the model (test RMSE above the bound)"
+    ]
+    refused = {"noninferior": False, "reason": "test RMSE 0.9600 vs ... above the margin +0.005"}
+    assert blessing_decision(0.30, True, 0.0, None, 0.02, refused) == (False, [refused["reason"]])
+    assert blessing_decision(0.30, True, 0.0, None, 0.02, {"noninferior": True, "reason": None}) == (True, [])
     assert blessing_decision(float("nan"), True, 0.0, None, 0.02)[0] is False
 
 

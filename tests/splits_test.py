@@ -65,6 +65,7 @@ def test_hidden_ratings_get_a_history_but_feed_none():
 
 def test_only_random_protocols_hide_test_and_unknown_ones_are_refused():
     assert not splits.hides_test(splits.TIME)
-    assert all(splits.hides_test(p) for p in (splits.STRATIFIED, *splits.FOLDS))
+    assert all(splits.hides_test(p) for p in (splits.TIME_FROZEN, splits.STRATIFIED, *splits.FOLDS))
+    assert [p for p in splits.PROTOCOLS if splits.by_time(p)] == [splits.TIME, splits.TIME_FROZEN]
     with pytest.raises(ValueError, match="unknown split protocol 'u6'"):
         PipelineConfig(pipeline_root="/r", data_dir="/d", serving_dir="/s", split_protocol="u6")

@@ -1,11 +1,14 @@
 """RankingEvaluator: top-K quality of the trained model's `recommend` on the test split, and the final blessing.
 
-Runs after the Evaluator (RMSE). It asks the exported SavedModel for each test user's top K, from the user id
-alone (the snapshot as of the end of the training data: test-period events never reach it), scores the lists
-with metrics.py, slices them by gender, age band and seen/unseen user, sweeps the diversity knob, and
-blesses the model iff the Evaluator blessed it, NDCG@K is at least `ndcg_lower_bound`, and NDCG@K has not
-fallen more than `ndcg_max_decrease` below the last blessed model's (recomputed on the same test split).
-The Pusher pushes on this blessing; the baseline resolver reads only this component's blessings.
+Runs after the Evaluator (TFMA: RMSE/MAE by slice, and the RMSE upper bound). It compares the candidate's
+test RMSE with the last blessed model's, paired and bootstrapped over users (components/evaluator/paired.py:
+non-inferiority within `rmse_margin`). It asks the exported SavedModel for each test user's top K, from the
+user id alone (the snapshot as of the end of the training data: test-period events never reach it), scores
+the lists with metrics.py, slices them by gender, age band and seen/unseen user, sweeps the diversity knob,
+and blesses the model iff the Evaluator blessed it, the RMSE comparison passes, NDCG@K is at least
+`ndcg_lower_bound`, and NDCG@K has not fallen more than `ndcg_max_decrease` below the last blessed model's
+(recomputed on the same test split). The Pusher pushes on this blessing; the baseline resolver reads only
+this component's blessings.
 """
 
 import json
@@ -17,10 +20,12 @@ import numpy as np
 import tensorflow as tf
 from tfx import v1 as tfx
 
+from components.evaluator import paired
 from components.ranking_evaluator import metrics
 from transform import features as f
 
 RESULT_FILE = "ranking.json"
+COMPARISON_FILE = "rating_comparison.json"  # paired.compare's figures and decision
 DIVERSITY_SWEEP = (0.0, 0.25, 0.5, 0.75, 1.0)
 BATCH = 256
 
@@ -103,12 +108,19 @@ def evaluate(model, users: dict[str, dict], k: int) -> dict:
 
 
 def blessing_decision(
-    ndcg: float, rating_blessed: bool, lower_bound: float, baseline_ndcg: float | None, max_decrease: float
+    ndcg: float,
+    rating_blessed: bool,
+    lower_bound: float,
+    baseline_ndcg: float | None,
+    max_decrease: float,
+    rating_comparison: dict | None = None,
 ) -> tuple[bool, list[str]]:
     """(blessed, reasons it is not)."""
     reasons = []
     if not rating_blessed:
-        reasons.append("the Evaluator did not bless the model (RMSE)")
+        reasons.append("the Evaluator did not bless the model (test RMSE above the bound)")
+    if rating_comparison is not None and not rating_comparison["noninferior"]:
+        reasons.append(rating_comparison["reason"])
     if not ndcg >= lower_bound:
         reasons.append(f"NDCG@K {ndcg:.4f} is below the bound {lower_bound:.4f}")
     if baseline_ndcg is not None and not ndcg >= baseline_ndcg - max_decrease:
@@ -116,6 +128,20 @@ def blessing_decision(
             f"NDCG@K {ndcg:.4f} fell more than {max_decrease:g} below the last blessed model's {baseline_ndcg:.4f}"
         )
     return not reasons, reasons
+
+
+# The comparison's figures recorded in MLMD: custom property of the evaluation artifact ← paired.compare's key.
+COMPARISON_PROPERTIES = {
+    "test_rmse": "rmse",
+    "test_rmse_low": "rmse_low",
+    "test_rmse_high": "rmse_high",
+    "baseline_test_rmse": "baseline_rmse",
+    "rmse_difference": "difference",
+    "rmse_difference_low": "difference_low",
+    "rmse_difference_high": "difference_high",
+    "rmse_margin": "margin",
+    "confidence": "confidence",
+}
 
 
 def _load(model_artifact) -> tf.Module:
@@ -135,13 +161,16 @@ def RankingEvaluator(
     k: tfx.dsl.components.Parameter[int] = 10,
     ndcg_lower_bound: tfx.dsl.components.Parameter[float] = 0.0,
     ndcg_max_decrease: tfx.dsl.components.Parameter[float] = 0.02,
+    rmse_margin: tfx.dsl.components.Parameter[float] = 0.005,
+    bootstrap_draws: tfx.dsl.components.Parameter[int] = paired.DRAWS,
     code_fingerprint: tfx.dsl.components.Parameter[str] = "",
 ) -> None:
     """Called by the TFX launcher: writes RESULT_FILE and the blessing (see the module docstring)."""
     del code_fingerprint  # only keys the cache
     users = read_test_users(examples.uri, test_split)
-    result = evaluate(_load(model), users, k)
-    baseline_ndcg = None
+    candidate = _load(model)
+    result = evaluate(candidate, users, k)
+    baseline_ndcg, baseline = None, None
     if baseline_model is not None:
         baseline = _load(baseline_model)
         if f.RECOMMEND_SIGNATURE in baseline.signatures and f.CATALOGUE_SIGNATURE in baseline.signatures:
@@ -152,16 +181,22 @@ def RankingEvaluator(
             logging.warning(
                 "RankingEvaluator: the baseline model has no %s signature; no comparison", f.RECOMMEND_SIGNATURE
             )
+    comparison = paired.compare(examples.uri, test_split, candidate, baseline, rmse_margin, bootstrap_draws)
     rating_blessed = rating_blessing.get_int_custom_property("blessed") == 1
     blessed, reasons = blessing_decision(
-        result["overall"]["ndcg"], rating_blessed, ndcg_lower_bound, baseline_ndcg, ndcg_max_decrease
+        result["overall"]["ndcg"], rating_blessed, ndcg_lower_bound, baseline_ndcg, ndcg_max_decrease, comparison
     )
     result |= {"baseline_ndcg": baseline_ndcg, "blessed": blessed, "not_blessed_because": reasons}
     tf.io.gfile.makedirs(evaluation.uri)
-    with tf.io.gfile.GFile(os.path.join(evaluation.uri, RESULT_FILE), "w") as out:
-        json.dump(result, out, indent=1)
+    for name, content in ((RESULT_FILE, result), (COMPARISON_FILE, comparison)):
+        with tf.io.gfile.GFile(os.path.join(evaluation.uri, name), "w") as out:
+            json.dump(content, out, indent=1)
     for name in (*metrics.ACCURACY, "coverage", "novelty", "intra_list_diversity"):
         evaluation.set_float_custom_property(name, float(result["overall"][name]))
+    for name, key in COMPARISON_PROPERTIES.items():
+        if key in comparison:
+            evaluation.set_float_custom_property(name, float(comparison[key]))
+    evaluation.set_int_custom_property("rmse_noninferior", int(comparison["noninferior"]))
     evaluation.set_int_custom_property("k", k)
     tf.io.gfile.makedirs(blessing.uri)
     with tf.io.gfile.GFile(os.path.join(blessing.uri, "BLESSED" if blessed else "NOT_BLESSED"), "w") as out:

@@ -18,8 +18,10 @@ def search_space(hp: keras_tuner.HyperParameters, defaults: Hyperparameters) -> 
     """Declares the search space on `hp` and returns the values of the current trial.
 
     Learning rates stop at 3e-3: short trials favour fast learners that overfit later (measured:
-    0.0068 won a 1-epoch trial, then eval RMSE rose from epoch 2). Id embeddings are not searched
-    for the same reason (transform/features.py ID_FEATURES).
+    0.0068 won a 1-epoch trial, then eval RMSE rose from epoch 2). Id embeddings and biases
+    (transform/features.py ID_FEATURES) are a choice per protocol: they pay where test users were seen
+    in training (the random protocols) and memorise where they were not (the time split); the
+    oracle's second trial measures them against the defaults (DefaultsFirstOracle).
     """
     values = {
         "learning_rate": hp.Float("learning_rate", 3e-4, 3e-3, sampling="log", default=defaults.learning_rate),
@@ -30,17 +32,24 @@ def search_space(hp: keras_tuner.HyperParameters, defaults: Hyperparameters) -> 
         "l2": hp.Choice("l2", [0.0, 1e-6, 1e-5, 1e-4, 1e-3], default=defaults.l2),
         "history_factors": hp.Choice("history_factors", [0, 8, 16, 32], default=defaults.history_factors),
         "factor_l2": hp.Choice("factor_l2", [3e-5, 1e-4, 3e-4], default=defaults.factor_l2),
+        "id_embeddings": hp.Boolean("id_embeddings", default=defaults.id_embeddings),
     }
     return hyperparameters_from_values(values, defaults)
 
 
 class DefaultsFirstOracle(keras_tuner.oracles.RandomSearchOracle):
-    """Random search whose first trial is the defaults (TrainerConfig), so the Tuner only moves away
-    from them for values that measured better on eval."""
+    """Random search whose first trial is the defaults (TrainerConfig) and whose second is the defaults
+    with id embeddings flipped, so the Tuner only moves away from the defaults for values that measured
+    better on eval, and the id-embedding choice is measured on every protocol (2 trials, the default)."""
 
     def populate_space(self, trial_id: str) -> dict:
-        if not self.trials:
-            return {"status": keras_tuner.engine.trial.TrialStatus.RUNNING, "values": self.hyperparameters.values}
+        running = keras_tuner.engine.trial.TrialStatus.RUNNING
+        if not self.trials:  # self.trials holds the earlier trials only
+            return {"status": running, "values": self.hyperparameters.values}
+        if len(self.trials) == 1:
+            values = dict(self.hyperparameters.values)
+            values["id_embeddings"] = not values["id_embeddings"]
+            return {"status": running, "values": values}
         return super().populate_space(trial_id)
 
 

@@ -105,15 +105,24 @@ model_options = options(
         default=splits.TIME,
         show_default=True,
         help="How ratings go to train/eval/test: by time (oldest 60/20/20), per-user stratified random "
-        "65/10/25, or the zip's fold uK (test = uK.test). Random protocols hide test ratings from histories.",
+        "65/10/25, or the zip's fold uK (test = uK.test). time-frozen is the time split with histories cut at "
+        "the end of eval; it and the random protocols hide test ratings from histories.",
     ),
     click.option("--rmse-upper-bound", default=1.10, show_default=True, type=float, help="Blessing: max RMSE."),
     click.option(
-        "--rmse-max-increase",
-        default=0.01,
+        "--rmse-margin",
+        default=0.005,
         show_default=True,
         type=float,
-        help="Blessing: max RMSE increase over the last blessed model.",
+        help="Blessing: the test RMSE may exceed the last blessed model's by at most this (upper end of the "
+        "95% bootstrap interval over users of the paired difference).",
+    ),
+    click.option(
+        "--bootstrap-draws",
+        default=1000,
+        show_default=True,
+        type=click.IntRange(min=100),
+        help="Draws of the blessing's bootstrap over test users.",
     ),
     click.option(
         "--ndcg-lower-bound",
