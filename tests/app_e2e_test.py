@@ -113,6 +113,8 @@ def test_the_model_page_reads_the_run_as_inspect_does(settings, workspace):
     run = inspect_run(settings.metadata_file)
     assert at.subheader[0].value == f"Run {run['run']['run_id']} ({run['run']['status']})"
     assert len(at.dataframe[0].value) == len(run["evaluation"])
+    gate = next(m.value for m in at.markdown if "rating gate" in m.value)
+    assert f"test RMSE {run['decision']['comparison']['rmse']:.4f}, 95% interval" in gate
     assert at.info[-1].value.startswith("No monitoring result")
 
 

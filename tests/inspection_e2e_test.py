@@ -117,7 +117,8 @@ def test_json_lists_both_runs_and_flags_cached_components(runs, latest, first):
     assert [r["status"] for r in data["runs"]] == ["COMPLETE", "COMPLETE"]
     assert data["run"]["run_id"] == data["runs"][-1]["run_id"]
     cached = {c["component"] for c in data["components"] if c["cached"]}
-    assert cached == UPSTREAM  # Second run: only the evaluators and Pusher execute (new baseline input).
+    # Second run: only the RankingEvaluator (which compares with the new baseline) and the Pusher execute.
+    assert cached == UPSTREAM | {dag.EVALUATOR}
     assert not any(c["cached"] for c in first["components"])
     downstream = {dag.MODEL_RESOLVER, dag.EVALUATOR, dag.RANKING_EVALUATOR, dag.PUSHER}
     assert {c["component"] for c in first["components"]} == UPSTREAM | downstream

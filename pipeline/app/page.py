@@ -134,7 +134,9 @@ def model_view(settings) -> None:
         st.subheader(f"Run {run['run']['run_id']} ({run['run']['status']})")
         decision = run.get("decision")
         if decision:
-            st.write(f"Blessed: **{'yes' if decision['blessed'] else 'no'}**; thresholds {decision['thresholds']}")
+            from pipeline.inspection import decision_lines
+
+            st.markdown("\n".join(f"- {line}" for line in decision_lines(decision)))
         slices = [{"slice": s["slice"], **s["metrics"]} for s in run["evaluation"]]
         st.dataframe(pd.DataFrame(slices), hide_index=True, width="stretch")
         if run.get("ranking"):
