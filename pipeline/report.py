@@ -302,7 +302,7 @@ def render_html(data: dict) -> str:
         verdict = "<span class='ok'>passed</span>" if decision["blessed"] else "<span class='bad'>refused</span>"
         first, *rest = inspection.decision_lines(decision)
         parts.append(
-            f"<p>Rating gate {verdict}: {html.escape(first.split(': ', 1)[1])}.</p><ul>"
+            f"<p>Rating gate {verdict} ({html.escape(first[first.index('(') + 1 : -1])}).</p><ul>"
             + "".join(f"<li>{html.escape(line)}</li>" for line in rest)
             + "</ul><p>Baseline: "
             f"<code>{html.escape(decision['baseline_model'] or 'none (first blessed model)')}</code>; candidate: "
