@@ -17,7 +17,7 @@ from typing import Any
 import ml_metadata as mlmd
 from ml_metadata.proto import metadata_store_pb2
 
-from pipeline import metadata, ranking_view
+from pipeline import decision_view, metadata, ranking_view
 from pipeline import pipeline as dag
 from pipeline.config import DEFAULT_PIPELINE_NAME
 
@@ -231,32 +231,13 @@ def calibration(evaluation_uri: str) -> list[dict]:
     return []
 
 
-def _thresholds(eval_config_json: str | None) -> dict:
-    if not eval_config_json:
-        return {}
-    config = json.loads(eval_config_json)
-    for spec in config.get("metrics_specs", []):
-        for metric in spec.get("metrics", []):
-            for per_slice in metric.get("per_slice_thresholds", []):
-                threshold = per_slice.get("threshold", {})
-                found = {
-                    "metric": metric["class_name"],
-                    "upper_bound": threshold.get("value_threshold", {}).get("upper_bound"),
-                }
-                if "change_threshold" in threshold:  # runs from before the paired comparison
-                    found["max_increase_vs_baseline"] = threshold["change_threshold"].get("absolute")
-                return found
-    return {}
-
-
 def _decision(executions: list[metadata.ComponentExecution], by_name: dict) -> dict | None:
-    """The rating gate: the Evaluator's RMSE bound, and the RankingEvaluator's paired comparison with the
-    last blessed model (ranking_view.COMPARISON_FILE; absent in runs from before it)."""
+    """The rating gate (decision_view.read) from the Evaluator's blessing and config and the RankingEvaluator's
+    comparison file and baseline input."""
     blessing = metadata.find_output(executions, dag.EVALUATOR, "blessing")
     evaluator = by_name.get(dag.EVALUATOR)
     if blessing is None or evaluator is None:
         return None
-    within_bound = bool(blessing.custom_properties["blessed"].int_value)
     ranking_evaluator = by_name.get(dag.RANKING_EVALUATOR)
     evaluation = metadata.find_output(executions, dag.RANKING_EVALUATOR, "evaluation")
     comparison = None
@@ -266,40 +247,13 @@ def _decision(executions: list[metadata.ComponentExecution], by_name: dict) -> d
     baseline = (ranking_evaluator.inputs.get("baseline_model") if ranking_evaluator else None) or []
     if not baseline:  # runs from before the paired comparison: TFMA compared the models
         baseline = evaluator.inputs.get("baseline_model") or []
-    thresholds = _thresholds(evaluator.property("eval_config"))
-    if comparison is not None:
-        thresholds |= {"margin": comparison["margin"], "confidence": comparison["confidence"]}
-    return {
-        "blessed": within_bound and (comparison is None or comparison["noninferior"]),
-        "within_bound": within_bound,
-        "candidate_model": blessing.custom_properties["current_model"].string_value or None,
-        "baseline_model": baseline[0].uri if baseline else None,
-        "thresholds": thresholds,
-        "comparison": comparison,
-    }
-
-
-def decision_lines(decision: dict) -> list[str]:
-    """The rating gate in words (inspect's text view and the report): bound, test RMSE's interval, comparison."""
-    t, c = decision["thresholds"], decision["comparison"]
-    bound = f"RMSE <= {t.get('upper_bound')}: {'yes' if decision['within_bound'] else 'no'}"
-    lines = [f"rating gate: {'passed' if decision['blessed'] else 'refused'} ({bound})"]
-    if c is None:
-        if "max_increase_vs_baseline" in t:
-            lines.append(f"vs the last blessed model: at most +{t['max_increase_vs_baseline']} (fixed, TFMA)")
-        return lines
-    level = f"{c['confidence']:.0%}"
-    interval = f"[{c['rmse_low']:.4f}, {c['rmse_high']:.4f}]"
-    lines.append(f"test RMSE {c['rmse']:.4f}, {level} interval over {c['users']:,} users {interval}")
-    if "difference" not in c:
-        lines.append("vs the last blessed model: none yet (the first blessed model)")
-    else:
-        verdict = "within" if c["noninferior"] else "beyond"
-        lines.append(
-            f"vs the last blessed model ({c['baseline_rmse']:.4f}): difference {c['difference']:+.4f}, {level} "
-            f"interval [{c['difference_low']:+.4f}, {c['difference_high']:+.4f}], {verdict} the margin +{c['margin']:g}"
-        )
-    return lines
+    return decision_view.read(
+        within_bound=bool(blessing.custom_properties["blessed"].int_value),
+        candidate_model=blessing.custom_properties["current_model"].string_value or None,
+        baseline_model=baseline[0].uri if baseline else None,
+        eval_config_json=evaluator.property("eval_config"),
+        comparison=comparison,
+    )
 
 
 def _artifact_type(store: mlmd.MetadataStore, artifact: metadata_store_pb2.Artifact) -> str:
@@ -453,7 +407,7 @@ def render_text(report: dict) -> list[str]:
             lines.append(f"    {s['slice']:<34}{cells}")
     decision = report["decision"]
     if decision:
-        lines += [f"  {line}" for line in decision_lines(decision)]
+        lines += [f"  {line}" for line in decision_view.text_lines(decision)]
         lines.append(f"    baseline: {decision['baseline_model'] or 'none (first)'}")
     if report.get("ranking"):
         lines += ranking_view.text_lines(report["ranking"])

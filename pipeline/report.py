@@ -15,7 +15,7 @@ import os
 from collections import Counter
 from typing import Any
 
-from pipeline import inspection, ranking_view
+from pipeline import decision_view, inspection, ranking_view
 from pipeline.monitoring import drift as monitoring_drift
 
 DRIFT_THRESHOLD = monitoring_drift.DRIFT_THRESHOLD  # L-infinity (strings) / Jensen-Shannon (numbers), train vs test
@@ -300,7 +300,7 @@ def render_html(data: dict) -> str:
     decision, pushed = data["decision"], data["pushed"]
     if decision:
         verdict = "<span class='ok'>passed</span>" if decision["blessed"] else "<span class='bad'>refused</span>"
-        first, *rest = inspection.decision_lines(decision)
+        first, *rest = decision_view.text_lines(decision)
         parts.append(
             f"<p>Rating gate {verdict} ({html.escape(first[first.index('(') + 1 : -1])}).</p><ul>"
             + "".join(f"<li>{html.escape(line)}</li>" for line in rest)

@@ -134,9 +134,9 @@ def model_view(settings) -> None:
         st.subheader(f"Run {run['run']['run_id']} ({run['run']['status']})")
         decision = run.get("decision")
         if decision:
-            from pipeline.inspection import decision_lines
+            from pipeline import decision_view
 
-            st.markdown("\n".join(f"- {line}" for line in decision_lines(decision)))
+            st.markdown("\n".join(f"- {line}" for line in decision_view.text_lines(decision)))
         slices = [{"slice": s["slice"], **s["metrics"]} for s in run["evaluation"]]
         st.dataframe(pd.DataFrame(slices), hide_index=True, width="stretch")
         if run.get("ranking"):
