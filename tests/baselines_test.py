@@ -1,8 +1,12 @@
 """The online reference (benchmarks/baselines.py online_biases): strictly earlier events only."""
 
+import sys
+from pathlib import Path
+
 import numpy as np
 
-from benchmarks import baselines
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/ is scripts, not an installed package
+from benchmarks import baselines  # noqa: E402
 
 
 def ratings(seed: int = 0, n: int = 400) -> np.ndarray:
