@@ -20,11 +20,16 @@ def load(directory: Path, name: str = movielens.RATINGS_FILE) -> np.ndarray:
     return np.loadtxt(directory / name, dtype=np.int64, delimiter="\t").reshape(-1, 4)
 
 
-def time_split(ratings: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Train+eval (oldest 80% of the time range) and test, with ExampleGen's own rule."""
+def time_split_index(ratings: np.ndarray) -> np.ndarray:
+    """Each rating's split under ExampleGen's time rule: 0 train, 1 eval, 2 test."""
     split = movielens.TimeSplit(("train", "eval", "test"), (0.6, 0.2, 0.2))
     lo, hi = int(ratings[:, 3].min()), int(ratings[:, 3].max())
-    index = np.array([split.index(int(t), lo, hi) for t in ratings[:, 3]])
+    return np.array([split.index(int(t), lo, hi) for t in ratings[:, 3]])
+
+
+def time_split(ratings: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Train+eval (oldest 80% of the time range) and test, with ExampleGen's own rule."""
+    index = time_split_index(ratings)
     return ratings[index < 2], ratings[index == 2]
 
 
@@ -107,12 +112,10 @@ def online_biases(ratings: np.ndarray, reg_user: float, reg_movie: float) -> np.
 ONLINE_SHRINKAGE = (2.0, 5.0, 10.0, 25.0, 50.0)
 
 
-def online_biases_time_split(ratings: np.ndarray) -> tuple[np.ndarray, np.ndarray, tuple[float, float]]:
-    """(test predictions, test rows, the (user, movie) shrinkage chosen on the eval period) of online biases
-    on the time split: shrinkage picked by RMSE on eval ratings, then one pass over everything."""
-    split = movielens.TimeSplit(("train", "eval", "test"), (0.6, 0.2, 0.2))
-    lo, hi = int(ratings[:, 3].min()), int(ratings[:, 3].max())
-    index = np.array([split.index(int(t), lo, hi) for t in ratings[:, 3]])
+def online_biases_time_split(ratings: np.ndarray) -> tuple[np.ndarray, tuple[float, float]]:
+    """(predictions of time_split's test rows, in its order; the (user, movie) shrinkage chosen on the eval
+    period) of online biases: shrinkage picked by RMSE on eval ratings, then one pass over everything."""
+    index = time_split_index(ratings)
     known = ratings[index < 2]
     eval_rows = index[index < 2] == 1
     best = None
@@ -123,5 +126,4 @@ def online_biases_time_split(ratings: np.ndarray) -> tuple[np.ndarray, np.ndarra
             if best is None or error < best[0]:
                 best = (error, reg_user, reg_movie)
     _, reg_user, reg_movie = best
-    test = index == 2
-    return online_biases(ratings, reg_user, reg_movie)[test], ratings[test], (reg_user, reg_movie)
+    return online_biases(ratings, reg_user, reg_movie)[index == 2], (reg_user, reg_movie)

@@ -145,7 +145,7 @@ def reference(data_dir: Path, work_dir: Path, model: str, protocol: str, seed: i
     train, test = reference_split(data_dir, protocol, seed)
     if model == "biases-online":  # needs every rating in time order, not a fitted (train, test) pair
         started = time.perf_counter()
-        predictions, test, shrinkage = baselines.online_biases_time_split(baselines.load(data_dir))
+        predictions, shrinkage = baselines.online_biases_time_split(baselines.load(data_dir))
         print(f"  online biases: shrinkage (user, movie) {shrinkage} chosen on eval", file=sys.stderr)
         seconds = time.perf_counter() - started
     else:

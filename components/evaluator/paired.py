@@ -133,7 +133,7 @@ def decide(comparison: dict, margin: float) -> tuple[bool, str | None]:
     )
 
 
-def compare(examples_uri: str, split: str, candidate, baseline=None, margin: float = 0.005, draws: int = DRAWS) -> dict:
+def compare(examples_uri: str, split: str, candidate, baseline, margin: float, draws: int = DRAWS) -> dict:
     """The whole comparison of two loaded SavedModels on `split`: bootstrap figures + margin + decision."""
     comparison = bootstrap(squared_errors(examples_uri, split, candidate, baseline), draws)
     noninferior, reason = decide(comparison, margin)
