@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -112,13 +113,17 @@ class LocalLauncher:
             steps.append(pre_cache_check["command"] + pre_cache_check["args"])
         steps.append(container["command"] + container["args"])
         (self.root / task).mkdir(parents=True, exist_ok=True)
+        # A pod's own /tmp, gone when the pod ends: TFX's Beam executors build an sdist of TFX there
+        # (49 MB a step; the compiled DirectRunner args name no dependencies, the image has them).
+        pod_tmp = self.root / task / "tmp"
+        pod_tmp.mkdir(exist_ok=True)
         self.commands[task] = []
         for step in steps:
             argv = [serialized if arg == EXECUTOR_INPUT_PLACEHOLDER else arg for arg in step]
             self.commands[task].append(argv)
             result = subprocess.run(
                 argv,
-                env=self.env,
+                env={**self.env, "TMPDIR": str(pod_tmp)},
                 cwd=self.root / task,
                 capture_output=True,
                 text=True,
@@ -128,6 +133,7 @@ class LocalLauncher:
             if result.returncode != 0:
                 command = " ".join(step[:3])
                 raise AssertionError(f"{task}: {command} exited {result.returncode}:\n{result.stderr[-4000:]}")
+        shutil.rmtree(pod_tmp)
         output = json.loads(Path(executor_input["outputs"]["outputFile"]).read_text())
         self.outputs[task] = {}
         for key, declared in executor_input["outputs"]["artifacts"].items():
