@@ -35,6 +35,9 @@ class TrainerConfig:
     id_embeddings: bool = False  # see transform/features.py ID_FEATURES
     history_factors: int = 16  # see components/trainer/model.py RankingModel; 0: off
     factor_l2: float = 1e-4
+    # Ranking models trained (seeds seed, seed+1000, ...) and averaged inside the exported model; 3 lowered
+    # test RMSE by 0.006 on the time split at 3x the ranker's training (README "Variants").
+    ensemble_size: int = 1
     # The retrieval model and `recommend` (components/trainer/retrieval.py, recommend.py).
     retrieval_epochs: int = 8  # no early stopping (see retrieval_training.py)
     retrieval_batch_size: int = 1024
@@ -50,6 +53,8 @@ class TrainerConfig:
             raise ValueError("epochs and batch_size must be positive")
         if self.retrieval_epochs < 1 or self.retrieval_batch_size < 2 or self.candidates < 1:
             raise ValueError("retrieval_epochs, candidates must be positive and retrieval_batch_size >= 2")
+        if self.ensemble_size < 1:
+            raise ValueError("ensemble_size must be >= 1")
         if self.tuner_trials < 0:
             raise ValueError("tuner_trials must be >= 0 (0 skips the Tuner)")
         object.__setattr__(self, "layer_sizes", tuple(self.layer_sizes))

@@ -12,8 +12,10 @@ import fcntl
 import io
 import logging
 import os
+import shutil
 import socket
 import sys
+import tempfile
 import time
 import warnings
 from collections.abc import Callable
@@ -226,6 +228,44 @@ def summarize(config: PipelineConfig, run_id: str | None = None) -> RunSummary:
     )
 
 
+@contextlib.contextmanager
+def _program_name_only_argv():
+    """sys.argv without this process's own options while the DAG runs.
+
+    TFX's Beam executors parse `sys.argv + beam args` as absl flags (BaseBeamExecutor): a caller's option
+    that absl also defines would be read as TFX's — `recommender run -v` is absl's `-v N` (verbosity), which
+    took the first Beam arg as its number and failed ExampleGen.
+    """
+    argv = sys.argv
+    sys.argv = argv[:1]
+    try:
+        yield
+    finally:
+        sys.argv = argv
+
+
+@contextlib.contextmanager
+def _scratch_temp_dir():
+    """A temp directory of its own while the DAG runs (this process and its children), removed after.
+
+    What TFX and Beam leave in the temp directory goes with it: above all, when the Beam args name no
+    worker dependencies (pipeline.config.direct_runner_args), an sdist of TFX per Beam component, 49 MB
+    each, which TFX never deletes.
+    """
+    scratch = tempfile.mkdtemp(prefix="recommender-run-")
+    saved_dir, saved_env = tempfile.tempdir, os.environ.get("TMPDIR")
+    tempfile.tempdir, os.environ["TMPDIR"] = scratch, scratch
+    try:
+        yield
+    finally:
+        tempfile.tempdir = saved_dir
+        if saved_env is None:
+            os.environ.pop("TMPDIR")
+        else:
+            os.environ["TMPDIR"] = saved_env
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
 def run_local(config: PipelineConfig, echo: Echo | None = None, verbose: bool = False) -> RunSummary:
     """Runs the whole DAG with LocalDagRunner and returns its summary; raises PipelineRunError on failure."""
     if echo is None:
@@ -263,7 +303,7 @@ def run_local(config: PipelineConfig, echo: Echo | None = None, verbose: bool = 
     try:
         with exclusive_run(config.metadata_file):
             echo(f"Running {config.pipeline_name} (pipeline root {config.pipeline_root})")
-            with stdout:
+            with stdout, _program_name_only_argv(), _scratch_temp_dir():
                 tfx.orchestration.LocalDagRunner().run(pipeline)
     except AlreadyRunningError:
         raise

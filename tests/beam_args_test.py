@@ -10,6 +10,7 @@ from tfx.components.statistics_gen.executor import Executor as StatisticsGenExec
 from tfx.dsl.components.base.base_beam_executor import BaseBeamExecutor
 
 from pipeline.config import PROJECT_SETUP_FILE, direct_runner_args
+from pipeline.local_runner import _scratch_temp_dir
 
 
 @pytest.fixture
@@ -35,3 +36,13 @@ def test_args_that_name_no_dependencies_make_tfx_build_one(temp_dir):
     executor = StatisticsGenExecutor(BaseBeamExecutor.Context(beam_pipeline_args=["--runner=DirectRunner"]))
     (built,) = [arg for arg in executor._beam_pipeline_args if arg.startswith("--extra_package=")]
     assert built.split("=", 1)[1].startswith(str(temp_dir))
+
+
+def test_what_tfx_builds_in_the_temp_directory_during_a_local_run_is_removed_after_it(temp_dir):
+    """Beam args without a setup file (the project installed without its source tree): the sdist is cleaned."""
+    with _scratch_temp_dir():
+        executor = StatisticsGenExecutor(BaseBeamExecutor.Context(beam_pipeline_args=["--runner=DirectRunner"]))
+        (built,) = [arg.split("=", 1)[1] for arg in executor._beam_pipeline_args if arg.startswith("--extra_package=")]
+        assert os.path.isfile(built) and os.environ["TMPDIR"] in built
+    assert not os.path.exists(built)
+    assert tempfile.gettempdir() == str(temp_dir) and os.listdir(temp_dir) == []

@@ -1,10 +1,11 @@
 """What TFX's cache may reuse after an edit: the edited step and everything after it run again, nothing before.
 
-The project's code is copied to a temporary folder and run from there (`python -m pipeline.cli` with that
-folder first on sys.path), so each test edits a real copy of a module or of the curated schema between
-runs on one pipeline root: ExampleGen, Trainer and Pusher code, and `schemas/schema.pbtxt`. (Measured, and
-left out of CI for time: an edit of `transform/preprocessing.py` re-ran Transform and what follows, 122 s; the
-schema alone re-ran ImportSchemaGen and what follows, ExampleGen and StatisticsGen cached, 122 s.)
+The project's code (packages and setup.py) is copied to a temporary folder and run from there
+(`python -m pipeline.cli` with that folder first on sys.path), so each test edits a real copy of a module
+or of the curated schema between runs on one pipeline root: ExampleGen, Trainer and Pusher code, and
+`schemas/schema.pbtxt`. (Measured, and left out of CI for time: an edit of `transform/preprocessing.py`
+re-ran Transform and what follows, 122 s; the schema alone re-ran ImportSchemaGen and what follows,
+ExampleGen and StatisticsGen cached, 122 s.)
 The model is trained for one epoch and never blessed, so the Evaluator's baseline never changes and an
 unchanged run executes nothing: every executed component below is caused by the edit.
 """
@@ -48,6 +49,7 @@ def project(tmp_path_factory, synthetic_dir) -> dict:
     code = root / "code"
     for package in PACKAGES:
         shutil.copytree(REPO / package, code / package, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(REPO / "setup.py", code / "setup.py")
     ws = {"code": code, "data": synthetic_dir, "root": root / "pipeline", "serving": root / "serving"}
     assert set(run(ws).values()) == {"COMPLETE"}
     return ws

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from components.trainer.model import Hyperparameters, Vocabularies, build_model
+from components.trainer.model import EnsembleModel, Hyperparameters, Vocabularies, build_model
 from components.trainer.task import hyperparameters, hyperparameters_from_values
 from components.tuner.tuner import OBJECTIVE, DefaultsFirstOracle, search_space
 from pipeline.config import TrainerConfig
@@ -99,6 +99,32 @@ def test_earlier_movies_matter_only_with_history_factors():
     assert not match.numpy().any()
 
 
+def test_a_cross_layer_changes_the_model_and_trains():
+    features, labels = batch()
+    tf.keras.utils.set_random_seed(0)
+    plain = build_model(HP, VOCAB)
+    tf.keras.utils.set_random_seed(0)
+    crossed = build_model(dataclasses.replace(HP, cross_layers=1), VOCAB)
+    plain(features)
+    before = float(crossed.compute_loss((features, labels)))  # builds it
+    assert len(crossed.trainable_variables) == len(plain.trainable_variables) + 2  # the cross layer's W and b
+    assert not np.allclose(crossed(features).numpy(), plain(features).numpy())
+    crossed.fit(features, labels, epochs=3, verbose=0)
+    assert float(crossed.compute_loss((features, labels))) < before
+
+
+def test_an_ensemble_predicts_its_members_mean():
+    features, _ = batch()
+    members = []
+    for seed in (0, 1):
+        tf.keras.utils.set_random_seed(seed)
+        members.append(build_model(HP, VOCAB))
+    ensemble = EnsembleModel(members)
+    expected = (members[0](features).numpy() + members[1](features).numpy()) / 2
+    np.testing.assert_allclose(ensemble(features).numpy(), expected, rtol=1e-6)
+    assert ensemble.ranker_inputs == members[0].ranker_inputs
+
+
 def test_hyperparameters_default_and_tuned():
     config = TrainerConfig(learning_rate=0.02, embedding_dim=16, layer_sizes=(64, 32), l2=1e-5)
     assert hyperparameters(config, None) == Hyperparameters(0.02, 16, (64, 32), 1e-5, False)
@@ -107,7 +133,7 @@ def test_hyperparameters_default_and_tuned():
     assert tuned == Hyperparameters(0.003, 32, (128, 64), 0.0, True)
 
 
-@pytest.mark.parametrize("field", ["epochs", "batch_size"])
+@pytest.mark.parametrize("field", ["epochs", "batch_size", "ensemble_size"])
 def test_trainer_config_rejects_nonsense(field):
     with pytest.raises(ValueError):
         TrainerConfig(**{field: 0})

@@ -69,6 +69,11 @@ def reruns(workspace, first_run) -> dict:
     }
 
 
+def test_the_run_leaves_nothing_in_its_temp_directory(first_run):
+    """TFX's Beam executors would leave a 49 MB sdist of TFX there per component (pipeline/local_runner.py)."""
+    assert list(first_run["temp"].iterdir()) == []
+
+
 def test_rerun_with_nothing_changed_is_cached(workspace, first_run, reruns):
     """Second run: everything up to the Evaluator is cached. The RankingEvaluator (which compares with
     the last blessed model) and the Pusher run once more because their baseline input changed (run 1

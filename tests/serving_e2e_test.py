@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
+from e2e_run import ENSEMBLE
 
 from components.example_gen.serving_history import EarlierRating, history_features, raw_request
 from transform import features as f
@@ -115,6 +116,23 @@ def test_pushed_model_scores_known_and_unknown_users(model):
 
     json_like = model.signatures[f.RAW_SIGNATURE](**raw_inputs())[f.PREDICTION_KEY].numpy().ravel()
     np.testing.assert_allclose(json_like[0], ratings[0], rtol=1e-5)
+
+
+def test_the_pushed_ensemble_predicts_its_members_mean(model):
+    """The first run trains e2e_run.ENSEMBLE ranking models (seeds 42, 1042): serving averages them."""
+    assert len(model.members) == ENSEMBLE
+    requests = [serialized_example("1", "1"), serialized_example("no-such-user", "2")]
+    examples = tf.constant(requests)
+    labelled = [tf.train.Example.FromString(request) for request in requests]  # transform_features needs one
+    for example in labelled:
+        example.features.feature[f.RATING].float_list.value.append(4.0)
+    labelled = tf.constant([example.SerializeToString() for example in labelled])
+    transformed = model.signatures[f.TRANSFORM_SIGNATURE](examples=labelled)
+    inputs = {name: value for name, value in transformed.items() if name != f.LABEL_XF}
+    members = np.stack([member(inputs).numpy().ravel() for member in model.members])
+    assert not np.allclose(members[0], members[1])  # two seeds, two models
+    served = model.signatures[f.SERVING_SIGNATURE](examples=examples)[f.PREDICTION_KEY].numpy().ravel()
+    np.testing.assert_allclose(served, np.clip(members.mean(axis=0), f.RATING_MIN, f.RATING_MAX), rtol=1e-5)
 
 
 def test_a_users_history_moves_the_score_in_its_direction(model):

@@ -21,6 +21,7 @@ class Hyperparameters:
     id_embeddings: bool = False  # embed f.ID_FEATURES and add user/movie biases
     history_factors: int = 16  # size of the movie factors matched against the user's earlier movies; 0: off
     factor_l2: float = 1e-4  # L2 on those factor tables
+    cross_layers: int = 0  # DCN-v2 cross layers over the tower's input (0: plain MLP tower)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -44,7 +45,8 @@ class RankingModel(tfrs.models.Model):
     """Predicts a rating from transformed features.
 
     prediction = global bias (init: train mean) + linear(dense features)
-    + MLP(concat(embeddings of categoricals, genre embedding, dense features))
+    + MLP(concat(embeddings of categoricals, genre embedding, dense features)) [through hp.cross_layers DCN-v2
+      cross layers first]
     [+ user bias + movie bias, and ids/zip among the embedded categoricals, with hp.id_embeddings]
     + q(movie) · sum_j (y(m_j) + d_j z(m_j)) / sqrt(n + 1), over the user's n earlier movies m_j rated d_j
       away from the user's mean (asymmetric SVD: a user is the movies they rated, so it works for users
@@ -79,6 +81,9 @@ class RankingModel(tfrs.models.Model):
                 )
                 for name in ("movie_factors", "prior_movie_factors", "prior_rating_factors")
             )
+        self._cross = [
+            tfrs.layers.dcn.Cross(kernel_regularizer=regularizer, name=f"cross_{i}") for i in range(hp.cross_layers)
+        ]
         self._tower = tf.keras.Sequential(
             [
                 tf.keras.layers.Dense(units, activation="relu", kernel_regularizer=regularizer)
@@ -114,7 +119,11 @@ class RankingModel(tfrs.models.Model):
         parts.append(dense)
         user = tf.reshape(inputs[f.USER_ID_XF], [-1])
         movie = tf.reshape(inputs[f.MOVIE_ID_XF], [-1])
-        output = self._tower(tf.concat(parts, axis=1)) + self._linear(dense)
+        x0 = tf.concat(parts, axis=1)
+        x = x0
+        for cross in self._cross:  # x_{l+1} = x0 * (W x_l + b) + x_l
+            x = cross(x0, x)
+        output = self._tower(x) + self._linear(dense)
         if self._id_embeddings:
             output += self._user_bias(user) + self._movie_bias(movie)
         if self._history_factors:
@@ -165,6 +174,22 @@ class RankingModel(tfrs.models.Model):
         self.regularization_mean.update_state(regularization * replicas, sample_weight=weight)
         self.total_mean.update_state((loss + regularization) * replicas, sample_weight=weight)
         return {metric.name: metric.result() for metric in self.metrics}
+
+
+class EnsembleModel(tf.keras.Model):
+    """The mean prediction of ranking models trained with different seeds (not trained itself)."""
+
+    def __init__(self, members: list[RankingModel]):
+        super().__init__()
+        self.members = members
+
+    @property
+    def ranker_inputs(self) -> tuple[str, ...]:
+        return tuple(sorted({name for member in self.members for name in member.ranker_inputs}))
+
+    def call(self, inputs: dict[str, tf.Tensor]) -> tf.Tensor:
+        """Transformed features → the members' mean predicted rating, shape [batch, 1] (not clipped)."""
+        return tf.add_n([member(inputs) for member in self.members]) / len(self.members)
 
 
 def build_model(hp: Hyperparameters, vocab: Vocabularies) -> RankingModel:

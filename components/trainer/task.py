@@ -15,11 +15,12 @@ import tensorflow_transform as tft
 from tfx import v1 as tfx
 
 from components.trainer import data, export
-from components.trainer.model import Hyperparameters, build_model
+from components.trainer.model import EnsembleModel, Hyperparameters, build_model
 from components.trainer.retrieval_training import train_recommender
 from pipeline.config import TrainerConfig
 
 HISTORY_FILE = "history.json"  # Per-epoch loss/RMSE, written next to the model.
+ENSEMBLE_SEED_STEP = 1000  # member i of an ensemble trains with seed + i * this
 
 
 def hyperparameters(config: TrainerConfig, tuned: dict | None) -> Hyperparameters:
@@ -59,16 +60,11 @@ def distribution_strategy() -> tf.distribute.Strategy:
     return tf.distribute.MirroredStrategy() if gpus else tf.distribute.get_strategy()
 
 
-# Called by the TFX Trainer component.
-def run_fn(fn_args: tfx.components.FnArgs) -> None:
-    """Trains the ranking model with early stopping on eval RMSE and exports it for serving."""
-    config = TrainerConfig.from_dict(fn_args.custom_config or {})
-    tf.keras.utils.set_random_seed(config.seed)
-    tft_output = tft.TFTransformOutput(fn_args.transform_graph_path)
-    train, val = data.train_and_eval(fn_args, tft_output, config.batch_size, config.seed)
-    hp = hyperparameters(config, fn_args.hyperparameters)
-    vocab = data.vocabularies(tft_output, train)
-
+def train_ranker(
+    config: TrainerConfig, hp: Hyperparameters, vocab, train: tf.data.Dataset, val: tf.data.Dataset, seed: int
+) -> tuple[tf.keras.Model, dict]:
+    """One ranking model trained from `seed` with early stopping on eval RMSE (best weights kept); its history."""
+    tf.keras.utils.set_random_seed(seed)
     with distribution_strategy().scope():
         model = build_model(hp, vocab)
     history = model.fit(
@@ -85,9 +81,35 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
             )
         ],
     )
+    return model, history.history
+
+
+# Called by the TFX Trainer component.
+def run_fn(fn_args: tfx.components.FnArgs) -> None:
+    """Trains the ranking model(s) with early stopping on eval RMSE and exports them for serving.
+
+    With `ensemble_size` N > 1, N models (seeds seed, seed+1000, ...) are averaged in the exported model.
+    """
+    config = TrainerConfig.from_dict(fn_args.custom_config or {})
+    tf.keras.utils.set_random_seed(config.seed)
+    tft_output = tft.TFTransformOutput(fn_args.transform_graph_path)
+    train, val = data.train_and_eval(fn_args, tft_output, config.batch_size, config.seed)
+    hp = hyperparameters(config, fn_args.hyperparameters)
+    vocab = data.vocabularies(tft_output, train)
+    members, histories = [], []
+    for i in range(config.ensemble_size):
+        member, member_history = train_ranker(config, hp, vocab, train, val, config.seed + ENSEMBLE_SEED_STEP * i)
+        members.append(member)
+        histories.append(member_history)
+    model = members[0] if len(members) == 1 else EnsembleModel(members)
     recommender, retrieval_history = train_recommender(fn_args, tft_output, config, vocab, distribution_strategy())
     export.export_serving_model(model, tft_output, fn_args.serving_model_dir, recommender)
     tf.io.gfile.makedirs(fn_args.model_run_dir)
     with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, HISTORY_FILE), "w") as out:
-        record = {"hyperparameters": hp.to_dict(), "history": history.history, "retrieval_history": retrieval_history}
+        record = {
+            "hyperparameters": hp.to_dict(),
+            "history": histories[0],
+            "ensemble_histories": histories[1:],
+            "retrieval_history": retrieval_history,
+        }
         json.dump(record, out, indent=1)

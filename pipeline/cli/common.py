@@ -97,6 +97,14 @@ model_options = options(
         type=click.IntRange(min=1),
         help="Epochs of the retrieval (recommend) model; fixed, no early stopping.",
     ),
+    click.option(
+        "--ensemble",
+        "ensemble_size",
+        default=1,
+        show_default=True,
+        type=click.IntRange(min=1),
+        help="Ranking models averaged in the exported model (each trained with its own seed).",
+    ),
     click.option("--seed", default=42, show_default=True, type=int, help="Training seed (and random splits')."),
     click.option(
         "--split",
@@ -161,7 +169,8 @@ def build_config(**kwargs):
     """Builds the frozen PipelineConfig from CLI values; a bad value is a usage error, not a traceback."""
     from pipeline.config import PipelineConfig, TrainerConfig
 
-    trainer = {key: kwargs.pop(key) for key in ("epochs", "tuner_trials", "tuner_epochs", "retrieval_epochs", "seed")}
+    names = ("epochs", "tuner_trials", "tuner_epochs", "retrieval_epochs", "ensemble_size", "seed")
+    trainer = {key: kwargs.pop(key) for key in names}
     kwargs["enable_cache"] = not kwargs.pop("no_cache")
     try:
         return PipelineConfig(trainer=TrainerConfig(**trainer), **kwargs)

@@ -1,0 +1,236 @@
+"""Variants of the ranking model, each a row: eval and test RMSE, and what it costs.
+
+    python benchmarks/variants.py --pipeline-root artifacts/benchmark/ours/time/pipeline \
+        [--variants base,dcn,average,ensemble,warm] [--seeds 43,44,45]
+
+It trains the ranking model the way the Trainer does (components/trainer: same data functions, model,
+TrainerConfig defaults, early stopping on eval RMSE with the best weights restored) on the examples a
+benchmark run left in the pipeline root, with the hyperparameters that run's Tuner chose. The k-th seed
+uses the root's k-th ExampleGen output with its Transform and Tuner outputs (the stratified protocol draws a
+new split per seed; the time split has one). RMSE is computed as the pushed model serves (raw examples
+through the Transform graph, predictions clipped to the rating range) on the eval and test splits.
+Choices are read off eval; test is reported beside it.
+
+Variants:
+- base: the Trainer's model.
+- dcn: a DCN-v2 cross layer over the tower's input (Hyperparameters.cross_layers = 1).
+- average: base's weights averaged over its best epoch and the two before it (no extra training).
+- ensemble: the mean prediction of 3 base models (seeds s, s+1000, s+2000), as `--ensemble 3` trains them;
+  with `--members N` (N > 3) also of N ("ensembleN").
+- warm: starts from another seed's base weights (the "last blessed model" on the same data) and trains on;
+  reports epochs and seconds to reach the base model's best eval RMSE, warm vs from scratch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import glob
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+import tensorflow_transform as tft  # noqa: E402
+from tfx_bsl.public import tfxio  # noqa: E402
+
+from components.trainer import data  # noqa: E402
+from components.trainer.model import Hyperparameters, build_model  # noqa: E402
+from components.trainer.task import ENSEMBLE_SEED_STEP, hyperparameters  # noqa: E402
+from pipeline.config import TrainerConfig  # noqa: E402
+from transform import features as f  # noqa: E402
+
+VARIANTS = ("base", "dcn", "average", "ensemble", "warm")
+
+
+@dataclasses.dataclass
+class Run:
+    """One seed's data: transformed train/eval datasets, raw eval/test examples, the chosen hyperparameters."""
+
+    tft_output: tft.TFTransformOutput
+    train: tf.data.Dataset
+    val: tf.data.Dataset
+    raw: dict[str, dict[str, tf.Tensor]]  # split -> transformed features of every raw example (+ labels)
+    hp: Hyperparameters
+
+
+def _ids(pattern: str) -> list[str]:
+    return sorted(glob.glob(pattern), key=lambda path: int(os.path.basename(path)))
+
+
+def load(root: Path, index: int, config: TrainerConfig) -> Run:
+    examples = _ids(str(root / "ExampleGen" / "examples" / "*"))
+    graphs = _ids(str(root / "Transform" / "transform_graph" / "*"))
+    transformed = _ids(str(root / "Transform" / "transformed_examples" / "*"))
+    tuned = _ids(str(root / "Tuner" / "best_hyperparameters" / "*"))
+    pick = lambda paths: paths[min(index, len(paths) - 1)]  # noqa: E731 - one split for the time protocol
+    tft_output = tft.TFTransformOutput(pick(graphs))
+    schema = tft_output.transformed_metadata.schema
+
+    def dataset(split: str, shuffle: bool) -> tf.data.Dataset:
+        files = glob.glob(os.path.join(pick(transformed), f"Split-{split}", "*"))
+        options = tfxio.TensorFlowDatasetOptions(
+            batch_size=config.batch_size, label_key=f.LABEL_XF, shuffle=shuffle, shuffle_seed=config.seed, num_epochs=1
+        )
+        return tfxio.TFExampleRecord(files, schema=schema).TensorFlowDataset(options)
+
+    layer = tft_output.transform_features_layer()
+    raw_spec = tft_output.raw_feature_spec()
+    raw = {}
+    for split in ("eval", "test"):
+        files = glob.glob(os.path.join(pick(examples), f"Split-{split}", "*"))
+        batches = tf.data.TFRecordDataset(files, compression_type="GZIP").batch(4096)
+        parts = [layer(tf.io.parse_example(batch, raw_spec)) for batch in batches]
+        raw[split] = {name: tf.concat([p[name] for p in parts], 0) for name in parts[0]}
+    best = json.loads(Path(pick(tuned), "best_hyperparameters.txt").read_text()) if tuned else None
+    return Run(tft_output, dataset("train", True), dataset("eval", False), raw, hyperparameters(config, best))
+
+
+def predict(model: tf.keras.Model, features: dict[str, tf.Tensor]) -> np.ndarray:
+    return np.concatenate(
+        [
+            model({name: value[start : start + 8192] for name, value in features.items()}).numpy().reshape(-1)
+            for start in range(0, int(features[f.LABEL_XF].shape[0]), 8192)
+        ]
+    )
+
+
+def rmse(prediction: np.ndarray, features: dict[str, tf.Tensor], rating_range) -> float:
+    label = features[f.LABEL_XF].numpy().reshape(-1)
+    return float(np.sqrt(np.mean((np.clip(prediction, *rating_range) - label) ** 2)))
+
+
+class Snapshots(tf.keras.callbacks.Callback):
+    """Every epoch's weights and wall time; the epoch the eval RMSE first reached `target`."""
+
+    def __init__(self, target: float | None = None):
+        super().__init__()
+        self.weights, self.seconds, self.target, self.reached = [], [], target, None
+        self._start = time.monotonic()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.weights.append(self.model.get_weights())
+        self.seconds.append(time.monotonic() - self._start)
+        if self.target is not None and self.reached is None and logs["val_root_mean_squared_error"] <= self.target:
+            self.reached = epoch + 1
+
+
+def train(run: Run, config: TrainerConfig, hp: Hyperparameters, seed: int, init=None, target=None):
+    tf.keras.utils.set_random_seed(seed)
+    vocab = data.vocabularies(run.tft_output, run.train)
+    model = build_model(hp, vocab)
+    if init is not None:
+        model(next(iter(run.train))[0])  # build the variables
+        model.set_weights(init)
+    snapshots = Snapshots(target)
+    stop = tf.keras.callbacks.EarlyStopping(
+        monitor="val_root_mean_squared_error",
+        mode="min",
+        patience=config.early_stopping_patience,
+        restore_best_weights=True,
+    )
+    history = model.fit(
+        run.train, validation_data=run.val, epochs=config.epochs, verbose=0, callbacks=[snapshots, stop]
+    )
+    scores = history.history["val_root_mean_squared_error"]
+    return model, snapshots, int(np.argmin(scores)) + 1, min(scores)
+
+
+def measure(run: Run, config: TrainerConfig, seed: int, variants: tuple[str, ...], members: int = 3) -> list[dict]:
+    rating_range = data.rating_range(run.tft_output)
+    rows = []
+
+    def row(name, predictions, seconds, **extra):
+        rows.append(
+            {
+                "seed": seed,
+                "variant": name,
+                "eval": rmse(predictions["eval"], run.raw["eval"], rating_range),
+                "test": rmse(predictions["test"], run.raw["test"], rating_range),
+                "train_s": round(seconds, 1),
+                **extra,
+            }
+        )
+        print(json.dumps(rows[-1]), flush=True)
+
+    started = time.monotonic()
+    base, base_snaps, best_epoch, best_eval = train(run, config, run.hp, seed)
+    base_s = time.monotonic() - started
+    base_pred = {split: predict(base, run.raw[split]) for split in run.raw}
+    if "base" in variants:
+        row("base", base_pred, base_s, epochs=best_epoch, hp=run.hp.to_dict())
+    if "average" in variants:
+        first = max(0, best_epoch - 3)
+        averaged = [np.mean(layer, axis=0) for layer in zip(*base_snaps.weights[first:best_epoch], strict=True)]
+        keep = base.get_weights()
+        base.set_weights(averaged)
+        row("average", {s: predict(base, run.raw[s]) for s in run.raw}, base_s, epochs=f"{first + 1}-{best_epoch}")
+        base.set_weights(keep)
+    if "dcn" in variants:
+        started = time.monotonic()
+        dcn, _, epoch, _ = train(run, config, dataclasses.replace(run.hp, cross_layers=1), seed)
+        row("dcn", {s: predict(dcn, run.raw[s]) for s in run.raw}, time.monotonic() - started, epochs=epoch)
+    if "ensemble" in variants:
+        predictions, seconds = [base_pred], base_s
+        for i in range(1, members):  # the Trainer's member seeds (components/trainer/task.py)
+            started = time.monotonic()
+            member, *_ = train(run, config, run.hp, seed + ENSEMBLE_SEED_STEP * i)
+            seconds += time.monotonic() - started
+            predictions.append({s: predict(member, run.raw[s]) for s in run.raw})
+        for size in sorted({min(3, members), members}):  # the 3-member figure comes free with a larger ensemble
+            mean = {s: np.mean([m[s] for m in predictions[:size]], axis=0) for s in run.raw}
+            row("ensemble" if size == 3 else f"ensemble{size}", mean, seconds * size / members, members=size)
+    if "warm" in variants:  # The last blessed model: another seed's base model on the same data.
+        previous, *_ = train(run, config, run.hp, seed + 500)
+        started = time.monotonic()
+        warm, snaps, epoch, _ = train(run, config, run.hp, seed, init=previous.get_weights(), target=best_eval)
+        warm_s = time.monotonic() - started
+        row(
+            "warm",
+            {s: predict(warm, run.raw[s]) for s in run.raw},
+            warm_s,
+            epochs=epoch,
+            # From scratch, the base model reached its best eval RMSE at its best epoch.
+            to_base_eval_epochs={"warm": snaps.reached, "scratch": best_epoch},
+            to_base_eval_s={
+                "warm": round(snaps.seconds[snaps.reached - 1], 1) if snaps.reached else None,
+                "scratch": round(base_snaps.seconds[best_epoch - 1], 1),
+            },
+        )
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pipeline-root", type=Path, required=True)
+    parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--seeds", default="43,44,45")
+    parser.add_argument("--members", type=int, default=3, help="ensemble size (3 is also reported)")
+    parser.add_argument("--output", type=Path, help="write the rows as JSON here too")
+    args = parser.parse_args()
+    variants = tuple(args.variants.split(","))
+    unknown = set(variants) - set(VARIANTS)
+    if unknown:
+        parser.error(f"unknown variants {sorted(unknown)}; expected some of {', '.join(VARIANTS)}")
+    rows = []
+    for index, seed in enumerate(int(s) for s in args.seeds.split(",")):
+        config = TrainerConfig(seed=seed)
+        rows += measure(load(args.pipeline_root, index, config), config, seed, variants, args.members)
+    if args.output:
+        args.output.write_text(json.dumps(rows, indent=1))
+    print(f"\n{'variant':<10} {'eval RMSE':>16} {'test RMSE':>16} {'train s':>9}")
+    for variant in dict.fromkeys(r["variant"] for r in rows):
+        chosen = [r for r in rows if r["variant"] == variant]
+        ev, te, sec = (np.array([r[k] for r in chosen]) for k in ("eval", "test", "train_s"))
+        print(f"{variant:<10} {ev.mean():.4f} ± {ev.std():.4f} {te.mean():.4f} ± {te.std():.4f} {sec.mean():9.1f}")
+
+
+if __name__ == "__main__":
+    main()
