@@ -61,6 +61,7 @@ def run(ws: dict) -> dict[str, str]:
         sys.executable, "-m", "pipeline.cli", "run", "--input-dir", str(ws["data"]),
         "--pipeline-root", str(ws["root"]), "--serving-dir", str(ws["serving"]),
         "--epochs", "1", "--tuner-trials", "0", "--retrieval-epochs", "1",
+        "-v",  # also absl's -v N (verbosity): the run must not read the CLI's options as TFX flags
     ]  # fmt: skip
     environment = {**os.environ, "PYTHONPATH": str(ws["code"])}
     result = subprocess.run(command, cwd=ws["code"], env=environment, capture_output=True, text=True, timeout=900)
