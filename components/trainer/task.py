@@ -15,7 +15,7 @@ import tensorflow_transform as tft
 from tfx import v1 as tfx
 
 from components.trainer import data, export
-from components.trainer.model import EnsembleModel, Hyperparameters, build_model
+from components.trainer.model import EnsembleModel, Hyperparameters, Vocabularies, build_model
 from components.trainer.retrieval_training import train_recommender
 from pipeline.config import TrainerConfig
 
@@ -61,7 +61,12 @@ def distribution_strategy() -> tf.distribute.Strategy:
 
 
 def train_ranker(
-    config: TrainerConfig, hp: Hyperparameters, vocab, train: tf.data.Dataset, val: tf.data.Dataset, seed: int
+    config: TrainerConfig,
+    hp: Hyperparameters,
+    vocab: Vocabularies,
+    train: tf.data.Dataset,
+    val: tf.data.Dataset,
+    seed: int,
 ) -> tuple[tf.keras.Model, dict]:
     """One ranking model trained from `seed` with early stopping on eval RMSE (best weights kept); its history."""
     tf.keras.utils.set_random_seed(seed)
