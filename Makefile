@@ -33,8 +33,11 @@ $(STAMP): setup.py constraints.txt
 run: $(STAMP)
 	$(BIN)/recommender run $(RUN_ARGS)
 
+# Whole test files spread over 2 processes (pytest-xdist): the DAG runs are mostly one Python thread each.
+PYTEST_WORKERS ?= 2
+
 test: $(STAMP)
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
 	$(BIN)/pytest -m "not slow and not e2e" $(PYTEST_ARGS)

@@ -43,7 +43,7 @@ setup(
     ],
     # websocket-client: the headless-browser report test; hypothesis: parser property tests
     extras_require={
-        "dev": ["pytest", "ruff", "websocket-client", "hypothesis"],
+        "dev": ["pytest", "pytest-xdist", "ruff", "websocket-client", "hypothesis"],
         "scann": ["scann==1.3.2"],  # benchmarks/scann_benchmark.py only: its ops are not in stock TF Serving
     },
     entry_points={"console_scripts": ["recommender=pipeline.cli:main"]},
