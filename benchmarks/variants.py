@@ -42,8 +42,8 @@ import tensorflow_transform as tft  # noqa: E402
 from tfx_bsl.public import tfxio  # noqa: E402
 
 from components.trainer import data  # noqa: E402
-from components.trainer.model import Hyperparameters, build_model  # noqa: E402
-from components.trainer.task import ENSEMBLE_SEED_STEP, hyperparameters  # noqa: E402
+from components.trainer.model import Hyperparameters, Vocabularies  # noqa: E402
+from components.trainer.task import ENSEMBLE_SEED_STEP, hyperparameters, train_ranker  # noqa: E402
 from pipeline.config import TrainerConfig  # noqa: E402
 from transform import features as f  # noqa: E402
 
@@ -59,6 +59,7 @@ class Run:
     val: tf.data.Dataset
     raw: dict[str, dict[str, tf.Tensor]]  # split -> transformed features of every raw example (+ labels)
     hp: Hyperparameters
+    vocab: Vocabularies
 
 
 def _ids(pattern: str) -> list[str]:
@@ -90,7 +91,9 @@ def load(root: Path, index: int, config: TrainerConfig) -> Run:
         parts = [layer(tf.io.parse_example(batch, raw_spec)) for batch in batches]
         raw[split] = {name: tf.concat([p[name] for p in parts], 0) for name in parts[0]}
     best = json.loads(Path(pick(tuned), "best_hyperparameters.txt").read_text()) if tuned else None
-    return Run(tft_output, dataset("train", True), dataset("eval", False), raw, hyperparameters(config, best))
+    train = dataset("train", True)
+    vocab = data.vocabularies(tft_output, train)
+    return Run(tft_output, train, dataset("eval", False), raw, hyperparameters(config, best), vocab)
 
 
 def predict(model: tf.keras.Model, features: dict[str, tf.Tensor]) -> np.ndarray:
@@ -123,23 +126,10 @@ class Snapshots(tf.keras.callbacks.Callback):
 
 
 def train(run: Run, config: TrainerConfig, hp: Hyperparameters, seed: int, init=None, target=None):
-    tf.keras.utils.set_random_seed(seed)
-    vocab = data.vocabularies(run.tft_output, run.train)
-    model = build_model(hp, vocab)
-    if init is not None:
-        model(next(iter(run.train))[0])  # build the variables
-        model.set_weights(init)
+    """The Trainer's fit (task.train_ranker); the model, its epoch snapshots, its best epoch and eval RMSE."""
     snapshots = Snapshots(target)
-    stop = tf.keras.callbacks.EarlyStopping(
-        monitor="val_root_mean_squared_error",
-        mode="min",
-        patience=config.early_stopping_patience,
-        restore_best_weights=True,
-    )
-    history = model.fit(
-        run.train, validation_data=run.val, epochs=config.epochs, verbose=0, callbacks=[snapshots, stop]
-    )
-    scores = history.history["val_root_mean_squared_error"]
+    model, history = train_ranker(config, hp, run.vocab, run.train, run.val, seed, (snapshots,), init)
+    scores = history["val_root_mean_squared_error"]
     return model, snapshots, int(np.argmin(scores)) + 1, min(scores)
 
 

@@ -67,23 +67,32 @@ def train_ranker(
     train: tf.data.Dataset,
     val: tf.data.Dataset,
     seed: int,
+    callbacks: tuple[tf.keras.callbacks.Callback, ...] = (),
+    initial_weights: list | None = None,
 ) -> tuple[tf.keras.Model, dict]:
-    """One ranking model trained from `seed` with early stopping on eval RMSE (best weights kept); its history."""
+    """One ranking model trained from `seed` with early stopping on eval RMSE (best weights kept); its history.
+
+    `callbacks` run before the early stopping; `initial_weights` (another model's) replace the random start.
+    """
     tf.keras.utils.set_random_seed(seed)
     with distribution_strategy().scope():
         model = build_model(hp, vocab)
+    if initial_weights is not None:
+        model(next(iter(train))[0])  # creates the variables
+        model.set_weights(initial_weights)
     history = model.fit(
         train,
         validation_data=val,
         epochs=config.epochs,
         verbose=0,
         callbacks=[
+            *callbacks,
             tf.keras.callbacks.EarlyStopping(
                 monitor="val_root_mean_squared_error",
                 mode="min",
                 patience=config.early_stopping_patience,
                 restore_best_weights=True,
-            )
+            ),
         ],
     )
     return model, history.history
