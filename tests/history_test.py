@@ -76,7 +76,16 @@ def test_recent_ratings_are_the_last_few_earlier_ones():
 def test_a_movies_history_excludes_same_second_ratings():
     ratings = [Rating("a", "m", 4.0, 10), Rating("b", "m", 2.0, 10), Rating("c", "m", 5.0, 11)]
     histories = {r.user_id: h for r, h in history.movie_histories(ratings)}
-    assert histories == {"a": MovieHistory(), "b": MovieHistory(), "c": MovieHistory(2, 6.0)}
+    assert histories == {"a": MovieHistory(), "b": MovieHistory(), "c": MovieHistory(2, 6.0, ("a", "b"), (4.0, 2.0))}
+
+
+def test_a_movies_raters_are_its_last_50_earlier_ones_oldest_first_hidden_ones_excepted():
+    ratings = [Rating(f"u{i:02d}", "m", 1.0 + i % 5, 100 + i) for i in range(60)]
+    histories = dict(history.movie_histories(ratings, hidden={ratings[59].key, ratings[30].key}))
+    last = histories[ratings[59]]
+    assert last.count == 58 and len(last.raters) == f.MAX_PRIOR_RATERS
+    assert last.raters == tuple(f"u{i:02d}" for i in range(8, 59) if i != 30)
+    assert last.rater_ratings == tuple(1.0 + i % 5 for i in range(8, 59) if i != 30)
 
 
 # ---- ExampleGen (real Beam) against a brute-force recomputation from the raw files ------------

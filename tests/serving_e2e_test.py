@@ -30,9 +30,9 @@ def earlier(*ratings: float, movies: tuple[str, ...] | None = None) -> list[Earl
     ]  # movie i had i earlier ratings, mean 3.5
 
 
-# A user with 4 earlier ratings (5, 3, 3, 3); a movie rated 10 times before (sum 38).
+# A user with 4 earlier ratings (5, 3, 3, 3); a movie rated 10 times before (sum 38) by users 11..20.
 USER_RATINGS = earlier(5.0, 3.0, 3.0, 3.0)
-MOVIE_RATINGS = [(4.0, NOW - DAY)] * 8 + [(3.0, NOW - DAY)] * 2
+MOVIE_RATINGS = [(str(11 + i), 4.0 if i < 8 else 3.0, NOW - DAY) for i in range(10)]
 
 
 def history(user_ratings=USER_RATINGS, genres=("Drama",), movie_ratings=MOVIE_RATINGS) -> dict:
@@ -43,7 +43,7 @@ def history(user_ratings=USER_RATINGS, genres=("Drama",), movie_ratings=MOVIE_RA
 def raw_history(batch: int, values: dict | None = None) -> dict[str, tf.Tensor]:
     """The history features as predict_raw takes them, for `batch` identical requests."""
     values = values or history()
-    dtypes = {**dict.fromkeys(f.HISTORY_INT_FEATURES, tf.int64), f.USER_PRIOR_MOVIES: tf.string}
+    dtypes = {**dict.fromkeys(f.HISTORY_INT_FEATURES, tf.int64), **dict.fromkeys(f.MULTI_STRING_FEATURES, tf.string)}
     return {
         k: tf.constant([list(v) if isinstance(v, tuple) else v] * batch, dtypes.get(k, tf.float32))
         for k, v in values.items()
@@ -211,7 +211,12 @@ INCOHERENT = {
     "offsets over count": (_set(f.USER_PRIOR_OFFSET_COUNT, 5), f"{f.USER_PRIOR_OFFSET_COUNT} cannot exceed"),
     "no last rating": (_set(f.USER_SECONDS_SINCE_LAST, -1), f"{f.USER_SECONDS_SINCE_LAST} must be -1 when"),
     "genre sum": (_set(f.USER_PRIOR_GENRE_RATING_SUM, 40.0), f"{f.USER_PRIOR_GENRE_RATING_SUM} must lie within"),
-    "movie sum": (_set(f.MOVIE_PRIOR_RATING_SUM, 51.0), f"{f.MOVIE_PRIOR_RATING_SUM} must lie within"),
+    "movie sum": (_set(f.MOVIE_PRIOR_RATING_SUM, 51.0), f"{f.MOVIE_PRIOR_RATING_SUM} must be the sum"),
+    "movie sum vs list": (_set(f.MOVIE_PRIOR_RATING_SUM, 37.0), f"{f.MOVIE_PRIOR_RATING_SUM} must be the sum"),
+    "movie count vs list": (_set(f.MOVIE_PRIOR_COUNT, 12), f"{f.MOVIE_PRIOR_RATERS} must list the last"),
+    "rater rating outside 1-5": (
+        _set(f.MOVIE_PRIOR_RATER_RATINGS, (4.0,) * 9 + (0.0,)), f"{f.MOVIE_PRIOR_RATER_RATINGS} must lie within"
+    ),
 }  # fmt: skip
 
 

@@ -119,7 +119,7 @@ def movie_histories(
     """One movie's ratings → each rating with the movie's ratings strictly before it (`hidden` ones excepted)."""
     count, total, result = 0, 0.0, []
     rated: list[Rating] = []  # the last features.MAX_PRIOR_RATERS, oldest first
-    for group in _by_second([(r,) for r in ratings], key=lambda e: e[0].user_id):
+    for group in _by_second([(r,) for r in ratings], key=lambda e: (e[0].user_id, e[0].movie_id, e[0].rating)):
         raters, rater_ratings = tuple(r.user_id for r in rated), tuple(float(r.rating) for r in rated)
         result += [(rating, MovieHistory(count, total, raters, rater_ratings)) for (rating,) in group]
         counted = [rating for (rating,) in group if rating.key not in hidden]
