@@ -11,6 +11,7 @@ import pytest
 import tensorflow as tf
 from e2e_run import ENSEMBLE
 
+from components.example_gen.history import set_feature
 from components.example_gen.serving_history import EarlierRating, history_features, raw_request
 from transform import features as f
 
@@ -65,12 +66,7 @@ def serialized_example(
     for key, value in {f.TIMESTAMP: NOW, f.USER_AGE: 33, f.MOVIE_RELEASE_YEAR: 1995}.items():
         example.features.feature[key].int64_list.value.append(value)
     for key, value in values.items():
-        if key in f.HISTORY_INT_FEATURES:
-            example.features.feature[key].int64_list.value.append(value)
-        elif key == f.USER_PRIOR_MOVIES:
-            example.features.feature[key].bytes_list.value.extend(m.encode() for m in value)
-        else:
-            example.features.feature[key].float_list.value.extend(value if isinstance(value, tuple) else [value])
+        set_feature(example.features.feature, key, value)
     return example.SerializeToString()
 
 
@@ -215,7 +211,7 @@ INCOHERENT = {
     "movie sum vs list": (_set(f.MOVIE_PRIOR_RATING_SUM, 37.0), f"{f.MOVIE_PRIOR_RATING_SUM} must be the sum"),
     "movie count vs list": (_set(f.MOVIE_PRIOR_COUNT, 12), f"{f.MOVIE_PRIOR_RATERS} must list the last"),
     "rater rating outside 1-5": (
-        _set(f.MOVIE_PRIOR_RATER_RATINGS, (4.0,) * 9 + (0.0,)), f"{f.MOVIE_PRIOR_RATER_RATINGS} must lie within"
+        _set(f.MOVIE_PRIOR_RATER_RATINGS, (4.0,) * 8 + (6.0, 0.0)), f"{f.MOVIE_PRIOR_RATER_RATINGS} must lie within"
     ),
 }  # fmt: skip
 
