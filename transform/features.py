@@ -265,7 +265,8 @@ REQUEST_MOVIE_ID = "movie_id"  # [b] string (pair_inputs)
 EXPLANATION_TERMS = {
     "rating habits": (USER_MEAN_XF, USER_STD_XF, USER_COUNT_XF, USER_RECENT_MEAN_XF, USER_OFFSET_XF,
                       USER_HAS_HISTORY_XF, USER_ID_XF),
-    "movie popularity and quality": (MOVIE_MEAN_XF, MOVIE_COUNT_XF, MOVIE_ID_XF),
+    "movie popularity and quality": (MOVIE_MEAN_XF, MOVIE_COUNT_XF, MOVIE_ID_XF, MOVIE_PRIOR_RATERS_XF,
+                                     MOVIE_PRIOR_DEVIATIONS_XF),
     "genre match": (MOVIE_GENRES_XF, USER_GENRE_MEAN_XF, USER_GENRE_COUNT_XF),
     "movies rated before": (USER_PRIOR_MOVIES_XF, USER_PRIOR_DEVIATIONS_XF),
     "movie age": (MOVIE_YEAR_XF, MOVIE_YEAR_MISSING_XF, MOVIE_AGE_XF),
@@ -274,7 +275,7 @@ EXPLANATION_TERMS = {
 }  # fmt: skip
 EXPLANATION_SOURCES = {
     "rating habits": "the user's earlier ratings: count, mean, spread, last 5, offset from each movie's mean; id",
-    "movie popularity and quality": "the movie's earlier ratings: count and mean; id",
+    "movie popularity and quality": "the movie's earlier ratings: count, mean, its last 50 raters; id",
     "genre match": "the movie's genres and the user's earlier ratings of movies of those genres",
     "movies rated before": "the user's last 50 movies and how far each rating was from their mean",
     "movie age": "the release year and the movie's age when rated",
