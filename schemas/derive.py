@@ -44,7 +44,7 @@ def derive(layout: layouts.Layout, base: schema_pb2.Schema | None = None) -> sch
         del schema.feature[:]
         schema.feature.extend(kept)
     by_name = {feature.name: feature for feature in schema.feature}
-    for name in (f.RATING, f.USER_PRIOR_MOVIE_RATINGS):  # the ratings themselves
+    for name in (f.RATING, f.USER_PRIOR_MOVIE_RATINGS, f.MOVIE_PRIOR_RATER_RATINGS):  # the ratings themselves
         by_name[name].float_domain.min = layout.rating_range[0]
     if layout.name == layouts.ML_1M:
         domain = by_name[f.USER_OCCUPATION].string_domain

@@ -76,7 +76,16 @@ def test_recent_ratings_are_the_last_few_earlier_ones():
 def test_a_movies_history_excludes_same_second_ratings():
     ratings = [Rating("a", "m", 4.0, 10), Rating("b", "m", 2.0, 10), Rating("c", "m", 5.0, 11)]
     histories = {r.user_id: h for r, h in history.movie_histories(ratings)}
-    assert histories == {"a": MovieHistory(), "b": MovieHistory(), "c": MovieHistory(2, 6.0)}
+    assert histories == {"a": MovieHistory(), "b": MovieHistory(), "c": MovieHistory(2, 6.0, ("a", "b"), (4.0, 2.0))}
+
+
+def test_a_movies_raters_are_its_last_50_earlier_ones_oldest_first_hidden_ones_excepted():
+    ratings = [Rating(f"u{i:02d}", "m", 1.0 + i % 5, 100 + i) for i in range(60)]
+    histories = dict(history.movie_histories(ratings, hidden={ratings[59].key, ratings[30].key}))
+    last = histories[ratings[59]]
+    assert last.count == 58 and len(last.raters) == f.MAX_PRIOR_RATERS
+    assert last.raters == tuple(f"u{i:02d}" for i in range(8, 59) if i != 30)
+    assert last.rater_ratings == tuple(1.0 + i % 5 for i in range(8, 59) if i != 30)
 
 
 # ---- ExampleGen (real Beam) against a brute-force recomputation from the raw files ------------
@@ -132,7 +141,7 @@ def _decode(records) -> dict[tuple, dict]:
             return [v.decode() if isinstance(v, bytes) else v for v in listed]
 
         example = {name: value(name) for name in (*f.STRING_FEATURES, *f.INT_FEATURES, *f.FLOAT_FEATURES)}
-        lists = {name: values(name) for name in (f.USER_PRIOR_MOVIES, f.USER_PRIOR_MOVIE_RATINGS)}
+        lists = {name: values(name) for name in f.HISTORY_LIST_FEATURES}
         collected.append(example | lists | {"split": split})
     return {(e[f.USER_ID], e[f.MOVIE_ID], e[f.TIMESTAMP]): e for e in collected}
 
@@ -155,7 +164,7 @@ def _brute_force(data, user: str, movie: str, timestamp: int) -> dict:
         if before:
             offsets.append(r_j - sum(before) / len(before))
     recent = [r for _, _, r in earlier][-history.RECENT_RATINGS :]
-    movie_earlier = [float(r) for u, m, r, t in ratings if m == movie and int(t) < timestamp]
+    movie_earlier = sorted((int(t), u, float(r)) for u, m, r, t in ratings if m == movie and int(t) < timestamp)
     return {
         f.USER_PRIOR_COUNT: len(earlier),
         f.USER_PRIOR_RATING_SUM: sum(r for _, _, r in earlier),
@@ -168,13 +177,15 @@ def _brute_force(data, user: str, movie: str, timestamp: int) -> dict:
         f.USER_PRIOR_OFFSET_COUNT: len(offsets),
         f.USER_PRIOR_OFFSET_SUM: sum(offsets),
         f.MOVIE_PRIOR_COUNT: len(movie_earlier),
-        f.MOVIE_PRIOR_RATING_SUM: sum(movie_earlier),
+        f.MOVIE_PRIOR_RATING_SUM: sum(r for _, _, r in movie_earlier),
         f.USER_PRIOR_MOVIES: [m for _, m, _ in earlier][-f.MAX_PRIOR_MOVIES :],
         f.USER_PRIOR_MOVIE_RATINGS: [r for _, _, r in earlier][-f.MAX_PRIOR_MOVIES :],
+        f.MOVIE_PRIOR_RATERS: [u for _, u, _ in movie_earlier][-f.MAX_PRIOR_RATERS :],
+        f.MOVIE_PRIOR_RATER_RATINGS: [r for _, _, r in movie_earlier][-f.MAX_PRIOR_RATERS :],
     }
 
 
-HISTORY = (*f.HISTORY_INT_FEATURES, *f.HISTORY_FLOAT_FEATURES, f.USER_PRIOR_MOVIES, f.USER_PRIOR_MOVIE_RATINGS)
+HISTORY = (*f.HISTORY_INT_FEATURES, *f.HISTORY_FLOAT_FEATURES, *f.HISTORY_LIST_FEATURES)
 
 
 @pytest.fixture(scope="module")
@@ -192,7 +203,7 @@ def test_examplegen_history_equals_a_brute_force_recomputation(tied):
     for key in random.Random(0).sample(keys, 150):
         expected = _brute_force(data, *key)
         actual = {name: examples[key][name] for name in HISTORY}
-        for name in (f.USER_PRIOR_MOVIES, f.USER_PRIOR_MOVIE_RATINGS):  # lists: exact, in order
+        for name in f.HISTORY_LIST_FEATURES:  # lists: exact, in order
             assert actual.pop(name) == expected.pop(name), key
         assert actual == pytest.approx(expected), key
 

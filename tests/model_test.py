@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from components.trainer.model import EnsembleModel, Hyperparameters, Vocabularies, build_model
+from components.trainer.model import EnsembleModel, Hyperparameters, Vocabularies, _asymmetric, build_model
 from components.trainer.task import hyperparameters, hyperparameters_from_values
 from components.tuner.tuner import OBJECTIVE, DefaultsFirstOracle, search_space
 from pipeline.config import TrainerConfig
@@ -25,11 +25,13 @@ def batch(n: int = 64, seed: int = 0):
     )
     for name in f.DENSE_FLOAT_FEATURES:
         features[name] = rng.normal(size=n).astype("float32")
-    lengths = rng.integers(0, f.MAX_PRIOR_MOVIES + 1, n)
-    padding = np.arange(f.MAX_PRIOR_MOVIES)[None, :] >= lengths[:, None]
-    features[f.USER_PRIOR_MOVIES_XF] = np.where(padding, -1, rng.integers(0, 11, (n, f.MAX_PRIOR_MOVIES)))
-    deviations = rng.normal(size=(n, f.MAX_PRIOR_MOVIES)).astype("float32")
-    features[f.USER_PRIOR_DEVIATIONS_XF] = np.where(padding, 0, deviations).astype("float32")
+    for ids, deviations, length in (
+        (f.USER_PRIOR_MOVIES_XF, f.USER_PRIOR_DEVIATIONS_XF, f.MAX_PRIOR_MOVIES),
+        (f.MOVIE_PRIOR_RATERS_XF, f.MOVIE_PRIOR_DEVIATIONS_XF, f.MAX_PRIOR_RATERS),
+    ):
+        padding = np.arange(length)[None, :] >= rng.integers(0, length + 1, n)[:, None]
+        features[ids] = np.where(padding, -1, rng.integers(0, 11, (n, length)))
+        features[deviations] = np.where(padding, 0, rng.normal(size=(n, length))).astype("float32")
     # A learnable target: depends on the movie id.
     labels = (1 + features[f.MOVIE_ID_XF] % 5).astype("float32")
     return {k: tf.constant(v) for k, v in features.items()}, tf.constant(labels)
@@ -93,10 +95,23 @@ def test_earlier_movies_matter_only_with_history_factors():
         model.fit(features, labels, epochs=2, verbose=0)
         assert np.allclose(model(features).numpy(), model(other).numpy()) is (factors == 0)
     # Padding (-1) contributes nothing, whatever its deviation: an empty history adds exactly 0.
-    match = model._history_match(
-        features[f.MOVIE_ID_XF], no_history[f.USER_PRIOR_MOVIES_XF], features[f.USER_PRIOR_DEVIATIONS_XF]
-    )
-    assert not match.numpy().any()
+    empty = _asymmetric(
+        no_history[f.USER_PRIOR_MOVIES_XF], features[f.USER_PRIOR_DEVIATIONS_XF], model._prior_factors,
+        model._prior_rating_factors,
+    )  # fmt: skip
+    assert not empty.numpy().any()
+
+
+def test_earlier_raters_matter_only_with_id_embeddings_and_history_factors():
+    features, labels = batch()
+    other = {**features, f.MOVIE_PRIOR_RATERS_XF: features[f.MOVIE_PRIOR_RATERS_XF][::-1]}
+    for id_embeddings, factors in ((False, 8), (True, 0), (True, 8)):
+        tf.keras.utils.set_random_seed(0)
+        model = build_model(dataclasses.replace(HP, id_embeddings=id_embeddings, history_factors=factors), VOCAB)
+        model.fit(features, labels, epochs=2, verbose=0)
+        used = f.MOVIE_PRIOR_RATERS_XF in model.ranker_inputs
+        assert used is (id_embeddings and factors > 0)
+        assert np.allclose(model(features).numpy(), model(other).numpy()) is not used
 
 
 def test_a_cross_layer_changes_the_model_and_trains():

@@ -20,7 +20,7 @@ THURSDAY_15H55 = 881250949  # 1997-12-04 15:55:49 UTC
 
 NO_HISTORY = {name: [0] for name in f.HISTORY_INT_FEATURES} | {name: [0.0] for name in f.HISTORY_FLOAT_FEATURES}
 NO_HISTORY[f.USER_SECONDS_SINCE_LAST] = [-1]
-NO_HISTORY |= {f.USER_PRIOR_MOVIES: [], f.USER_PRIOR_MOVIE_RATINGS: []}
+NO_HISTORY |= {name: [] for name in f.HISTORY_LIST_FEATURES}
 
 
 def raw_row(
@@ -57,6 +57,7 @@ def transformed(tmp_path_factory):
             user_prior_genre_count=1, user_prior_genre_rating_sum=5.0,
             user_prior_offset_count=2, user_prior_offset_sum=-1.0,
             user_prior_movies=["11", "99"], user_prior_movie_ratings=[5.0, 4.0],
+            movie_prior_raters=["2", "7", "1"], movie_prior_rater_ratings=[5.0, 3.0, 4.0],
         ),
     ]  # fmt: skip
     long_history = {
@@ -143,6 +144,18 @@ def test_earlier_movies_become_padded_indices_and_deviations_from_the_user_mean(
     # A longer list (a serving request) keeps its latest MAX_PRIOR_MOVIES entries.
     assert list(serve[1][f.USER_PRIOR_MOVIES_XF]) == [0] * f.MAX_PRIOR_MOVIES
     np.testing.assert_allclose(serve[1][f.USER_PRIOR_DEVIATIONS_XF], [5.0 - prior] * f.MAX_PRIOR_MOVIES, atol=1e-5)
+
+
+def test_earlier_raters_become_padded_user_indices_and_deviations_from_the_movie_mean(transformed):
+    train, _, tft_output = transformed
+    assert tft_output.vocabulary_by_name(f.VOCAB_FEATURES[f.USER_ID_XF]) == [b"1", b"2"]
+    padding = f.MAX_PRIOR_RATERS - 3
+    third = train[2]
+    assert list(third[f.MOVIE_PRIOR_RATERS_XF]) == [1, 2, 0] + [-1] * padding  # user "7" is not in train: OOV
+    movie_mean = (12.0 + f.MOVIE_MEAN_PSEUDO_COUNT * 4.0) / (3 + f.MOVIE_MEAN_PSEUDO_COUNT)  # the prior is 4.0 too
+    expected = [5.0 - movie_mean, 3.0 - movie_mean, 4.0 - movie_mean] + [0.0] * padding
+    np.testing.assert_allclose(third[f.MOVIE_PRIOR_DEVIATIONS_XF], expected, atol=1e-5)
+    assert list(train[0][f.MOVIE_PRIOR_RATERS_XF]) == [-1] * f.MAX_PRIOR_RATERS  # a movie's first rating
 
 
 def test_serving_features_do_not_need_the_label(transformed):

@@ -11,6 +11,7 @@ import pytest
 import tensorflow as tf
 from e2e_run import ENSEMBLE
 
+from components.example_gen.history import set_feature
 from components.example_gen.serving_history import EarlierRating, history_features, raw_request
 from transform import features as f
 
@@ -30,9 +31,9 @@ def earlier(*ratings: float, movies: tuple[str, ...] | None = None) -> list[Earl
     ]  # movie i had i earlier ratings, mean 3.5
 
 
-# A user with 4 earlier ratings (5, 3, 3, 3); a movie rated 10 times before (sum 38).
+# A user with 4 earlier ratings (5, 3, 3, 3); a movie rated 10 times before (sum 38) by users 11..20.
 USER_RATINGS = earlier(5.0, 3.0, 3.0, 3.0)
-MOVIE_RATINGS = [(4.0, NOW - DAY)] * 8 + [(3.0, NOW - DAY)] * 2
+MOVIE_RATINGS = [(str(11 + i), 4.0 if i < 8 else 3.0, NOW - DAY) for i in range(10)]
 
 
 def history(user_ratings=USER_RATINGS, genres=("Drama",), movie_ratings=MOVIE_RATINGS) -> dict:
@@ -43,7 +44,7 @@ def history(user_ratings=USER_RATINGS, genres=("Drama",), movie_ratings=MOVIE_RA
 def raw_history(batch: int, values: dict | None = None) -> dict[str, tf.Tensor]:
     """The history features as predict_raw takes them, for `batch` identical requests."""
     values = values or history()
-    dtypes = {**dict.fromkeys(f.HISTORY_INT_FEATURES, tf.int64), f.USER_PRIOR_MOVIES: tf.string}
+    dtypes = {**dict.fromkeys(f.HISTORY_INT_FEATURES, tf.int64), **dict.fromkeys(f.MULTI_STRING_FEATURES, tf.string)}
     return {
         k: tf.constant([list(v) if isinstance(v, tuple) else v] * batch, dtypes.get(k, tf.float32))
         for k, v in values.items()
@@ -65,12 +66,7 @@ def serialized_example(
     for key, value in {f.TIMESTAMP: NOW, f.USER_AGE: 33, f.MOVIE_RELEASE_YEAR: 1995}.items():
         example.features.feature[key].int64_list.value.append(value)
     for key, value in values.items():
-        if key in f.HISTORY_INT_FEATURES:
-            example.features.feature[key].int64_list.value.append(value)
-        elif key == f.USER_PRIOR_MOVIES:
-            example.features.feature[key].bytes_list.value.extend(m.encode() for m in value)
-        else:
-            example.features.feature[key].float_list.value.extend(value if isinstance(value, tuple) else [value])
+        set_feature(example.features.feature, key, value)
     return example.SerializeToString()
 
 
@@ -211,7 +207,12 @@ INCOHERENT = {
     "offsets over count": (_set(f.USER_PRIOR_OFFSET_COUNT, 5), f"{f.USER_PRIOR_OFFSET_COUNT} cannot exceed"),
     "no last rating": (_set(f.USER_SECONDS_SINCE_LAST, -1), f"{f.USER_SECONDS_SINCE_LAST} must be -1 when"),
     "genre sum": (_set(f.USER_PRIOR_GENRE_RATING_SUM, 40.0), f"{f.USER_PRIOR_GENRE_RATING_SUM} must lie within"),
-    "movie sum": (_set(f.MOVIE_PRIOR_RATING_SUM, 51.0), f"{f.MOVIE_PRIOR_RATING_SUM} must lie within"),
+    "movie sum": (_set(f.MOVIE_PRIOR_RATING_SUM, 51.0), f"{f.MOVIE_PRIOR_RATING_SUM} must be the sum"),
+    "movie sum vs list": (_set(f.MOVIE_PRIOR_RATING_SUM, 37.0), f"{f.MOVIE_PRIOR_RATING_SUM} must be the sum"),
+    "movie count vs list": (_set(f.MOVIE_PRIOR_COUNT, 12), f"{f.MOVIE_PRIOR_RATERS} must list the last"),
+    "rater rating outside 1-5": (
+        _set(f.MOVIE_PRIOR_RATER_RATINGS, (4.0,) * 8 + (6.0, 0.0)), f"{f.MOVIE_PRIOR_RATER_RATINGS} must lie within"
+    ),
 }  # fmt: skip
 
 

@@ -24,19 +24,19 @@ def test_history_features_equal_what_example_gen_wrote_for_every_rating(syntheti
         for line in (synthetic_dir / movielens.MOVIES_FILE).read_text(movielens.ENCODING).splitlines()
     }
     ratings = [line.split("\t") for line in (synthetic_dir / movielens.RATINGS_FILE).read_text().splitlines()]
-    by_movie: dict[str, list[tuple[float, int]]] = {}
-    for _, movie, value, at in ratings:
-        by_movie.setdefault(movie, []).append((float(value), int(at)))
+    by_movie: dict[str, list[tuple[str, float, int]]] = {}
+    for rater, movie, value, at in ratings:
+        by_movie.setdefault(movie, []).append((rater, float(value), int(at)))
 
-    def earlier_of_movie(movie: str, at: int) -> list[tuple[float, int]]:
-        return [(v, t) for v, t in by_movie[movie] if t < at]
+    def earlier_of_movie(movie: str, at: int) -> list[float]:
+        return [v for _, v, t in by_movie[movie] if t < at]
 
     checked = 0
     for (user, movie, at), example in sorted(examples.items())[::25]:  # every 25th rating: 120 of 3,000
         user_ratings = [
             EarlierRating(
                 m, float(v), int(t), genres[m],
-                len(earlier_of_movie(m, int(t))), sum(v for v, _ in earlier_of_movie(m, int(t))),
+                len(earlier_of_movie(m, int(t))), sum(earlier_of_movie(m, int(t))),
             )
             for u, m, v, t in ratings if u == user
         ]  # fmt: skip
@@ -78,13 +78,21 @@ def test_every_example_example_gen_writes_passes_the_serving_coherence_checks(sy
 
 def test_only_strictly_earlier_ratings_count():
     user = [EarlierRating("1", 5.0, 100), EarlierRating("2", 1.0, 200), EarlierRating("3", 3.0, 300)]
-    history = history_features(user, at=200, genres=(), movie_ratings=[(4.0, 150), (2.0, 200), (5.0, 250)])
+    movie = [("7", 4.0, 150), ("8", 2.0, 200), ("9", 5.0, 250)]
+    history = history_features(user, at=200, genres=(), movie_ratings=movie)
     assert history[f.USER_PRIOR_COUNT] == 1 and history[f.USER_PRIOR_MOVIES] == ("1",)
     assert history[f.USER_SECONDS_SINCE_LAST] == 100
     assert (history[f.MOVIE_PRIOR_COUNT], history[f.MOVIE_PRIOR_RATING_SUM]) == (1, 4.0)
+    assert (history[f.MOVIE_PRIOR_RATERS], history[f.MOVIE_PRIOR_RATER_RATINGS]) == (("7",), (4.0,))
     nothing = history_features([], at=200)
     assert nothing[f.USER_PRIOR_COUNT] == 0 and nothing[f.USER_SECONDS_SINCE_LAST] == -1
     assert nothing[f.USER_PRIOR_MOVIES] == () and nothing[f.MOVIE_PRIOR_COUNT] == 0
+    assert nothing[f.MOVIE_PRIOR_RATERS] == ()
+
+
+def test_movie_ratings_without_their_user_are_refused_naming_the_form():
+    with pytest.raises(ValueError, match=r"movie_ratings: expected \(user id, rating, timestamp\) triples"):
+        history_features([], at=200, movie_ratings=[(4.0, 150)])
 
 
 def test_the_readme_example_runs_and_says_what_it_returns():
@@ -96,11 +104,13 @@ def test_the_readme_example_runs_and_says_what_it_returns():
     assert history[f.USER_PRIOR_COUNT] == 2
     assert history[f.USER_PRIOR_MOVIES] == ("302", "377") and history[f.USER_PRIOR_MOVIE_RATINGS] == (3.0, 1.0)
     assert (history[f.USER_PRIOR_GENRE_COUNT], history[f.MOVIE_PRIOR_COUNT]) == (1, 2)
+    assert history[f.MOVIE_PRIOR_RATERS] == ("1", "22") and history[f.MOVIE_PRIOR_RATER_RATINGS] == (4.0, 3.0)
 
 
 def test_raw_request_pads_lists_and_keeps_dtypes():
     instance = {name: "x" for name in f.STRING_FEATURES} | {name: 1 for name in f.INT_FEATURES}
     instance |= {name: 1.5 for name in f.HISTORY_FLOAT_FEATURES}
+    instance |= {f.MOVIE_PRIOR_RATERS: ["7"], f.MOVIE_PRIOR_RATER_RATINGS: [3.0]}
     first = instance | {f.MOVIE_GENRES: ["Drama"], f.USER_PRIOR_MOVIES: ["1", "2"], f.USER_PRIOR_MOVIE_RATINGS: [4, 5]}
     second = instance | {f.MOVIE_GENRES: [], f.USER_PRIOR_MOVIES: [], f.USER_PRIOR_MOVIE_RATINGS: []}
     tensors = raw_request([first, second])

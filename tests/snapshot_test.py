@@ -79,6 +79,20 @@ def test_every_users_state_matches_the_history_features_of_a_request_after_the_n
         assert sorted(state.movie_ids[rated]) == sorted(m for _, m, _, _ in mine)
 
 
+def test_every_movies_raters_match_the_history_features_of_a_request_after_the_newest_rating():
+    rows, movie_genres, history = _ratings()
+    state = _build(rows, movie_genres, history)
+    for m, movie in enumerate(state.movie_ids):
+        ratings = [(u, v, t) for u, mm, v, t in rows if mm == movie]
+        expected = history_features([], state.request_time, movie_ratings=ratings)
+        listed = [state.user_ids[i] for i in state.recent_raters[m] if i >= 0]
+        assert tuple(listed) == expected[f.MOVIE_PRIOR_RATERS]
+        assert tuple(state.recent_rater_ratings[m, : len(listed)]) == expected[f.MOVIE_PRIOR_RATER_RATINGS]
+        assert (state.movie_counts[m], state.movie_sums[m]) == (
+            expected[f.MOVIE_PRIOR_COUNT], pytest.approx(expected[f.MOVIE_PRIOR_RATING_SUM])
+        )  # fmt: skip
+
+
 def test_the_list_keeps_the_last_50_ratings_oldest_first_and_movies_their_counts():
     rows = [("7", str(m), 1.0 + m % 5, 1_000 + m) for m in range(60)]
     state = _build(rows, {str(m): ("Drama",) for m in range(60)}, {r[:2]: (0, 0.0) for r in rows})

@@ -46,6 +46,13 @@ MOVIE_PRIOR_RATING_SUM = "movie_prior_rating_sum"
 USER_PRIOR_MOVIES = "user_prior_movies"
 USER_PRIOR_MOVIE_RATINGS = "user_prior_movie_ratings"
 MAX_PRIOR_MOVIES = 50  # longer lists (serving requests) keep their latest MAX_PRIOR_MOVIES
+# The movie's last MAX_PRIOR_RATERS earlier ratings one by one, oldest first (lists of equal length, empty for
+# its first rating): which users, and the ratings they gave. The mirror of the two lists above: the model
+# describes a movie by its earlier raters' factors.
+MOVIE_PRIOR_RATERS = "movie_prior_raters"
+MOVIE_PRIOR_RATER_RATINGS = "movie_prior_rater_ratings"
+MAX_PRIOR_RATERS = 50
+HISTORY_LIST_FEATURES = (USER_PRIOR_MOVIES, USER_PRIOR_MOVIE_RATINGS, MOVIE_PRIOR_RATERS, MOVIE_PRIOR_RATER_RATINGS)
 RECENT_RATINGS = 5  # how many of the user's latest earlier ratings make up "recent"
 HISTORY_INT_FEATURES = (
     USER_PRIOR_COUNT,
@@ -72,8 +79,8 @@ RELEASE_YEAR_UNKNOWN = 0
 STRING_FEATURES = (USER_ID, MOVIE_ID, USER_GENDER, USER_OCCUPATION, USER_ZIP, MOVIE_TITLE)
 INT_FEATURES = (TIMESTAMP, USER_AGE, MOVIE_RELEASE_YEAR, *HISTORY_INT_FEATURES)
 FLOAT_FEATURES = (RATING, *HISTORY_FLOAT_FEATURES)
-MULTI_STRING_FEATURES = (MOVIE_GENRES, USER_PRIOR_MOVIES)  # Variable-length lists.
-MULTI_FLOAT_FEATURES = (USER_PRIOR_MOVIE_RATINGS,)
+MULTI_STRING_FEATURES = (MOVIE_GENRES, USER_PRIOR_MOVIES, MOVIE_PRIOR_RATERS)  # Variable-length lists.
+MULTI_FLOAT_FEATURES = (USER_PRIOR_MOVIE_RATINGS, MOVIE_PRIOR_RATER_RATINGS)
 RAW_FEATURES = STRING_FEATURES + INT_FEATURES + FLOAT_FEATURES + MULTI_STRING_FEATURES + MULTI_FLOAT_FEATURES
 SERVING_FEATURES = tuple(name for name in RAW_FEATURES if name != LABEL_KEY)
 
@@ -122,6 +129,10 @@ USER_OFFSET_XF = transformed_name("user_prior_offset")  # mean offset vs movie m
 # the user's shrunk mean at this rating (0 at padding).
 USER_PRIOR_MOVIES_XF = transformed_name(USER_PRIOR_MOVIES)
 USER_PRIOR_DEVIATIONS_XF = transformed_name("user_prior_movie_deviations")
+# Dense [batch, MAX_PRIOR_RATERS]: user vocabulary indices (-1 = padding) and each rating minus the movie's
+# shrunk mean at this rating (0 at padding).
+MOVIE_PRIOR_RATERS_XF = transformed_name(MOVIE_PRIOR_RATERS)
+MOVIE_PRIOR_DEVIATIONS_XF = transformed_name("movie_prior_rater_deviations")
 MOVIE_TITLE_TOKENS_XF = transformed_name(
     "movie_title_tokens"
 )  # Dense [batch, MAX_TITLE_TOKENS] hashed words, -1 = padding
@@ -254,7 +265,8 @@ REQUEST_MOVIE_ID = "movie_id"  # [b] string (pair_inputs)
 EXPLANATION_TERMS = {
     "rating habits": (USER_MEAN_XF, USER_STD_XF, USER_COUNT_XF, USER_RECENT_MEAN_XF, USER_OFFSET_XF,
                       USER_HAS_HISTORY_XF, USER_ID_XF),
-    "movie popularity and quality": (MOVIE_MEAN_XF, MOVIE_COUNT_XF, MOVIE_ID_XF),
+    "movie popularity and quality": (MOVIE_MEAN_XF, MOVIE_COUNT_XF, MOVIE_ID_XF, MOVIE_PRIOR_RATERS_XF,
+                                     MOVIE_PRIOR_DEVIATIONS_XF),
     "genre match": (MOVIE_GENRES_XF, USER_GENRE_MEAN_XF, USER_GENRE_COUNT_XF),
     "movies rated before": (USER_PRIOR_MOVIES_XF, USER_PRIOR_DEVIATIONS_XF),
     "movie age": (MOVIE_YEAR_XF, MOVIE_YEAR_MISSING_XF, MOVIE_AGE_XF),
@@ -263,7 +275,7 @@ EXPLANATION_TERMS = {
 }  # fmt: skip
 EXPLANATION_SOURCES = {
     "rating habits": "the user's earlier ratings: count, mean, spread, last 5, offset from each movie's mean; id",
-    "movie popularity and quality": "the movie's earlier ratings: count and mean; id",
+    "movie popularity and quality": "the movie's earlier ratings: count, mean, its last 50 raters; id",
     "genre match": "the movie's genres and the user's earlier ratings of movies of those genres",
     "movies rated before": "the user's last 50 movies and how far each rating was from their mean",
     "movie age": "the release year and the movie's age when rated",

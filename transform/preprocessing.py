@@ -69,31 +69,26 @@ def title_tokens(title: tf.Tensor) -> tf.Tensor:
     return ids.to_tensor(default_value=-1, shape=[None, f.MAX_TITLE_TOKENS])
 
 
-def prior_movies(movies: tf.SparseTensor, ratings: tf.SparseTensor, movie_vocab, center: tf.Tensor) -> dict:
-    """The user's earlier movies and ratings (lists, oldest first) → dense [batch, MAX_PRIOR_MOVIES]
-    movie indices (-1 padding) and rating deviations from `center` ([batch]; 0 at padding).
+def prior_list(
+    ids: tf.SparseTensor, ratings: tf.SparseTensor, vocab, center: tf.Tensor, names: tuple[str, str], length: int
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """Earlier ratings one by one (two lists, oldest first: whose or which, and the rating; raw `names`) →
+    dense [batch, length] vocabulary indices (-1 padding) and rating deviations from `center` ([batch]; 0 at
+    padding): the user's earlier movies, or the movie's earlier raters.
 
-    Lists longer than MAX_PRIOR_MOVIES keep their latest entries. The two lists must have the same
-    length in every example (InvalidArgumentError otherwise).
+    Lists longer than `length` keep their latest entries. The two lists must have the same length in every
+    example (InvalidArgumentError otherwise).
     """
-    movies = tf.RaggedTensor.from_sparse(movies)
+    ids = tf.RaggedTensor.from_sparse(ids)
     ratings = tf.RaggedTensor.from_sparse(ratings)
     check = tf.debugging.assert_equal(
-        movies.row_lengths(),
-        ratings.row_lengths(),
-        message=f"{f.USER_PRIOR_MOVIES} and {f.USER_PRIOR_MOVIE_RATINGS} differ in length",
+        ids.row_lengths(), ratings.row_lengths(), message=f"{names[0]} and {names[1]} differ in length"
     )
     with tf.control_dependencies([check]):
-        movies, ratings = movies[:, -f.MAX_PRIOR_MOVIES :], ratings[:, -f.MAX_PRIOR_MOVIES :]
-    ids = movies.with_flat_values(
-        tft.apply_vocabulary(movies.flat_values, movie_vocab, num_oov_buckets=f.NUM_OOV_BUCKETS)
-    )
+        ids, ratings = ids[:, -length:], ratings[:, -length:]
+    indices = ids.with_flat_values(tft.apply_vocabulary(ids.flat_values, vocab, num_oov_buckets=f.NUM_OOV_BUCKETS))
     deviations = ratings - tf.expand_dims(center, 1)
-    shape = [None, f.MAX_PRIOR_MOVIES]
-    return {
-        f.USER_PRIOR_MOVIES_XF: ids.to_tensor(default_value=-1, shape=shape),
-        f.USER_PRIOR_DEVIATIONS_XF: deviations.to_tensor(default_value=0.0, shape=shape),
-    }
+    return indices.to_tensor(default_value=-1, shape=[None, length]), deviations.to_tensor(0.0, shape=[None, length])
 
 
 def user_attribute_features(inputs: dict) -> dict[str, tf.Tensor]:
@@ -186,7 +181,7 @@ def preprocessing_fn(inputs: dict[str, tf.Tensor | tf.SparseTensor]) -> dict[str
     movie_vocab = tft.vocabulary(movie_id, vocab_filename=f.VOCAB_FEATURES[f.MOVIE_ID_XF])
     prior = prior_mean(inputs)
     history = history_features(inputs, prior)
-    user_mean = history[f.USER_MEAN_XF] + prior
+    user_mean, movie_mean = history[f.USER_MEAN_XF] + prior, history[f.MOVIE_MEAN_XF] + prior
 
     outputs = {
         f.USER_ID_XF: tft.apply_vocabulary(user_id, user_vocab, num_oov_buckets=f.NUM_OOV_BUCKETS),
@@ -199,8 +194,15 @@ def preprocessing_fn(inputs: dict[str, tf.Tensor | tf.SparseTensor]) -> dict[str
         f.MOVIE_AGE_XF: tft.scale_to_z_score(movie_age),
         **time_features(timestamp),
         **history,
-        **prior_movies(inputs[f.USER_PRIOR_MOVIES], inputs[f.USER_PRIOR_MOVIE_RATINGS], movie_vocab, user_mean),
     }
+    user_side = (f.USER_PRIOR_MOVIES, f.USER_PRIOR_MOVIE_RATINGS)
+    outputs[f.USER_PRIOR_MOVIES_XF], outputs[f.USER_PRIOR_DEVIATIONS_XF] = prior_list(
+        *(inputs[name] for name in user_side), movie_vocab, user_mean, user_side, f.MAX_PRIOR_MOVIES
+    )
+    movie_side = (f.MOVIE_PRIOR_RATERS, f.MOVIE_PRIOR_RATER_RATINGS)
+    outputs[f.MOVIE_PRIOR_RATERS_XF], outputs[f.MOVIE_PRIOR_DEVIATIONS_XF] = prior_list(
+        *(inputs[name] for name in movie_side), user_vocab, movie_mean, movie_side, f.MAX_PRIOR_RATERS
+    )
     if f.USER_AGE in inputs:
         outputs |= user_attribute_features(inputs)
     for name in f.present(f.PASSTHROUGH_FEATURES, inputs):

@@ -45,6 +45,9 @@ class MovieHistory:
 
     count: int = 0
     rating_sum: float = 0.0
+    # The last features.MAX_PRIOR_RATERS of them one by one, oldest first: who rated it, and how.
+    raters: tuple[str, ...] = ()
+    rater_ratings: tuple[float, ...] = ()
 
 
 def _by_second(events: list, key) -> list[list]:
@@ -115,11 +118,14 @@ def movie_histories(
 ) -> list[tuple[Rating, MovieHistory]]:
     """One movie's ratings → each rating with the movie's ratings strictly before it (`hidden` ones excepted)."""
     count, total, result = 0, 0.0, []
-    for group in _by_second([(r,) for r in ratings], key=lambda e: e[0].user_id):
-        result += [(rating, MovieHistory(count, total)) for (rating,) in group]
-        counted = [rating.rating for (rating,) in group if rating.key not in hidden]
+    rated: list[Rating] = []  # the last features.MAX_PRIOR_RATERS, oldest first
+    for group in _by_second([(r,) for r in ratings], key=lambda e: (e[0].user_id, e[0].movie_id, e[0].rating)):
+        raters, rater_ratings = tuple(r.user_id for r in rated), tuple(float(r.rating) for r in rated)
+        result += [(rating, MovieHistory(count, total, raters, rater_ratings)) for (rating,) in group]
+        counted = [rating for (rating,) in group if rating.key not in hidden]
         count += len(counted)
-        total += sum(counted)
+        total += sum(rating.rating for rating in counted)
+        rated = (rated + counted)[-features.MAX_PRIOR_RATERS :]
     return result
 
 
@@ -141,6 +147,8 @@ def history_values(user_history: UserHistory, movie_history: MovieHistory) -> di
         f.MOVIE_PRIOR_RATING_SUM: movie_history.rating_sum,
         f.USER_PRIOR_MOVIES: user_history.movies,
         f.USER_PRIOR_MOVIE_RATINGS: user_history.movie_ratings,
+        f.MOVIE_PRIOR_RATERS: movie_history.raters,
+        f.MOVIE_PRIOR_RATER_RATINGS: movie_history.rater_ratings,
     }
 
 

@@ -41,7 +41,7 @@ def history_features(
     user_ratings: Iterable[EarlierRating],
     at: int,
     genres: Sequence[str] = (),
-    movie_ratings: Iterable[tuple[float, int]] = (),
+    movie_ratings: Iterable[tuple[str, float, int]] = (),
 ) -> dict[str, int | float | tuple]:
     """Every history feature of a request for a rating at time `at`, by feature name.
 
@@ -49,11 +49,13 @@ def history_features(
       user_ratings: The user's ratings (any order); only those strictly before `at` count.
       at: The request's timestamp (seconds since the epoch), as sent in `timestamp`.
       genres: The candidate movie's genres (for the genre-overlap features).
-      movie_ratings: The candidate movie's ratings by anyone as (rating, timestamp); only earlier ones count.
+      movie_ratings: The candidate movie's ratings by anyone as (user id, rating, timestamp); only earlier ones
+        count.
 
     Returns:
-      {feature name: value}: ints, floats, and the two lists as tuples (`user_prior_movies`,
-      `user_prior_movie_ratings`, oldest first), exactly as ExampleGen would write them.
+      {feature name: value}: ints, floats, and the four lists as tuples (`user_prior_movies`,
+      `user_prior_movie_ratings`, `movie_prior_raters`, `movie_prior_rater_ratings`, oldest first), exactly as
+      ExampleGen would write them.
     """
     query = movielens.Rating(_QUERY, _QUERY, 0.0, at)
     events = [
@@ -66,7 +68,12 @@ def history_features(
     ]
     events.append((query, tuple(genres), history.MovieHistory()))
     [user_history] = [h for r, h in history.user_histories(events, hidden={query.key}) if r is query]
-    earlier = [movielens.Rating(f"{index}", _QUERY, float(v), int(t)) for index, (v, t) in enumerate(movie_ratings)]
+    earlier = []
+    for rated in movie_ratings:
+        if len(rated) != 3:
+            raise ValueError(f"movie_ratings: expected (user id, rating, timestamp) triples, got {rated!r:.60}")
+        user, value, at_time = rated
+        earlier.append(movielens.Rating(str(user), _QUERY, float(value), int(at_time)))
     [movie_history] = [h for r, h in history.movie_histories([*earlier, query], hidden={query.key}) if r is query]
     return history.history_values(user_history, movie_history)
 

@@ -22,6 +22,8 @@ _RAW_DTYPES = {
     **{name: tf.int64 for name in f.INT_FEATURES},
     **{name: tf.float32 for name in f.FLOAT_FEATURES if name != f.LABEL_KEY},
 }
+# predict_raw's lists of earlier ratings: (ids, the ratings given), padded with "" ids in a batch.
+_ID_LISTS = ((f.USER_PRIOR_MOVIES, f.USER_PRIOR_MOVIE_RATINGS), (f.MOVIE_PRIOR_RATERS, f.MOVIE_PRIOR_RATER_RATINGS))
 
 
 def _vector(raw: dict, name: str, dtype=tf.float32) -> tf.Tensor:
@@ -59,6 +61,9 @@ def coherence_checks(raw: dict, rating_range: tuple[float, float] = (f.RATING_MI
     offsets = _vector(raw, f.USER_PRIOR_OFFSET_COUNT)
     since = _vector(raw, f.USER_SECONDS_SINCE_LAST)
     movie, movie_sum = _vector(raw, f.MOVIE_PRIOR_COUNT), _vector(raw, f.MOVIE_PRIOR_RATING_SUM)
+    rater_ratings = tf.RaggedTensor.from_sparse(raw[f.MOVIE_PRIOR_RATER_RATINGS])
+    raters = tf.cast(tf.RaggedTensor.from_sparse(raw[f.MOVIE_PRIOR_RATERS]).row_lengths(), tf.float32)
+    rater_window = tf.cast(rater_ratings.row_lengths(), tf.float32)
     (low, high), most = rating_range, float(f.MAX_PRIOR_MOVIES)
     recent_window = float(f.RECENT_RATINGS)
     whole_list = tf.equal(window, count)  # the list holds every earlier rating: its sums are the user's
@@ -119,8 +124,24 @@ def coherence_checks(raw: dict, rating_range: tuple[float, float] = (f.RATING_MI
             f"{f.USER_SECONDS_SINCE_LAST} must be -1 when {f.USER_PRIOR_COUNT} is 0, else >= 0",
         ),
         _check(
-            (movie_sum >= low * movie - 1e-2) & (movie_sum <= high * movie + 1e-2),
-            f"{f.MOVIE_PRIOR_RATING_SUM} must lie within {low:g}..{high:g} × {f.MOVIE_PRIOR_COUNT}",
+            (movie_sum >= low * movie - 1e-2)
+            & (movie_sum <= high * movie + 1e-2)
+            & (~tf.equal(rater_window, movie) | _close(movie_sum, tf.reduce_sum(rater_ratings, axis=1))),
+            f"{f.MOVIE_PRIOR_RATING_SUM} must be the sum of the {f.MOVIE_PRIOR_COUNT} earlier ratings of the movie "
+            f"(of {f.MOVIE_PRIOR_RATER_RATINGS} when it lists them all)",
+        ),
+        _check(
+            tf.equal(raters, rater_window),
+            f"{f.MOVIE_PRIOR_RATERS} and {f.MOVIE_PRIOR_RATER_RATINGS} differ in length",
+        ),
+        _check(
+            (rater_ratings.flat_values >= low) & (rater_ratings.flat_values <= high),
+            f"{f.MOVIE_PRIOR_RATER_RATINGS} must lie within {low:g}..{high:g}",
+        ),
+        _check(
+            tf.equal(tf.minimum(raters, float(f.MAX_PRIOR_RATERS)), tf.minimum(movie, float(f.MAX_PRIOR_RATERS))),
+            f"{f.MOVIE_PRIOR_RATERS} must list the last min({f.MOVIE_PRIOR_COUNT}, {f.MAX_PRIOR_RATERS}) "
+            "earlier raters of the movie",
         ),
     ]
 
@@ -154,8 +175,8 @@ def make_signatures(model: tf.keras.Model, tft_output: tft.TFTransformOutput) ->
         return model.tft_layer(parsed)
 
     raw_signature = {name: tf.TensorSpec([None], dtype, name=name) for name, dtype in raw_dtypes.items()}
-    lists = {f.MOVIE_GENRES: tf.string, f.USER_PRIOR_MOVIES: tf.string, f.USER_PRIOR_MOVIE_RATINGS: tf.float32}
-    for name, dtype in lists.items():
+    for name in (*f.MULTI_STRING_FEATURES, *f.MULTI_FLOAT_FEATURES):
+        dtype = tf.string if name in f.MULTI_STRING_FEATURES else tf.float32
         raw_signature[name] = tf.TensorSpec([None, None], dtype, name=name)
 
     @tf.function(input_signature=[raw_signature])
@@ -172,23 +193,23 @@ def make_signatures(model: tf.keras.Model, tft_output: tft.TFTransformOutput) ->
             )
             for name in sorted(inputs)
         ]
-        checks.append(
+        checks += [
             tf.debugging.Assert(
-                tf.reduce_all(
-                    tf.equal(tf.shape(inputs[f.USER_PRIOR_MOVIE_RATINGS]), tf.shape(inputs[f.USER_PRIOR_MOVIES]))
-                ),
-                [f"{f.RAW_SIGNATURE}: {f.USER_PRIOR_MOVIE_RATINGS} must have the shape of {f.USER_PRIOR_MOVIES}"],
+                tf.reduce_all(tf.equal(tf.shape(inputs[values]), tf.shape(inputs[ids]))),
+                [f"{f.RAW_SIGNATURE}: {values} must have the shape of {ids}"],
             )
-        )
+            for ids, values in _ID_LISTS
+        ]
         with tf.control_dependencies(checks):
             inputs = {name: tf.identity(value) for name, value in inputs.items()}
         raw = {name: tf.reshape(inputs[name], [-1, 1]) for name in raw_dtypes}
         raw[f.MOVIE_GENRES] = tf.sparse.from_dense(inputs[f.MOVIE_GENRES])  # drops "" padding
-        movies = tf.sparse.from_dense(inputs[f.USER_PRIOR_MOVIES])
-        raw[f.USER_PRIOR_MOVIES] = movies
-        raw[f.USER_PRIOR_MOVIE_RATINGS] = tf.SparseTensor(
-            movies.indices, tf.gather_nd(inputs[f.USER_PRIOR_MOVIE_RATINGS], movies.indices), movies.dense_shape
-        )
+        for ids, values in _ID_LISTS:  # a rating next to a "" id is padding too
+            listed = tf.sparse.from_dense(inputs[ids])
+            raw[ids] = listed
+            raw[values] = tf.SparseTensor(
+                listed.indices, tf.gather_nd(inputs[values], listed.indices), listed.dense_shape
+            )
         with tf.control_dependencies(coherence_checks(raw, rating_range)):
             return _predict(model, model.tft_layer(raw), rating_range)
 

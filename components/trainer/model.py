@@ -18,7 +18,7 @@ class Hyperparameters:
     embedding_dim: int
     layer_sizes: tuple[int, ...]
     l2: float
-    id_embeddings: bool = False  # embed f.ID_FEATURES and add user/movie biases
+    id_embeddings: bool = False  # embed f.ID_FEATURES, add user/movie biases and the movie-side history term
     history_factors: int = 16  # size of the movie factors matched against the user's earlier movies; 0: off
     factor_l2: float = 1e-4  # L2 on those factor tables
     cross_layers: int = 0  # DCN-v2 cross layers over the tower's input (0: plain MLP tower)
@@ -41,6 +41,15 @@ def _l2(weight: float) -> tf.keras.regularizers.Regularizer | None:
     return tf.keras.regularizers.l2(weight) if weight > 0 else None
 
 
+def _asymmetric(ids: tf.Tensor, deviations: tf.Tensor, factors, rating_factors) -> tf.Tensor:
+    """[batch, k]: sum_j (y(j) + d_j z(j)) / sqrt(n + 1) over a padded list of n ids (-1 = padding) and deviations."""
+    mask = tf.cast(ids >= 0, tf.float32)[..., None]
+    ids = tf.maximum(ids, 0)
+    deviations = tf.cast(deviations, tf.float32)[..., None]
+    summed = tf.reduce_sum(mask * (factors(ids) + deviations * rating_factors(ids)), 1)
+    return summed / tf.sqrt(tf.reduce_sum(mask, 1) + 1.0)
+
+
 class RankingModel(tfrs.models.Model):
     """Predicts a rating from transformed features.
 
@@ -50,7 +59,9 @@ class RankingModel(tfrs.models.Model):
     [+ user bias + movie bias, and ids/zip among the embedded categoricals, with hp.id_embeddings]
     + q(movie) · sum_j (y(m_j) + d_j z(m_j)) / sqrt(n + 1), over the user's n earlier movies m_j rated d_j
       away from the user's mean (asymmetric SVD: a user is the movies they rated, so it works for users
-      unseen in training as soon as they have rated something), with hp.history_factors.
+      unseen in training as soon as they have rated something), with hp.history_factors;
+    [+ p(user) · sum_u (x(u) + e_u w(u)) / sqrt(n + 1), the mirror: the movie as its n earlier raters u, e_u
+      away from the movie's mean, with hp.id_embeddings and hp.history_factors (it needs the user's factors p)].
     The dense features include the point-in-time history (shrunk user/movie/genre means), whose
     linear term carries most of the signal for users unseen in training (cold start).
     Unknown ids land in the OOV bucket (index = vocabulary size), which has its own row.
@@ -73,13 +84,23 @@ class RankingModel(tfrs.models.Model):
         self._dense = vocab.dense
         self._genre_projection = tf.keras.layers.Dense(hp.embedding_dim, use_bias=False, name="genres_emb")
         self._history_factors = hp.history_factors > 0
+        self._rater_factors = self._history_factors and hp.id_embeddings
+        factor_regularizer = _l2(hp.factor_l2)
+
+        def factor_tables(feature: str, names: tuple[str, ...]) -> tuple[tf.keras.layers.Embedding, ...]:
+            return tuple(
+                tf.keras.layers.Embedding(rows[feature], hp.history_factors, embeddings_regularizer=factor_regularizer,
+                                          name=name)
+                for name in names
+            )  # fmt: skip
+
         if self._history_factors:
-            factor_regularizer = _l2(hp.factor_l2)
-            self._movie_factors, self._prior_factors, self._prior_rating_factors = (
-                tf.keras.layers.Embedding(
-                    rows[f.MOVIE_ID_XF], hp.history_factors, embeddings_regularizer=factor_regularizer, name=name
-                )
-                for name in ("movie_factors", "prior_movie_factors", "prior_rating_factors")
+            self._movie_factors, self._prior_factors, self._prior_rating_factors = factor_tables(
+                f.MOVIE_ID_XF, ("movie_factors", "prior_movie_factors", "prior_rating_factors")
+            )
+        if self._rater_factors:
+            self._user_factors, self._prior_rater_factors, self._prior_rater_rating_factors = factor_tables(
+                f.USER_ID_XF, ("user_factors", "prior_rater_factors", "prior_rater_rating_factors")
             )
         self._cross = [
             tfrs.layers.dcn.Cross(kernel_regularizer=regularizer, name=f"cross_{i}") for i in range(hp.cross_layers)
@@ -108,6 +129,8 @@ class RankingModel(tfrs.models.Model):
         names = {*self._embeddings, f.MOVIE_GENRES_XF, *self._dense, f.USER_ID_XF, f.MOVIE_ID_XF}
         if self._history_factors:
             names |= {f.USER_PRIOR_MOVIES_XF, f.USER_PRIOR_DEVIATIONS_XF}
+        if self._rater_factors:
+            names |= {f.MOVIE_PRIOR_RATERS_XF, f.MOVIE_PRIOR_DEVIATIONS_XF}
         return tuple(sorted(names))
 
     def call(self, inputs: dict[str, tf.Tensor]) -> tf.Tensor:
@@ -126,18 +149,19 @@ class RankingModel(tfrs.models.Model):
         output = self._tower(x) + self._linear(dense)
         if self._id_embeddings:
             output += self._user_bias(user) + self._movie_bias(movie)
-        if self._history_factors:
-            output += self._history_match(movie, inputs[f.USER_PRIOR_MOVIES_XF], inputs[f.USER_PRIOR_DEVIATIONS_XF])
+        if self._history_factors:  # the user as their earlier movies, matched with the movie's factors
+            user_vector = _asymmetric(
+                inputs[f.USER_PRIOR_MOVIES_XF], inputs[f.USER_PRIOR_DEVIATIONS_XF], self._prior_factors,
+                self._prior_rating_factors,
+            )  # fmt: skip
+            output += tf.reduce_sum(self._movie_factors(movie) * user_vector, axis=1, keepdims=True)
+        if self._rater_factors:  # the movie as its earlier raters, matched with the user's factors
+            movie_vector = _asymmetric(
+                inputs[f.MOVIE_PRIOR_RATERS_XF], inputs[f.MOVIE_PRIOR_DEVIATIONS_XF], self._prior_rater_factors,
+                self._prior_rater_rating_factors,
+            )  # fmt: skip
+            output += tf.reduce_sum(self._user_factors(user) * movie_vector, axis=1, keepdims=True)
         return output
-
-    def _history_match(self, movie: tf.Tensor, prior: tf.Tensor, deviations: tf.Tensor) -> tf.Tensor:
-        """[batch, 1]: the movie's factors · the user's factors built from their earlier movies."""
-        mask = tf.cast(prior >= 0, tf.float32)[..., None]  # -1 = padding
-        prior = tf.maximum(prior, 0)
-        deviations = tf.cast(deviations, tf.float32)[..., None]
-        summed = tf.reduce_sum(mask * (self._prior_factors(prior) + deviations * self._prior_rating_factors(prior)), 1)
-        user = summed / tf.sqrt(tf.reduce_sum(mask, 1) + 1.0)
-        return tf.reduce_sum(self._movie_factors(movie) * user, axis=1, keepdims=True)
 
     def compute_loss(self, inputs, training: bool = False) -> tf.Tensor:
         """Mean squared error over the global batch (this replica's share of it under a strategy)."""

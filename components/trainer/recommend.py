@@ -116,6 +116,8 @@ class Recommender(tf.Module):
         self.movie_genres = v(_padded(s.movie_genres, 0.0), tf.float32, "movie_genres")
         self.movie_counts = v(_padded(s.movie_counts, 0), tf.int64, "movie_counts")
         self.movie_sums = v(_padded(s.movie_sums, 0.0), tf.float32, "movie_sums")
+        self.recent_raters = v(_padded(s.recent_raters, -1), tf.int64, "recent_raters")
+        self.recent_rater_ratings = v(_padded(s.recent_rater_ratings, 0.0), tf.float32, "recent_rater_ratings")
         self.movie_vectors = v(movie_vectors.astype(np.float32), tf.float32, "movie_vectors")
         self.user_attributes = s.ages is not None  # releases without a users file have none
         if self.user_attributes:
@@ -216,7 +218,11 @@ class Recommender(tf.Module):
         flat = tf.reshape(movie, [-1])
         raw = {name: tf.gather(value, rows) for name, value in state["raw"].items()}
         movie_genres = tf.gather(self.movie_genres, flat)
+        raters = tf.gather(self.recent_raters, flat)
+        listed = raters >= 0
         raw.update({
+            f.MOVIE_PRIOR_RATERS: tf.ragged.boolean_mask(tf.gather(self.user_ids, tf.maximum(raters, 0)), listed),
+            f.MOVIE_PRIOR_RATER_RATINGS: tf.ragged.boolean_mask(tf.gather(self.recent_rater_ratings, flat), listed),
             f.MOVIE_ID: tf.gather(self.movie_ids, flat),
             f.MOVIE_TITLE: tf.gather(self.titles, flat),
             f.MOVIE_RELEASE_YEAR: tf.gather(self.release_years, flat),

@@ -28,6 +28,8 @@ class Snapshot:
     movie_genres: np.ndarray  # [m, g] float32 0/1
     movie_counts: np.ndarray  # [m] int64 ratings of the movie
     movie_sums: np.ndarray  # [m] float32
+    recent_raters: np.ndarray  # [m, MAX_PRIOR_RATERS] int64 user index, oldest first, -1 after the end
+    recent_rater_ratings: np.ndarray  # [m, MAX_PRIOR_RATERS] float32, 0 after the end
     user_ids: np.ndarray  # [u] str, sorted
     ages: np.ndarray | None  # [u] int64; these four are None in releases without a users file
     genders: np.ndarray | None  # [u] str
@@ -97,12 +99,11 @@ def build(rows: dict[str, np.ndarray], genre_lists: list[tuple[str, ...]]) -> Sn
     offset = np.where(has_prior, rating - prior_sum / np.maximum(prior_count, 1), 0.0)
     rating_genres = movie_genres[movie_of]
 
-    recent_movies = np.full((users, f.MAX_PRIOR_MOVIES), -1, np.int64)
-    recent_ratings = np.zeros((users, f.MAX_PRIOR_MOVIES), np.float32)
-    for u in range(users):
-        last = order[splits[u] : splits[u + 1]][-f.MAX_PRIOR_MOVIES :]
-        recent_movies[u, : len(last)] = movie_of[last]
-        recent_ratings[u, : len(last)] = rating[last]
+    recent_movies, recent_ratings = _latest(order, splits, movie_of, rating, f.MAX_PRIOR_MOVIES)
+    # Each movie's ratings in history order: by time, ties by user id (history.movie_histories).
+    movie_order = np.lexsort((user_of, timestamp, movie_of))
+    movie_splits = np.searchsorted(movie_of[movie_order], np.arange(len(movie_ids) + 1))
+    recent_raters, recent_rater_ratings = _latest(movie_order, movie_splits, user_of, rating, f.MAX_PRIOR_RATERS)
 
     def per_user(values: np.ndarray) -> np.ndarray:
         return np.bincount(user_of, weights=values, minlength=users).astype(np.float32)
@@ -116,6 +117,8 @@ def build(rows: dict[str, np.ndarray], genre_lists: list[tuple[str, ...]]) -> Sn
         movie_genres=movie_genres,
         movie_counts=np.bincount(movie_of, minlength=len(movie_ids)).astype(np.int64),
         movie_sums=np.bincount(movie_of, weights=rating, minlength=len(movie_ids)).astype(np.float32),
+        recent_raters=recent_raters,
+        recent_rater_ratings=recent_rater_ratings,
         user_ids=user_ids.astype(object),
         ages=np.asarray(rows[f.USER_AGE], np.int64).reshape(-1)[first_user] if attributes else None,
         genders=strings[f.USER_GENDER][first_user] if attributes else None,
@@ -135,6 +138,19 @@ def build(rows: dict[str, np.ndarray], genre_lists: list[tuple[str, ...]]) -> Sn
         rated_values=movie_of[order].astype(np.int64),
         rated_ratings=rating[order].astype(np.float32),
     )
+
+
+def _latest(
+    order: np.ndarray, splits: np.ndarray, ids: np.ndarray, rating: np.ndarray, length: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per group of `order` (split at `splits`): its last `length` rows' `ids` and ratings, oldest first, padded."""
+    groups = len(splits) - 1
+    latest_ids, latest_ratings = np.full((groups, length), -1, np.int64), np.zeros((groups, length), np.float32)
+    for group in range(groups):
+        last = order[splits[group] : splits[group + 1]][-length:]
+        latest_ids[group, : len(last)] = ids[last]
+        latest_ratings[group, : len(last)] = rating[last]
+    return latest_ids, latest_ratings
 
 
 def text(values: np.ndarray) -> np.ndarray:
