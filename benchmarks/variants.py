@@ -19,8 +19,6 @@ Variants:
   with `--members N` (N > 3) also of N ("ensembleN").
 - warm: starts from another seed's base weights (the "last blessed model" on the same data) and trains on;
   reports epochs and seconds to reach the base model's best eval RMSE, warm vs from scratch.
-- movie: the movie-side asymmetric term (benchmarks/movie_side.py), paired with base_memory: base trained on the
-  same in-memory examples in the same order.
 """
 
 from __future__ import annotations
@@ -43,15 +41,13 @@ import tensorflow as tf  # noqa: E402
 import tensorflow_transform as tft  # noqa: E402
 from tfx_bsl.public import tfxio  # noqa: E402
 
-from benchmarks import movie_side  # noqa: E402
 from components.trainer import data  # noqa: E402
-from components.trainer.model import Hyperparameters, Vocabularies, build_model  # noqa: E402
+from components.trainer.model import Hyperparameters, Vocabularies  # noqa: E402
 from components.trainer.task import ENSEMBLE_SEED_STEP, hyperparameters, train_ranker  # noqa: E402
 from pipeline.config import TrainerConfig  # noqa: E402
 from transform import features as f  # noqa: E402
 
-VARIANTS = ("base", "dcn", "average", "ensemble", "warm", "movie")
-EVALUATED = ("eval", "test")
+VARIANTS = ("base", "dcn", "average", "ensemble", "warm")
 
 
 @dataclasses.dataclass
@@ -64,15 +60,13 @@ class Run:
     raw: dict[str, dict[str, tf.Tensor]]  # split -> transformed features of every raw example (+ labels)
     hp: Hyperparameters
     vocab: Vocabularies
-    keys: dict[str, dict[str, np.ndarray]]  # split -> raw movie ids and timestamps, in raw's order
 
 
 def _ids(pattern: str) -> list[str]:
     return sorted(glob.glob(pattern), key=lambda path: int(os.path.basename(path)))
 
 
-def load(root: Path, index: int, config: TrainerConfig, with_train: bool = False) -> Run:
-    """One seed's data; `with_train` also passes the raw train split through the Transform graph."""
+def load(root: Path, index: int, config: TrainerConfig) -> Run:
     examples = _ids(str(root / "ExampleGen" / "examples" / "*"))
     graphs = _ids(str(root / "Transform" / "transform_graph" / "*"))
     transformed = _ids(str(root / "Transform" / "transformed_examples" / "*"))
@@ -90,27 +84,16 @@ def load(root: Path, index: int, config: TrainerConfig, with_train: bool = False
 
     layer = tft_output.transform_features_layer()
     raw_spec = tft_output.raw_feature_spec()
-    raw, keys = {}, {}
-    for split in ("train", "eval", "test") if with_train else ("eval", "test"):
+    raw = {}
+    for split in ("eval", "test"):
         files = glob.glob(os.path.join(pick(examples), f"Split-{split}", "*"))
-        batches = [
-            tf.io.parse_example(batch, raw_spec)
-            for batch in tf.data.TFRecordDataset(files, compression_type="GZIP").batch(4096)
-        ]
-        parts = [layer(batch) for batch in batches]
+        batches = tf.data.TFRecordDataset(files, compression_type="GZIP").batch(4096)
+        parts = [layer(tf.io.parse_example(batch, raw_spec)) for batch in batches]
         raw[split] = {name: tf.concat([p[name] for p in parts], 0) for name in parts[0]}
-        keys[split] = {name: np.concatenate([_dense(b[name]) for b in batches]) for name in (f.MOVIE_ID, f.TIMESTAMP)}
     best = json.loads(Path(pick(tuned), "best_hyperparameters.txt").read_text()) if tuned else None
     train = dataset("train", True)
     vocab = data.vocabularies(tft_output, train)
-    return Run(tft_output, train, dataset("eval", False), raw, hyperparameters(config, best), vocab, keys)
-
-
-def _dense(value) -> np.ndarray:
-    """One raw scalar feature of a parsed batch as a 1-D array."""
-    if isinstance(value, tf.SparseTensor):
-        value = tf.sparse.to_dense(value)
-    return value.numpy().reshape(-1)
+    return Run(tft_output, train, dataset("eval", False), raw, hyperparameters(config, best), vocab)
 
 
 def predict(model: tf.keras.Model, features: dict[str, tf.Tensor]) -> np.ndarray:
@@ -142,10 +125,10 @@ class Snapshots(tf.keras.callbacks.Callback):
             self.reached = epoch + 1
 
 
-def train(run: Run, config: TrainerConfig, hp: Hyperparameters, seed: int, init=None, target=None, build=build_model):
+def train(run: Run, config: TrainerConfig, hp: Hyperparameters, seed: int, init=None, target=None):
     """The Trainer's fit (task.train_ranker); the model, its epoch snapshots, its best epoch and eval RMSE."""
     snapshots = Snapshots(target)
-    model, history = train_ranker(config, hp, run.vocab, run.train, run.val, seed, (snapshots,), init, build)
+    model, history = train_ranker(config, hp, run.vocab, run.train, run.val, seed, (snapshots,), init)
     scores = history["val_root_mean_squared_error"]
     return model, snapshots, int(np.argmin(scores)) + 1, min(scores)
 
@@ -170,7 +153,7 @@ def measure(run: Run, config: TrainerConfig, seed: int, variants: tuple[str, ...
     started = time.monotonic()
     base, base_snaps, best_epoch, best_eval = train(run, config, run.hp, seed)
     base_s = time.monotonic() - started
-    base_pred = {split: predict(base, run.raw[split]) for split in EVALUATED}
+    base_pred = {split: predict(base, run.raw[split]) for split in run.raw}
     if "base" in variants:
         row("base", base_pred, base_s, epochs=best_epoch, hp=run.hp.to_dict())
     if "average" in variants:
@@ -178,21 +161,21 @@ def measure(run: Run, config: TrainerConfig, seed: int, variants: tuple[str, ...
         averaged = [np.mean(layer, axis=0) for layer in zip(*base_snaps.weights[first:best_epoch], strict=True)]
         keep = base.get_weights()
         base.set_weights(averaged)
-        row("average", {s: predict(base, run.raw[s]) for s in EVALUATED}, base_s, epochs=f"{first + 1}-{best_epoch}")
+        row("average", {s: predict(base, run.raw[s]) for s in run.raw}, base_s, epochs=f"{first + 1}-{best_epoch}")
         base.set_weights(keep)
     if "dcn" in variants:
         started = time.monotonic()
         dcn, _, epoch, _ = train(run, config, dataclasses.replace(run.hp, cross_layers=1), seed)
-        row("dcn", {s: predict(dcn, run.raw[s]) for s in EVALUATED}, time.monotonic() - started, epochs=epoch)
+        row("dcn", {s: predict(dcn, run.raw[s]) for s in run.raw}, time.monotonic() - started, epochs=epoch)
     if "ensemble" in variants:
         predictions, seconds = [base_pred], base_s
         for i in range(1, members):  # the Trainer's member seeds (components/trainer/task.py)
             started = time.monotonic()
             member, *_ = train(run, config, run.hp, seed + ENSEMBLE_SEED_STEP * i)
             seconds += time.monotonic() - started
-            predictions.append({s: predict(member, run.raw[s]) for s in EVALUATED})
+            predictions.append({s: predict(member, run.raw[s]) for s in run.raw})
         for size in sorted({min(3, members), members}):  # the 3-member figure comes free with a larger ensemble
-            mean = {s: np.mean([m[s] for m in predictions[:size]], axis=0) for s in EVALUATED}
+            mean = {s: np.mean([m[s] for m in predictions[:size]], axis=0) for s in run.raw}
             row("ensemble" if size == 3 else f"ensemble{size}", mean, seconds * size / members, members=size)
     if "warm" in variants:  # The last blessed model: another seed's base model on the same data.
         previous, *_ = train(run, config, run.hp, seed + 500)
@@ -201,7 +184,7 @@ def measure(run: Run, config: TrainerConfig, seed: int, variants: tuple[str, ...
         warm_s = time.monotonic() - started
         row(
             "warm",
-            {s: predict(warm, run.raw[s]) for s in EVALUATED},
+            {s: predict(warm, run.raw[s]) for s in run.raw},
             warm_s,
             epochs=epoch,
             # From scratch, the base model reached its best eval RMSE at its best epoch.
@@ -211,42 +194,7 @@ def measure(run: Run, config: TrainerConfig, seed: int, variants: tuple[str, ...
                 "scratch": round(base_snaps.seconds[best_epoch - 1], 1),
             },
         )
-    if "movie" in variants:  # paired: base and movie-side trained on the same in-memory examples, same order
-        memory = with_movie_side(run, config)
-        for name, build in (("base_memory", build_model), ("movie", movie_side.build)):
-            started = time.monotonic()
-            model, _, epoch, _ = train(memory, config, run.hp, seed, build=build)
-            row(name, {s: predict(model, memory.raw[s]) for s in EVALUATED}, time.monotonic() - started, epochs=epoch)
     return rows
-
-
-def with_movie_side(run: Run, config: TrainerConfig) -> Run:
-    """`run` with the movie-side inputs (benchmarks/movie_side.py) on every split, train/eval read from memory."""
-    names = ("train", "eval", "test")
-    sizes = [len(run.keys[split][f.TIMESTAMP]) for split in names]
-    column = lambda source, name: np.concatenate([np.reshape(source[s][name], [-1]) for s in names])  # noqa: E731
-    timestamp = column(run.keys, f.TIMESTAMP)
-    # The random protocols hide test ratings from every history; the time split's test histories are online.
-    random_protocol = run.keys["test"][f.TIMESTAMP].min() < run.keys["train"][f.TIMESTAMP].max()
-    hidden = np.repeat([False, False, random_protocol], sizes)
-    raters, deviations = movie_side.rater_histories(
-        column(run.keys, f.MOVIE_ID), column(run.raw, f.USER_ID_XF), column(run.raw, f.LABEL_XF), timestamp, hidden,
-        run.vocab.label_mean,
-    )  # fmt: skip
-    bounds = np.cumsum([0, *sizes])
-    raw = {
-        split: {**run.raw[split], movie_side.RATERS: raters[a:b], movie_side.RATER_DEVIATIONS: deviations[a:b]}
-        for split, a, b in zip(names, bounds[:-1], bounds[1:], strict=True)
-    }
-
-    def dataset(split: str, shuffle: bool) -> tf.data.Dataset:
-        inputs = {name: value for name, value in raw[split].items() if name != f.LABEL_XF}
-        examples = tf.data.Dataset.from_tensor_slices((inputs, raw[split][f.LABEL_XF]))
-        if shuffle:
-            examples = examples.shuffle(len(raters), seed=config.seed)
-        return examples.batch(config.batch_size)
-
-    return dataclasses.replace(run, train=dataset("train", True), val=dataset("eval", False), raw=raw)
 
 
 def main() -> None:
@@ -264,8 +212,7 @@ def main() -> None:
     rows = []
     for index, seed in enumerate(int(s) for s in args.seeds.split(",")):
         config = TrainerConfig(seed=seed)
-        run = load(args.pipeline_root, index, config, with_train="movie" in variants)
-        rows += measure(run, config, seed, variants, args.members)
+        rows += measure(load(args.pipeline_root, index, config), config, seed, variants, args.members)
     if args.output:
         args.output.write_text(json.dumps(rows, indent=1))
     print(f"\n{'variant':<10} {'eval RMSE':>16} {'test RMSE':>16} {'train s':>9}")

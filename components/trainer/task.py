@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
 
 import keras_tuner
 import tensorflow as tf
@@ -70,16 +69,14 @@ def train_ranker(
     seed: int,
     callbacks: tuple[tf.keras.callbacks.Callback, ...] = (),
     initial_weights: list | None = None,
-    build: Callable[[Hyperparameters, Vocabularies], tf.keras.Model] = build_model,
 ) -> tuple[tf.keras.Model, dict]:
     """One ranking model trained from `seed` with early stopping on eval RMSE (best weights kept); its history.
 
-    `callbacks` run before the early stopping; `initial_weights` (another model's) replace the random start;
-    `build` makes the compiled model (benchmarks/variants.py tries variants of it).
+    `callbacks` run before the early stopping; `initial_weights` (another model's) replace the random start.
     """
     tf.keras.utils.set_random_seed(seed)
     with distribution_strategy().scope():
-        model = build(hp, vocab)
+        model = build_model(hp, vocab)
     if initial_weights is not None:
         model(next(iter(train))[0])  # creates the variables
         model.set_weights(initial_weights)
