@@ -19,7 +19,7 @@ class Hyperparameters:
     layer_sizes: tuple[int, ...]
     l2: float
     id_embeddings: bool = False  # embed f.ID_FEATURES, add user/movie biases and the movie-side history term
-    history_factors: int = 16  # size of the movie factors matched against the user's earlier movies; 0: off
+    history_factors: int = 16  # size of the factors of the asymmetric terms (earlier movies, earlier raters); 0: off
     factor_l2: float = 1e-4  # L2 on those factor tables
     cross_layers: int = 0  # DCN-v2 cross layers over the tower's input (0: plain MLP tower)
 
@@ -84,7 +84,7 @@ class RankingModel(tfrs.models.Model):
         self._dense = vocab.dense
         self._genre_projection = tf.keras.layers.Dense(hp.embedding_dim, use_bias=False, name="genres_emb")
         self._history_factors = hp.history_factors > 0
-        self._rater_factors = self._history_factors and hp.id_embeddings
+        self._movie_side = self._history_factors and hp.id_embeddings
         factor_regularizer = _l2(hp.factor_l2)
 
         def factor_tables(feature: str, names: tuple[str, ...]) -> tuple[tf.keras.layers.Embedding, ...]:
@@ -98,7 +98,7 @@ class RankingModel(tfrs.models.Model):
             self._movie_factors, self._prior_factors, self._prior_rating_factors = factor_tables(
                 f.MOVIE_ID_XF, ("movie_factors", "prior_movie_factors", "prior_rating_factors")
             )
-        if self._rater_factors:
+        if self._movie_side:
             self._user_factors, self._prior_rater_factors, self._prior_rater_rating_factors = factor_tables(
                 f.USER_ID_XF, ("user_factors", "prior_rater_factors", "prior_rater_rating_factors")
             )
@@ -129,7 +129,7 @@ class RankingModel(tfrs.models.Model):
         names = {*self._embeddings, f.MOVIE_GENRES_XF, *self._dense, f.USER_ID_XF, f.MOVIE_ID_XF}
         if self._history_factors:
             names |= {f.USER_PRIOR_MOVIES_XF, f.USER_PRIOR_DEVIATIONS_XF}
-        if self._rater_factors:
+        if self._movie_side:
             names |= {f.MOVIE_PRIOR_RATERS_XF, f.MOVIE_PRIOR_DEVIATIONS_XF}
         return tuple(sorted(names))
 
@@ -155,7 +155,7 @@ class RankingModel(tfrs.models.Model):
                 self._prior_rating_factors,
             )  # fmt: skip
             output += tf.reduce_sum(self._movie_factors(movie) * user_vector, axis=1, keepdims=True)
-        if self._rater_factors:  # the movie as its earlier raters, matched with the user's factors
+        if self._movie_side:  # the movie as its earlier raters, matched with the user's factors
             movie_vector = _asymmetric(
                 inputs[f.MOVIE_PRIOR_RATERS_XF], inputs[f.MOVIE_PRIOR_DEVIATIONS_XF], self._prior_rater_factors,
                 self._prior_rater_rating_factors,
