@@ -60,7 +60,7 @@ def test_hidden_ratings_get_a_history_but_feed_none():
     assert alone["b"].count == 0 and alone["b"].seconds_since_last == -1
     movie = [Rating("x", "m", 4.0, 1), Rating("y", "m", 2.0, 2), Rating("z", "m", 5.0, 3)]
     by_user = {r.user_id: h for r, h in history.movie_histories(movie, {movie[1].key})}
-    assert by_user["z"] == MovieHistory(1, 4.0)
+    assert by_user["z"] == MovieHistory(1, 4.0, ("x",), (4.0,))  # y is hidden: neither counted nor listed
 
 
 def test_only_random_protocols_hide_test_and_unknown_ones_are_refused():
