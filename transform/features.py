@@ -52,7 +52,9 @@ MAX_PRIOR_MOVIES = 50  # longer lists (serving requests) keep their latest MAX_P
 MOVIE_PRIOR_RATERS = "movie_prior_raters"
 MOVIE_PRIOR_RATER_RATINGS = "movie_prior_rater_ratings"
 MAX_PRIOR_RATERS = 50
-HISTORY_LIST_FEATURES = (USER_PRIOR_MOVIES, USER_PRIOR_MOVIE_RATINGS, MOVIE_PRIOR_RATERS, MOVIE_PRIOR_RATER_RATINGS)
+# The lists of earlier ratings as (ids, ratings given) pairs: the user's movies, the movie's raters.
+HISTORY_LISTS = ((USER_PRIOR_MOVIES, USER_PRIOR_MOVIE_RATINGS), (MOVIE_PRIOR_RATERS, MOVIE_PRIOR_RATER_RATINGS))
+HISTORY_LIST_FEATURES = tuple(name for pair in HISTORY_LISTS for name in pair)
 RECENT_RATINGS = 5  # how many of the user's latest earlier ratings make up "recent"
 HISTORY_INT_FEATURES = (
     USER_PRIOR_COUNT,

@@ -195,11 +195,10 @@ def preprocessing_fn(inputs: dict[str, tf.Tensor | tf.SparseTensor]) -> dict[str
         **time_features(timestamp),
         **history,
     }
-    user_side = (f.USER_PRIOR_MOVIES, f.USER_PRIOR_MOVIE_RATINGS)
+    user_side, movie_side = f.HISTORY_LISTS
     outputs[f.USER_PRIOR_MOVIES_XF], outputs[f.USER_PRIOR_DEVIATIONS_XF] = prior_list(
         *(inputs[name] for name in user_side), movie_vocab, user_mean, user_side, f.MAX_PRIOR_MOVIES
     )
-    movie_side = (f.MOVIE_PRIOR_RATERS, f.MOVIE_PRIOR_RATER_RATINGS)
     outputs[f.MOVIE_PRIOR_RATERS_XF], outputs[f.MOVIE_PRIOR_DEVIATIONS_XF] = prior_list(
         *(inputs[name] for name in movie_side), user_vocab, movie_mean, movie_side, f.MAX_PRIOR_RATERS
     )

@@ -22,8 +22,6 @@ _RAW_DTYPES = {
     **{name: tf.int64 for name in f.INT_FEATURES},
     **{name: tf.float32 for name in f.FLOAT_FEATURES if name != f.LABEL_KEY},
 }
-# predict_raw's lists of earlier ratings: (ids, the ratings given), padded with "" ids in a batch.
-_ID_LISTS = ((f.USER_PRIOR_MOVIES, f.USER_PRIOR_MOVIE_RATINGS), (f.MOVIE_PRIOR_RATERS, f.MOVIE_PRIOR_RATER_RATINGS))
 
 
 def _vector(raw: dict, name: str, dtype=tf.float32) -> tf.Tensor:
@@ -42,13 +40,18 @@ def _check(condition: tf.Tensor, message: str) -> tf.Operation:
 def coherence_checks(raw: dict, rating_range: tuple[float, float] = (f.RATING_MIN, f.RATING_MAX)) -> list[tf.Operation]:
     """Assertions that a request's history features agree with each other, as ExampleGen writes them.
 
-    `raw` holds the parsed raw features (scalars [batch] or [batch, 1]; the two lists as SparseTensors).
+    `raw` holds the parsed raw features (scalars [batch] or [batch, 1]; the lists as SparseTensors).
     Each failing check names the features that disagree (README, "Serving contract").
     """
     count = _vector(raw, f.USER_PRIOR_COUNT)
-    # Both lists are [batch, None] SparseTensors (dense_shape[0] is the batch): one ragged row per request.
+    movie, movie_sum = _vector(raw, f.MOVIE_PRIOR_COUNT), _vector(raw, f.MOVIE_PRIOR_RATING_SUM)
+    user_lengths, user_range, user_listed = _list_checks(
+        raw, f.HISTORY_LISTS[0], f.USER_PRIOR_COUNT, f.MAX_PRIOR_MOVIES, "movies of the user", rating_range
+    )
+    rater_checks = _list_checks(
+        raw, f.HISTORY_LISTS[1], f.MOVIE_PRIOR_COUNT, f.MAX_PRIOR_RATERS, "raters of the movie", rating_range
+    )
     ratings = tf.RaggedTensor.from_sparse(raw[f.USER_PRIOR_MOVIE_RATINGS])
-    listed = tf.cast(tf.RaggedTensor.from_sparse(raw[f.USER_PRIOR_MOVIES]).row_lengths(), tf.float32)
     window = tf.cast(ratings.row_lengths(), tf.float32)
     recent, recent_sum = _vector(raw, f.USER_RECENT_COUNT), _vector(raw, f.USER_RECENT_RATING_SUM)
     total, squares = _vector(raw, f.USER_PRIOR_RATING_SUM), _vector(raw, f.USER_PRIOR_RATING_SQ_SUM)
@@ -60,22 +63,13 @@ def coherence_checks(raw: dict, rating_range: tuple[float, float] = (f.RATING_MI
     genre, genre_sum = _vector(raw, f.USER_PRIOR_GENRE_COUNT), _vector(raw, f.USER_PRIOR_GENRE_RATING_SUM)
     offsets = _vector(raw, f.USER_PRIOR_OFFSET_COUNT)
     since = _vector(raw, f.USER_SECONDS_SINCE_LAST)
-    movie, movie_sum = _vector(raw, f.MOVIE_PRIOR_COUNT), _vector(raw, f.MOVIE_PRIOR_RATING_SUM)
     rater_ratings = tf.RaggedTensor.from_sparse(raw[f.MOVIE_PRIOR_RATER_RATINGS])
-    raters = tf.cast(tf.RaggedTensor.from_sparse(raw[f.MOVIE_PRIOR_RATERS]).row_lengths(), tf.float32)
-    rater_window = tf.cast(rater_ratings.row_lengths(), tf.float32)
-    (low, high), most = rating_range, float(f.MAX_PRIOR_MOVIES)
+    low, high = rating_range
     recent_window = float(f.RECENT_RATINGS)
     whole_list = tf.equal(window, count)  # the list holds every earlier rating: its sums are the user's
     return [
-        _check(
-            tf.equal(listed, window),
-            f"{f.USER_PRIOR_MOVIES} and {f.USER_PRIOR_MOVIE_RATINGS} differ in length",
-        ),
-        _check(
-            (ratings.flat_values >= low) & (ratings.flat_values <= high),
-            f"{f.USER_PRIOR_MOVIE_RATINGS} must lie within {low:g}..{high:g}",
-        ),
+        user_lengths,
+        user_range,
         *[
             _check(value >= 0, f"{name} is a count (>= 0)")
             for name, value in (
@@ -86,11 +80,7 @@ def coherence_checks(raw: dict, rating_range: tuple[float, float] = (f.RATING_MI
                 (f.MOVIE_PRIOR_COUNT, movie),
             )  # fmt: skip
         ],
-        _check(
-            tf.equal(tf.minimum(listed, most), tf.minimum(count, most)),
-            f"{f.USER_PRIOR_MOVIES} must list the last min({f.USER_PRIOR_COUNT}, {f.MAX_PRIOR_MOVIES}) "
-            "earlier movies of the user",
-        ),
+        user_listed,
         _check(
             tf.equal(recent, tf.minimum(count, recent_window)),
             f"{f.USER_RECENT_COUNT} must be min({f.USER_PRIOR_COUNT}, {f.RECENT_RATINGS})",
@@ -126,24 +116,39 @@ def coherence_checks(raw: dict, rating_range: tuple[float, float] = (f.RATING_MI
         _check(
             (movie_sum >= low * movie - 1e-2)
             & (movie_sum <= high * movie + 1e-2)
-            & (~tf.equal(rater_window, movie) | _close(movie_sum, tf.reduce_sum(rater_ratings, axis=1))),
+            & (
+                ~tf.equal(tf.cast(rater_ratings.row_lengths(), tf.float32), movie)
+                | _close(movie_sum, tf.reduce_sum(rater_ratings, axis=1))
+            ),
             f"{f.MOVIE_PRIOR_RATING_SUM} must be the sum of the {f.MOVIE_PRIOR_COUNT} earlier ratings of the movie "
             f"(of {f.MOVIE_PRIOR_RATER_RATINGS} when it lists them all)",
         ),
-        _check(
-            tf.equal(raters, rater_window),
-            f"{f.MOVIE_PRIOR_RATERS} and {f.MOVIE_PRIOR_RATER_RATINGS} differ in length",
-        ),
-        _check(
-            (rater_ratings.flat_values >= low) & (rater_ratings.flat_values <= high),
-            f"{f.MOVIE_PRIOR_RATER_RATINGS} must lie within {low:g}..{high:g}",
-        ),
-        _check(
-            tf.equal(tf.minimum(raters, float(f.MAX_PRIOR_RATERS)), tf.minimum(movie, float(f.MAX_PRIOR_RATERS))),
-            f"{f.MOVIE_PRIOR_RATERS} must list the last min({f.MOVIE_PRIOR_COUNT}, {f.MAX_PRIOR_RATERS}) "
-            "earlier raters of the movie",
-        ),
+        *rater_checks,
     ]
+
+
+def _list_checks(
+    raw: dict, names: tuple[str, str], count_name: str, limit: int, what: str, rating_range: tuple[float, float]
+) -> tuple[tf.Operation, tf.Operation, tf.Operation]:
+    """What every list of earlier ratings (`names`: ids, ratings given; [batch, None] SparseTensors, one ragged row
+    per request) must satisfy: equal lengths, ratings in range, and the last min(count, limit) of them listed."""
+    ids, ratings_name = names
+    ratings = tf.RaggedTensor.from_sparse(raw[ratings_name])
+    listed = tf.cast(tf.RaggedTensor.from_sparse(raw[ids]).row_lengths(), tf.float32)
+    count, (low, high), most = _vector(raw, count_name), rating_range, float(limit)
+    return (
+        _check(
+            tf.equal(listed, tf.cast(ratings.row_lengths(), tf.float32)), f"{ids} and {ratings_name} differ in length"
+        ),
+        _check(
+            (ratings.flat_values >= low) & (ratings.flat_values <= high),
+            f"{ratings_name} must lie within {low:g}..{high:g}",
+        ),
+        _check(
+            tf.equal(tf.minimum(listed, most), tf.minimum(count, most)),
+            f"{ids} must list the last min({count_name}, {limit}) earlier {what}",
+        ),
+    )
 
 
 def _predict(model: tf.keras.Model, transformed: dict[str, tf.Tensor], rating_range) -> dict[str, tf.Tensor]:
@@ -198,13 +203,13 @@ def make_signatures(model: tf.keras.Model, tft_output: tft.TFTransformOutput) ->
                 tf.reduce_all(tf.equal(tf.shape(inputs[values]), tf.shape(inputs[ids]))),
                 [f"{f.RAW_SIGNATURE}: {values} must have the shape of {ids}"],
             )
-            for ids, values in _ID_LISTS
+            for ids, values in f.HISTORY_LISTS
         ]
         with tf.control_dependencies(checks):
             inputs = {name: tf.identity(value) for name, value in inputs.items()}
         raw = {name: tf.reshape(inputs[name], [-1, 1]) for name in raw_dtypes}
         raw[f.MOVIE_GENRES] = tf.sparse.from_dense(inputs[f.MOVIE_GENRES])  # drops "" padding
-        for ids, values in _ID_LISTS:  # a rating next to a "" id is padding too
+        for ids, values in f.HISTORY_LISTS:  # a rating next to a "" id is padding too
             listed = tf.sparse.from_dense(inputs[ids])
             raw[ids] = listed
             raw[values] = tf.SparseTensor(

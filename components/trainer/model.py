@@ -50,6 +50,17 @@ def _asymmetric(ids: tf.Tensor, deviations: tf.Tensor, factors, rating_factors) 
     return summed / tf.sqrt(tf.reduce_sum(mask, 1) + 1.0)
 
 
+def _match(query: tf.Tensor, inputs: dict[str, tf.Tensor], lists: tuple[str, str], tables) -> tf.Tensor:
+    """[batch, 1]: `query` factors · the asymmetric vector of the padded list `lists` (ids, deviations)."""
+    ids, deviations = lists
+    return tf.reduce_sum(query * _asymmetric(inputs[ids], inputs[deviations], *tables), axis=1, keepdims=True)
+
+
+# The transformed lists of the two asymmetric terms: (ids, deviations).
+_USER_SIDE = (f.USER_PRIOR_MOVIES_XF, f.USER_PRIOR_DEVIATIONS_XF)
+_MOVIE_SIDE = (f.MOVIE_PRIOR_RATERS_XF, f.MOVIE_PRIOR_DEVIATIONS_XF)
+
+
 class RankingModel(tfrs.models.Model):
     """Predicts a rating from transformed features.
 
@@ -128,9 +139,9 @@ class RankingModel(tfrs.models.Model):
         """The transformed features `call` reads (what an explanation attributes the prediction to)."""
         names = {*self._embeddings, f.MOVIE_GENRES_XF, *self._dense, f.USER_ID_XF, f.MOVIE_ID_XF}
         if self._history_factors:
-            names |= {f.USER_PRIOR_MOVIES_XF, f.USER_PRIOR_DEVIATIONS_XF}
+            names |= set(_USER_SIDE)
         if self._movie_side:
-            names |= {f.MOVIE_PRIOR_RATERS_XF, f.MOVIE_PRIOR_DEVIATIONS_XF}
+            names |= set(_MOVIE_SIDE)
         return tuple(sorted(names))
 
     def call(self, inputs: dict[str, tf.Tensor]) -> tf.Tensor:
@@ -150,17 +161,11 @@ class RankingModel(tfrs.models.Model):
         if self._id_embeddings:
             output += self._user_bias(user) + self._movie_bias(movie)
         if self._history_factors:  # the user as their earlier movies, matched with the movie's factors
-            user_vector = _asymmetric(
-                inputs[f.USER_PRIOR_MOVIES_XF], inputs[f.USER_PRIOR_DEVIATIONS_XF], self._prior_factors,
-                self._prior_rating_factors,
-            )  # fmt: skip
-            output += tf.reduce_sum(self._movie_factors(movie) * user_vector, axis=1, keepdims=True)
+            tables = (self._prior_factors, self._prior_rating_factors)
+            output += _match(self._movie_factors(movie), inputs, _USER_SIDE, tables)
         if self._movie_side:  # the movie as its earlier raters, matched with the user's factors
-            movie_vector = _asymmetric(
-                inputs[f.MOVIE_PRIOR_RATERS_XF], inputs[f.MOVIE_PRIOR_DEVIATIONS_XF], self._prior_rater_factors,
-                self._prior_rater_rating_factors,
-            )  # fmt: skip
-            output += tf.reduce_sum(self._user_factors(user) * movie_vector, axis=1, keepdims=True)
+            tables = (self._prior_rater_factors, self._prior_rater_rating_factors)
+            output += _match(self._user_factors(user), inputs, _MOVIE_SIDE, tables)
         return output
 
     def compute_loss(self, inputs, training: bool = False) -> tf.Tensor:
