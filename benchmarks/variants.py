@@ -1,7 +1,7 @@
 """Variants of the ranking model, each a row: eval and test RMSE, and what it costs.
 
     python benchmarks/variants.py --pipeline-root artifacts/benchmark/ours/time/pipeline \
-        [--variants base,dcn,average,ensemble,warm] [--seeds 43,44,45]
+        [--variants base,dcn,average,ensemble,warm] [--seeds 43,44,45] [--hp history_factors=32,factor_l2=3e-5 ...]
 
 It trains the ranking model the way the Trainer does (components/trainer: same data functions, model,
 TrainerConfig defaults, early stopping on eval RMSE with the best weights restored) on the examples a
@@ -19,6 +19,8 @@ Variants:
   with `--members N` (N > 3) also of N ("ensembleN").
 - warm: starts from another seed's base weights (the "last blessed model" on the same data) and trains on;
   reports epochs and seconds to reach the base model's best eval RMSE, warm vs from scratch.
+- each `--hp NAME=VALUE[,NAME=VALUE]`: base with those hyperparameters changed (a row named after them; layer
+  sizes as 64x32). Ensemble and warm rows use the run's own hyperparameters.
 """
 
 from __future__ import annotations
@@ -133,7 +135,32 @@ def train(run: Run, config: TrainerConfig, hp: Hyperparameters, seed: int, init=
     return model, snapshots, int(np.argmin(scores)) + 1, min(scores)
 
 
-def measure(run: Run, config: TrainerConfig, seed: int, variants: tuple[str, ...], members: int = 3) -> list[dict]:
+def overrides(text: str, hp: Hyperparameters) -> dict:
+    """'history_factors=32,layer_sizes=64x32' → Hyperparameters fields typed like `hp`'s (SystemExit if unknown)."""
+    names = [field.name for field in dataclasses.fields(Hyperparameters)]
+    parsed = {}
+    for item in text.split(","):
+        name, _, value = item.partition("=")
+        if name not in names or not value:
+            raise SystemExit(f"Error: --hp {item!r}: expected NAME=VALUE with NAME one of {', '.join(names)}")
+        kind = type(getattr(hp, name))
+        if kind is tuple:
+            parsed[name] = tuple(int(units) for units in value.split("x"))
+        elif kind is bool:
+            parsed[name] = value.lower() in ("1", "true", "yes")
+        else:
+            parsed[name] = kind(float(value))
+    return parsed
+
+
+def measure(
+    run: Run,
+    config: TrainerConfig,
+    seed: int,
+    variants: tuple[str, ...],
+    members: int = 3,
+    changes: tuple[str, ...] = (),
+) -> list[dict]:
     rating_range = data.rating_range(run.tft_output)
     rows = []
 
@@ -156,6 +183,10 @@ def measure(run: Run, config: TrainerConfig, seed: int, variants: tuple[str, ...
     base_pred = {split: predict(base, run.raw[split]) for split in run.raw}
     if "base" in variants:
         row("base", base_pred, base_s, epochs=best_epoch, hp=run.hp.to_dict())
+    for change in changes:
+        started = time.monotonic()
+        model, _, epoch, _ = train(run, config, dataclasses.replace(run.hp, **overrides(change, run.hp)), seed)
+        row(change, {s: predict(model, run.raw[s]) for s in run.raw}, time.monotonic() - started, epochs=epoch)
     if "average" in variants:
         first = max(0, best_epoch - 3)
         averaged = [np.mean(layer, axis=0) for layer in zip(*base_snaps.weights[first:best_epoch], strict=True)]
@@ -203,23 +234,28 @@ def main() -> None:
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--seeds", default="43,44,45")
     parser.add_argument("--members", type=int, default=3, help="ensemble size (3 is also reported)")
+    parser.add_argument("--hp", action="append", default=[], help="NAME=VALUE[,NAME=VALUE]: a base row with these")
     parser.add_argument("--output", type=Path, help="write the rows as JSON here too")
     args = parser.parse_args()
-    variants = tuple(args.variants.split(","))
+    variants = tuple(v for v in args.variants.split(",") if v)
+    for change in args.hp:
+        overrides(change, hyperparameters(TrainerConfig(), None))  # a wrong name fails before any training
     unknown = set(variants) - set(VARIANTS)
     if unknown:
         parser.error(f"unknown variants {sorted(unknown)}; expected some of {', '.join(VARIANTS)}")
     rows = []
     for index, seed in enumerate(int(s) for s in args.seeds.split(",")):
         config = TrainerConfig(seed=seed)
-        rows += measure(load(args.pipeline_root, index, config), config, seed, variants, args.members)
+        run = load(args.pipeline_root, index, config)
+        rows += measure(run, config, seed, variants, args.members, tuple(args.hp))
     if args.output:
         args.output.write_text(json.dumps(rows, indent=1))
-    print(f"\n{'variant':<10} {'eval RMSE':>16} {'test RMSE':>16} {'train s':>9}")
+    width = max([10] + [len(r["variant"]) for r in rows])
+    print(f"\n{'variant':<{width}} {'eval RMSE':>16} {'test RMSE':>16} {'train s':>9}")
     for variant in dict.fromkeys(r["variant"] for r in rows):
         chosen = [r for r in rows if r["variant"] == variant]
         ev, te, sec = (np.array([r[k] for r in chosen]) for k in ("eval", "test", "train_s"))
-        print(f"{variant:<10} {ev.mean():.4f} ± {ev.std():.4f} {te.mean():.4f} ± {te.std():.4f} {sec.mean():9.1f}")
+        print(f"{variant:<{width}} {ev.mean():.4f} ± {ev.std():.4f} {te.mean():.4f} ± {te.std():.4f} {sec.mean():9.1f}")
 
 
 if __name__ == "__main__":
