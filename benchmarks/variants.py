@@ -20,7 +20,7 @@ Variants:
 - warm: starts from another seed's base weights (the "last blessed model" on the same data) and trains on;
   reports epochs and seconds to reach the base model's best eval RMSE, warm vs from scratch.
 - each `--hp NAME=VALUE[,NAME=VALUE]`: base with those hyperparameters changed (a row named after them; layer
-  sizes as 64x32). Ensemble and warm rows use the run's own hyperparameters.
+  sizes as 64x32). Ensemble and warm rows use the run's own hyperparameters, or `--set`'s changes of them.
 """
 
 from __future__ import annotations
@@ -234,11 +234,12 @@ def main() -> None:
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--seeds", default="43,44,45")
     parser.add_argument("--members", type=int, default=3, help="ensemble size (3 is also reported)")
+    parser.add_argument("--set", help="NAME=VALUE[,NAME=VALUE]: change the run's hyperparameters for every row")
     parser.add_argument("--hp", action="append", default=[], help="NAME=VALUE[,NAME=VALUE]: a base row with these")
     parser.add_argument("--output", type=Path, help="write the rows as JSON here too")
     args = parser.parse_args()
     variants = tuple(v for v in args.variants.split(",") if v)
-    for change in args.hp:
+    for change in args.hp + ([args.set] if args.set else []):
         overrides(change, hyperparameters(TrainerConfig(), None))  # a wrong name fails before any training
     unknown = set(variants) - set(VARIANTS)
     if unknown:
@@ -247,6 +248,8 @@ def main() -> None:
     for index, seed in enumerate(int(s) for s in args.seeds.split(",")):
         config = TrainerConfig(seed=seed)
         run = load(args.pipeline_root, index, config)
+        if args.set:
+            run.hp = dataclasses.replace(run.hp, **overrides(args.set, run.hp))
         rows += measure(run, config, seed, variants, args.members, tuple(args.hp))
     if args.output:
         args.output.write_text(json.dumps(rows, indent=1))
