@@ -10,26 +10,15 @@ from __future__ import annotations
 import contextlib
 import datetime
 import json
-import math
 import os
 from typing import Any
 
 import ml_metadata as mlmd
 from ml_metadata.proto import metadata_store_pb2
 
-from pipeline import decision_view, metadata, ranking_view
+from pipeline import decision_view, evaluation_view, metadata, ranking_view
 from pipeline import pipeline as dag
 from pipeline.config import DEFAULT_PIPELINE_NAME
-
-OVERALL = "Overall"
-# Reported metric names (TFMA keys) → short labels, in display order.
-METRIC_LABELS = {
-    "example_count": "examples",
-    "root_mean_squared_error": "RMSE",
-    "mean_absolute_error": "MAE",
-    "mean_label": "mean rating",
-    "mean_prediction": "mean prediction",
-}
 
 
 class InspectionError(RuntimeError):
@@ -63,16 +52,6 @@ def _status(executions: list[metadata.ComponentExecution]) -> str:
     if states & {"NEW", "RUNNING", "UNKNOWN"}:
         return "INCOMPLETE"  # Still running, or killed.
     return "COMPLETE"
-
-
-def _json_file(uri: str, name: str) -> Any:
-    import tensorflow as tf
-
-    path = os.path.join(uri, name)
-    if not tf.io.gfile.exists(path):
-        return None
-    with tf.io.gfile.GFile(path) as handle:
-        return json.load(handle)
 
 
 def list_runs(store: mlmd.MetadataStore, pipeline_name: str) -> list[dict]:
@@ -147,90 +126,6 @@ def accepted_anomalies(validated_schema: metadata_store_pb2.Artifact | None) -> 
     return json.loads(validated_schema.custom_properties[gates.ACCEPTED_PROPERTY].string_value)
 
 
-def _slice_name(slice_key: tuple) -> tuple[str, str | None, str | None]:
-    if not slice_key:
-        return OVERALL, None, None
-    feature, value = slice_key[0]
-    value = value.decode() if isinstance(value, bytes) else str(value)
-    return f"{feature}={value}", feature, value
-
-
-def candidate_model_name(evaluation_uri: str) -> str | None:
-    """The candidate's model name in a TFMA output: with a baseline, TFMA keys metrics and plots by model
-    (`candidate`, `baseline`), and reading them with no name finds neither (and warns for every slice)."""
-    run = _json_file(evaluation_uri, "eval_config.json") or {}  # TFMA's record of the evaluation (EvalRun)
-    specs = run.get("evalConfig", {}).get("modelSpecs", [])
-    if len(specs) < 2:
-        return None
-    return next(spec.get("name") for spec in specs if not spec.get("isBaseline"))
-
-
-def _eval_result(evaluation_uri: str):
-    import tensorflow_model_analysis as tfma
-
-    return tfma.load_eval_result(evaluation_uri, model_name=candidate_model_name(evaluation_uri))
-
-
-def evaluation(evaluation_uri: str) -> list[dict]:
-    """TFMA metrics per slice (overall first) of the candidate model, from the Evaluator's output."""
-    result = _eval_result(evaluation_uri)
-    slices = []
-    for slice_key, by_output in result.slicing_metrics:
-        values = {}
-        for by_class in by_output.values():
-            for metrics in by_class.values():
-                for name, metric in metrics.items():
-                    if name in METRIC_LABELS and "doubleValue" in metric:
-                        number = float(metric["doubleValue"])
-                        values[name] = int(number) if name == "example_count" else number
-        name, feature, value = _slice_name(slice_key)
-        slices.append({"slice": name, "feature": feature, "value": value, "metrics": values})
-    return sorted(slices, key=lambda s: (s["feature"] is not None, s["feature"] or "", s["value"] or ""))
-
-
-def _number(value) -> float:
-    """TFMA writes plot numbers either bare or as {"value": x}; infinities as strings."""
-    return float(value.get("value", 0.0) if isinstance(value, dict) else value)
-
-
-def calibration(evaluation_uri: str) -> list[dict]:
-    """The overall calibration buckets with examples: prediction range, count, mean label and prediction.
-
-    The open-ended edge buckets (predictions of exactly 5.0 land in [5, inf)) get the inner width.
-    """
-    result = _eval_result(evaluation_uri)
-    for slice_key, by_output in result.plots:
-        if slice_key != () or not by_output:
-            continue
-        for by_class in by_output.values():
-            for plots in by_class.values():
-                histogram = next((p for p in plots.values() if isinstance(p, dict) and "buckets" in p), None)
-                if histogram is None:
-                    continue
-                buckets = [{k: _number(v) for k, v in bucket.items()} for bucket in histogram["buckets"]]
-                finite = [b for b in buckets if math.isfinite(b["lowerThresholdInclusive"])]
-                width = finite[0]["upperThresholdExclusive"] - finite[0]["lowerThresholdInclusive"] if finite else 1.0
-                rows = []
-                for bucket in buckets:
-                    count = bucket.get("numWeightedExamples", 0.0)
-                    if count <= 0:
-                        continue
-                    low, high = bucket["lowerThresholdInclusive"], bucket["upperThresholdExclusive"]
-                    low = low if math.isfinite(low) else high - width
-                    high = high if math.isfinite(high) else low + width
-                    rows.append(
-                        {
-                            "low": low,
-                            "high": high,
-                            "count": count,
-                            "mean_label": bucket["totalWeightedLabel"] / count,
-                            "mean_prediction": bucket["totalWeightedRefinedPrediction"] / count,
-                        }
-                    )
-                return rows
-    return []
-
-
 def _decision(executions: list[metadata.ComponentExecution], by_name: dict) -> dict | None:
     """The rating gate (decision_view.read) from the Evaluator's blessing and config and the RankingEvaluator's
     comparison file and baseline input."""
@@ -243,7 +138,7 @@ def _decision(executions: list[metadata.ComponentExecution], by_name: dict) -> d
     comparison = None
     if evaluation is not None:
         with reading("rating comparison (RankingEvaluator)", evaluation.uri):
-            comparison = _json_file(evaluation.uri, ranking_view.COMPARISON_FILE)
+            comparison = metadata.artifact_json(evaluation.uri, ranking_view.COMPARISON_FILE)
     baseline = (ranking_evaluator.inputs.get("baseline_model") if ranking_evaluator else None) or []
     if not baseline:  # runs from before the paired comparison: TFMA compared the models
         baseline = evaluator.inputs.get("baseline_model") or []
@@ -327,11 +222,11 @@ def inspect_run(metadata_file: str, pipeline_name: str = DEFAULT_PIPELINE_NAME, 
 
     evaluation_artifact = output(dag.EVALUATOR, "evaluation")
     with reading("evaluation (Evaluator)", evaluation_artifact.uri if evaluation_artifact else ""):
-        report["evaluation"] = evaluation(evaluation_artifact.uri) if evaluation_artifact else []
+        report["evaluation"] = evaluation_view.evaluation(evaluation_artifact.uri) if evaluation_artifact else []
     report["decision"] = _decision(executions, by_name)
     ranking = output(dag.RANKING_EVALUATOR, "evaluation")
     with reading("ranking evaluation (RankingEvaluator)", ranking.uri if ranking else ""):
-        result = _json_file(ranking.uri, ranking_view.RESULT_FILE) if ranking else None
+        result = metadata.artifact_json(ranking.uri, ranking_view.RESULT_FILE) if ranking else None
         report["ranking"] = ranking_view.read(result, output(dag.RANKING_EVALUATOR, "blessing")) if result else None
     pushed = output(dag.PUSHER, "pushed_model")
     pusher = by_name.get(dag.PUSHER)
@@ -348,10 +243,10 @@ def inspect_run(metadata_file: str, pipeline_name: str = DEFAULT_PIPELINE_NAME, 
 
     model_run = output(dag.TRAINER, "model_run")
     with reading("training history (Trainer)", model_run.uri if model_run else ""):
-        history = _json_file(model_run.uri, "history.json") if model_run else None
+        history = metadata.artifact_json(model_run.uri, "history.json") if model_run else None
     tuner_results = output(dag.TUNER, "tuner_results")
     with reading("tuner results (Tuner)", tuner_results.uri if tuner_results else ""):
-        trials = _json_file(tuner_results.uri, "tuner_results.json") if tuner_results else None
+        trials = metadata.artifact_json(tuner_results.uri, "tuner_results.json") if tuner_results else None
     report["training"] = {
         "hyperparameters": history["hyperparameters"] if history else None,
         "history": history["history"] if history else None,
@@ -396,12 +291,12 @@ def render_text(report: dict) -> list[str]:
         lines += [f"    {a}" for a in report["accepted_anomalies"]]
     if report["evaluation"]:
         lines.append("  evaluation (test split):")
-        header = "".join(f"{label:>16}" for label in METRIC_LABELS.values())
+        header = "".join(f"{label:>16}" for label in evaluation_view.METRIC_LABELS.values())
         lines.append(f"    {'slice':<34}{header}")
         for s in report["evaluation"]:
             cells = "".join(
                 f"{s['metrics'][k]:>16,.0f}" if k == "example_count" else f"{s['metrics'][k]:>16.4f}"
-                for k in METRIC_LABELS
+                for k in evaluation_view.METRIC_LABELS
                 if k in s["metrics"]
             )
             lines.append(f"    {s['slice']:<34}{cells}")

@@ -25,7 +25,7 @@ from absl import logging as absl_logging
 from tfx import v1 as tfx
 
 from components.example_gen import layouts
-from pipeline import inspection, metadata
+from pipeline import evaluation_view, inspection, metadata
 from pipeline import pipeline as dag
 from pipeline.config import PipelineConfig
 
@@ -190,7 +190,7 @@ class RunSummary:
 def _overall_rmse(evaluation_uri: str) -> float | None:
     from components.evaluator.eval_config import GATE_METRIC
 
-    overall = next((s for s in inspection.evaluation(evaluation_uri) if s["feature"] is None), None)
+    overall = next((s for s in evaluation_view.evaluation(evaluation_uri) if s["feature"] is None), None)
     return overall["metrics"].get(GATE_METRIC) if overall else None
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
+from typing import Any
 
 import ml_metadata as mlmd
 from ml_metadata.proto import metadata_store_pb2
@@ -102,3 +104,14 @@ def run_executions(store: mlmd.MetadataStore, pipeline_name: str, run_id: str) -
         state = _STATES.Name(execution.last_known_state)
         result.append(ComponentExecution(component, state, seconds, outputs, inputs, execution))
     return result
+
+
+def artifact_json(uri: str, name: str) -> Any:
+    """The JSON file `name` inside an artifact's directory (local or remote), or None when there is none."""
+    import tensorflow as tf
+
+    path = os.path.join(uri, name)
+    if not tf.io.gfile.exists(path):
+        return None
+    with tf.io.gfile.GFile(path) as handle:
+        return json.load(handle)

@@ -15,7 +15,7 @@ import os
 from collections import Counter
 from typing import Any
 
-from pipeline import decision_view, inspection, ranking_view
+from pipeline import decision_view, evaluation_view, inspection, ranking_view
 from pipeline.monitoring import drift as monitoring_drift
 
 DRIFT_THRESHOLD = monitoring_drift.DRIFT_THRESHOLD  # L-infinity (strings) / Jensen-Shannon (numbers), train vs test
@@ -277,7 +277,7 @@ def render_html(data: dict) -> str:
 
     parts.append("<h2>Evaluation (test split)</h2>")
     slices = data["evaluation"]
-    labels = inspection.METRIC_LABELS
+    labels = evaluation_view.METRIC_LABELS
     parts.append(
         table(
             [{"slice": s["slice"], **{labels[k]: v for k, v in s["metrics"].items()}} for s in slices],
@@ -348,7 +348,7 @@ def collect(data: dict, splits: tuple[str, str, str]) -> dict:
     evaluation = artifacts.get(f"{dag.EVALUATOR}.evaluation")
     if evaluation:
         with inspection.reading("evaluation plots (Evaluator)", evaluation):
-            extras["calibration"] = inspection.calibration(evaluation)
+            extras["calibration"] = evaluation_view.calibration(evaluation)
     if data["training"]["tuner_trials"]:
         from components.tuner.tuner import OBJECTIVE
 

@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 
 from components.example_gen import layouts, synth
-from pipeline import inspection, metadata
+from pipeline import evaluation_view, metadata
 from pipeline.config import PipelineConfig
 from pipeline.local_runner import summarize
 from transform import features as f
@@ -98,7 +98,7 @@ def test_recommend_takes_half_star_ratings_and_knows_the_users(model):
 def test_the_evaluations_leave_out_the_demographic_slices(release_run):
     summary = release_run["summary"]
     evaluation = metadata.find_output(summary.executions, "Evaluator", "evaluation")
-    features = {s["feature"] for s in inspection.evaluation(evaluation.uri)}
+    features = {s["feature"] for s in evaluation_view.evaluation(evaluation.uri)}
     assert features == {None, f.USER_SEEN_XF}
     ranking = metadata.find_output(summary.executions, "RankingEvaluator", "evaluation")
     slices = json.loads(Path(ranking.uri, "ranking.json").read_text())["slices"]
