@@ -19,6 +19,11 @@ Variants:
   with `--members N` (N > 3) also of N ("ensembleN").
 - warm: starts from another seed's base weights (the "last blessed model" on the same data) and trains on;
   reports epochs and seconds to reach the base model's best eval RMSE, warm vs from scratch.
+- refit: early stopping finds the best epoch E on held-out data, then a fresh model (same seed) trains for E
+  epochs on that data too. So that the choice is read on eval, this variant holds out part of train as its
+  "eval" (`--holdout time`: train's last 25% by time; `random`: 13% at random): "refit-base" trains on the
+  rest with early stopping on the held-out part, "refit" retrains on all of train for its best epoch; both
+  are scored on the real eval and test splits.
 - each `--hp NAME=VALUE[,NAME=VALUE]`: base with those hyperparameters changed (a row named after them; layer
   sizes as 64x32). Ensemble and warm rows use the run's own hyperparameters, or `--set`'s changes of them.
 """
@@ -44,12 +49,12 @@ import tensorflow_transform as tft  # noqa: E402
 from tfx_bsl.public import tfxio  # noqa: E402
 
 from components.trainer import data  # noqa: E402
-from components.trainer.model import Hyperparameters, Vocabularies  # noqa: E402
+from components.trainer.model import Hyperparameters, Vocabularies, build_model  # noqa: E402
 from components.trainer.task import ENSEMBLE_SEED_STEP, hyperparameters, train_ranker  # noqa: E402
 from pipeline.config import TrainerConfig  # noqa: E402
 from transform import features as f  # noqa: E402
 
-VARIANTS = ("base", "dcn", "average", "ensemble", "warm")
+VARIANTS = ("base", "dcn", "average", "ensemble", "warm", "refit")
 
 
 @dataclasses.dataclass
@@ -135,6 +140,39 @@ def train(run: Run, config: TrainerConfig, hp: Hyperparameters, seed: int, init=
     return model, snapshots, int(np.argmin(scores)) + 1, min(scores)
 
 
+def _train_table(run: Run) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
+    """Every transformed train example in memory: (features, labels)."""
+    batches = list(run.train.unbatch().batch(8192))  # the shuffled order; the split below is by time or by hash
+    features = {name: tf.concat([b[0][name] for b in batches], 0) for name in batches[0][0]}
+    return features, tf.concat([b[1] for b in batches], 0)
+
+
+def _dataset(features, labels, mask, config: TrainerConfig, shuffle: bool) -> tf.data.Dataset:
+    picked = {name: tf.boolean_mask(value, mask) for name, value in features.items()}
+    dataset = tf.data.Dataset.from_tensor_slices((picked, tf.boolean_mask(labels, mask)))
+    if shuffle:
+        dataset = dataset.shuffle(100_000, seed=config.seed, reshuffle_each_iteration=True)
+    return dataset.batch(config.batch_size)
+
+
+def refit(run: Run, config: TrainerConfig, seed: int, by_time: bool) -> tuple[tf.keras.Model, tf.keras.Model, int]:
+    """(the model early-stopped on a held-out part of train, the model retrained on all of train, best epoch)."""
+    features, labels = _train_table(run)
+    timestamps = tf.reshape(tf.cast(features[f.TIMESTAMP], tf.float64), [-1]).numpy()
+    if by_time:
+        held = timestamps >= np.quantile(timestamps, 0.75)
+    else:
+        held = np.random.default_rng(seed).random(len(timestamps)) < 0.13
+    inner = _dataset(features, labels, ~held, config, True)
+    outer = _dataset(features, labels, held, config, False)
+    base, history = train_ranker(config, run.hp, run.vocab, inner, outer, seed)
+    epochs = int(np.argmin(history["val_root_mean_squared_error"])) + 1
+    tf.keras.utils.set_random_seed(seed)
+    model = build_model(run.hp, run.vocab)
+    model.fit(_dataset(features, labels, np.ones_like(held), config, True), epochs=epochs, verbose=0)
+    return base, model, epochs
+
+
 def overrides(text: str, hp: Hyperparameters) -> dict:
     """'history_factors=32,layer_sizes=64x32' → Hyperparameters fields typed like `hp`'s (SystemExit if unknown)."""
     names = [field.name for field in dataclasses.fields(Hyperparameters)]
@@ -160,6 +198,7 @@ def measure(
     variants: tuple[str, ...],
     members: int = 3,
     changes: tuple[str, ...] = (),
+    by_time: bool = True,
 ) -> list[dict]:
     rating_range = data.rating_range(run.tft_output)
     rows = []
@@ -208,6 +247,12 @@ def measure(
         for size in sorted({min(3, members), members}):  # the 3-member figure comes free with a larger ensemble
             mean = {s: np.mean([m[s] for m in predictions[:size]], axis=0) for s in run.raw}
             row("ensemble" if size == 3 else f"ensemble{size}", mean, seconds * size / members, members=size)
+    if "refit" in variants:
+        started = time.monotonic()
+        inner, whole, epochs = refit(run, config, seed, by_time)
+        seconds = time.monotonic() - started
+        row("refit-base", {s: predict(inner, run.raw[s]) for s in run.raw}, seconds, epochs=epochs)
+        row("refit", {s: predict(whole, run.raw[s]) for s in run.raw}, seconds, epochs=epochs)
     if "warm" in variants:  # The last blessed model: another seed's base model on the same data.
         previous, *_ = train(run, config, run.hp, seed + 500)
         started = time.monotonic()
@@ -234,6 +279,7 @@ def main() -> None:
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--seeds", default="43,44,45")
     parser.add_argument("--members", type=int, default=3, help="ensemble size (3 is also reported)")
+    parser.add_argument("--holdout", choices=("time", "random"), default="time", help="refit's part of train held out")
     parser.add_argument("--set", help="NAME=VALUE[,NAME=VALUE]: change the run's hyperparameters for every row")
     parser.add_argument("--hp", action="append", default=[], help="NAME=VALUE[,NAME=VALUE]: a base row with these")
     parser.add_argument("--output", type=Path, help="write the rows as JSON here too")
@@ -250,7 +296,7 @@ def main() -> None:
         run = load(args.pipeline_root, index, config)
         if args.set:
             run.hp = dataclasses.replace(run.hp, **overrides(args.set, run.hp))
-        rows += measure(run, config, seed, variants, args.members, tuple(args.hp))
+        rows += measure(run, config, seed, variants, args.members, tuple(args.hp), args.holdout == "time")
     if args.output:
         args.output.write_text(json.dumps(rows, indent=1))
     width = max([10] + [len(r["variant"]) for r in rows])

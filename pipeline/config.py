@@ -38,6 +38,9 @@ class TrainerConfig:
     # Ranking models trained (seeds seed, seed+1000, ...) and averaged inside the exported model; 3 lowered
     # test RMSE by 0.006 on the time split at 3x the ranker's training (README "Variants").
     ensemble_size: int = 1
+    # After early stopping on eval finds the best epoch E, each ranking model is trained afresh (same seed) for E
+    # epochs on train and eval together: the exported model has seen the most recent ratings (docs/results.md).
+    refit: bool = True
     # The retrieval model and `recommend` (components/trainer/retrieval.py, recommend.py).
     retrieval_epochs: int = 8  # no early stopping (see retrieval_training.py)
     retrieval_batch_size: int = 1024

@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from components.trainer.model import EnsembleModel, Hyperparameters, Vocabularies, _asymmetric, build_model
-from components.trainer.task import hyperparameters, hyperparameters_from_values
+from components.trainer.task import best_epoch, hyperparameters, hyperparameters_from_values, refit_ranker, train_ranker
 from components.tuner.tuner import OBJECTIVE, DefaultsFirstOracle, search_space
 from pipeline.config import TrainerConfig
 from transform import features as f
@@ -138,6 +138,27 @@ def test_an_ensemble_predicts_its_members_mean():
     expected = (members[0](features).numpy() + members[1](features).numpy()) / 2
     np.testing.assert_allclose(ensemble(features).numpy(), expected, rtol=1e-6)
     assert ensemble.ranker_inputs == members[0].ranker_inputs
+
+
+def test_the_refit_model_trains_for_the_best_epoch_on_train_and_eval_and_so_knows_what_only_eval_shows():
+    """run_fn's refit: early stopping on eval picks the epoch; a fresh model then trains that long on both splits
+    (shuffled together). Here eval's ratings are two stars above train's: only a model that saw eval knows."""
+    train_features, train_labels = batch(512, seed=1)
+    val_features, val_labels = batch(512, seed=2)
+    val_labels += 2.0
+    config = TrainerConfig(epochs=4, batch_size=64, early_stopping_patience=1)
+    train = tf.data.Dataset.from_tensor_slices((train_features, train_labels)).shuffle(512, seed=0).batch(64)
+    val = tf.data.Dataset.from_tensor_slices((val_features, val_labels)).batch(64)
+    both = train.unbatch().concatenate(val.unbatch()).shuffle(1024, seed=0).batch(64)
+    stopped, history = train_ranker(config, HP, VOCAB, train, val, seed=7)
+    epochs = best_epoch(history)
+    assert history["val_root_mean_squared_error"][epochs - 1] == min(history["val_root_mean_squared_error"])
+    refit, refit_history = refit_ranker(HP, VOCAB, both, seed=7, epochs=epochs)
+    assert len(refit_history["loss"]) == epochs and "val_loss" not in refit_history
+    errors = {name: model(val_features).numpy().reshape(-1) - val_labels.numpy()
+              for name, model in (("stopped", stopped), ("refit", refit))}  # fmt: skip
+    assert errors["stopped"].mean() < -1.2 and errors["refit"].mean() > errors["stopped"].mean() + 0.3
+    assert np.sqrt(np.mean(errors["refit"] ** 2)) < np.sqrt(np.mean(errors["stopped"] ** 2)) - 0.2
 
 
 def test_hyperparameters_default_and_tuned():

@@ -98,11 +98,29 @@ def train_ranker(
     return model, history.history
 
 
+def refit_ranker(
+    hp: Hyperparameters, vocab: Vocabularies, train_and_eval: tf.data.Dataset, seed: int, epochs: int
+) -> tuple[tf.keras.Model, dict]:
+    """A fresh ranking model from `seed` trained for `epochs` on train and eval together (no early stopping:
+    `epochs` is the best epoch train_ranker found on eval); its history."""
+    tf.keras.utils.set_random_seed(seed)
+    with distribution_strategy().scope():
+        model = build_model(hp, vocab)
+    return model, model.fit(train_and_eval, epochs=epochs, verbose=0).history
+
+
+def best_epoch(history: dict) -> int:
+    """The epoch (1-based) with the lowest eval RMSE: the one early stopping restored."""
+    scores = history["val_root_mean_squared_error"]
+    return scores.index(min(scores)) + 1
+
+
 # Called by the TFX Trainer component.
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
     """Trains the ranking model(s) with early stopping on eval RMSE and exports them for serving.
 
     With `ensemble_size` N > 1, N models (seeds seed, seed+1000, ...) are averaged in the exported model.
+    With `refit`, each is then retrained for its best epoch on train and eval together (refit_ranker).
     """
     config = TrainerConfig.from_dict(fn_args.custom_config or {})
     tf.keras.utils.set_random_seed(config.seed)
@@ -110,9 +128,16 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     train, val = data.train_and_eval(fn_args, tft_output, config.batch_size, config.seed)
     hp = hyperparameters(config, fn_args.hyperparameters)
     vocab = data.vocabularies(tft_output, train)
-    members, histories = [], []
+    files = [*fn_args.train_files, *fn_args.eval_files]
+    both = data.make_dataset(files, fn_args.data_accessor, tft_output, config.batch_size, True, config.seed)
+    members, histories, refits = [], [], []
     for i in range(config.ensemble_size):
-        member, member_history = train_ranker(config, hp, vocab, train, val, config.seed + ENSEMBLE_SEED_STEP * i)
+        seed = config.seed + ENSEMBLE_SEED_STEP * i
+        member, member_history = train_ranker(config, hp, vocab, train, val, seed)
+        if config.refit:
+            epochs = best_epoch(member_history)
+            member, refit_history = refit_ranker(hp, vocab, both, seed, epochs)
+            refits.append({"epochs": epochs, "loss": refit_history["loss"]})
         members.append(member)
         histories.append(member_history)
     model = members[0] if len(members) == 1 else EnsembleModel(members)
@@ -124,6 +149,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
             "hyperparameters": hp.to_dict(),
             "history": histories[0],
             "ensemble_histories": histories[1:],
+            "refit": refits,  # per model: the epochs on train + eval and their training loss
             "retrieval_history": retrieval_history,
         }
         json.dump(record, out, indent=1)

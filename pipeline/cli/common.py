@@ -105,6 +105,12 @@ model_options = options(
         type=click.IntRange(min=1),
         help="Ranking models averaged in the exported model (each trained with its own seed).",
     ),
+    click.option(
+        "--refit/--no-refit",
+        default=True,
+        show_default=True,
+        help="Retrain each ranking model for its best epoch (found on eval) on train and eval together.",
+    ),
     click.option("--seed", default=42, show_default=True, type=int, help="Training seed (and random splits')."),
     click.option(
         "--split",
@@ -169,7 +175,7 @@ def build_config(**kwargs):
     """Builds the frozen PipelineConfig from CLI values; a bad value is a usage error, not a traceback."""
     from pipeline.config import PipelineConfig, TrainerConfig
 
-    names = ("epochs", "tuner_trials", "tuner_epochs", "retrieval_epochs", "ensemble_size", "seed")
+    names = ("epochs", "tuner_trials", "tuner_epochs", "retrieval_epochs", "ensemble_size", "refit", "seed")
     trainer = {key: kwargs.pop(key) for key in names}
     kwargs["enable_cache"] = not kwargs.pop("no_cache")
     try:
