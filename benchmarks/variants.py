@@ -12,7 +12,7 @@ through the Transform graph, predictions clipped to the rating range) on the eva
 Choices are read off eval; test is reported beside it.
 
 Variants:
-- base: the Trainer's model.
+- base: the Trainer's model as early stopping leaves it (before the refit the Trainer now does by default).
 - dcn: a DCN-v2 cross layer over the tower's input (Hyperparameters.cross_layers = 1).
 - average: base's weights averaged over its best epoch and the two before it (no extra training).
 - ensemble: the mean prediction of 3 base models (seeds s, s+1000, s+2000), as `--ensemble 3` trains them;
@@ -49,8 +49,14 @@ import tensorflow_transform as tft  # noqa: E402
 from tfx_bsl.public import tfxio  # noqa: E402
 
 from components.trainer import data  # noqa: E402
-from components.trainer.model import Hyperparameters, Vocabularies, build_model  # noqa: E402
-from components.trainer.task import ENSEMBLE_SEED_STEP, hyperparameters, train_ranker  # noqa: E402
+from components.trainer.model import Hyperparameters, Vocabularies  # noqa: E402
+from components.trainer.task import (  # noqa: E402
+    ENSEMBLE_SEED_STEP,
+    best_epoch,
+    hyperparameters,
+    refit_ranker,
+    train_ranker,
+)
 from pipeline.config import TrainerConfig  # noqa: E402
 from transform import features as f  # noqa: E402
 
@@ -137,7 +143,7 @@ def train(run: Run, config: TrainerConfig, hp: Hyperparameters, seed: int, init=
     snapshots = Snapshots(target)
     model, history = train_ranker(config, hp, run.vocab, run.train, run.val, seed, (snapshots,), init)
     scores = history["val_root_mean_squared_error"]
-    return model, snapshots, int(np.argmin(scores)) + 1, min(scores)
+    return model, snapshots, best_epoch(history), min(scores)
 
 
 def _train_table(run: Run) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
@@ -166,11 +172,9 @@ def refit(run: Run, config: TrainerConfig, seed: int, by_time: bool) -> tuple[tf
     inner = _dataset(features, labels, ~held, config, True)
     outer = _dataset(features, labels, held, config, False)
     base, history = train_ranker(config, run.hp, run.vocab, inner, outer, seed)
-    epochs = int(np.argmin(history["val_root_mean_squared_error"])) + 1
-    tf.keras.utils.set_random_seed(seed)
-    model = build_model(run.hp, run.vocab)
-    model.fit(_dataset(features, labels, np.ones_like(held), config, True), epochs=epochs, verbose=0)
-    return base, model, epochs
+    epochs = best_epoch(history)
+    whole = _dataset(features, labels, np.ones_like(held), config, True)
+    return base, refit_ranker(run.hp, run.vocab, whole, seed, epochs)[0], epochs
 
 
 def overrides(text: str, hp: Hyperparameters) -> dict:
