@@ -45,13 +45,15 @@ def coherence_checks(raw: dict, rating_range: tuple[float, float] = (f.RATING_MI
     """
     count = _vector(raw, f.USER_PRIOR_COUNT)
     movie, movie_sum = _vector(raw, f.MOVIE_PRIOR_COUNT), _vector(raw, f.MOVIE_PRIOR_RATING_SUM)
+    # Both lists of ratings given, as one ragged row per request.
+    ratings, rater_ratings = (tf.RaggedTensor.from_sparse(raw[values]) for _, values in f.HISTORY_LISTS)
     user_lengths, user_range, user_listed = _list_checks(
-        raw, f.HISTORY_LISTS[0], f.USER_PRIOR_COUNT, f.MAX_PRIOR_MOVIES, "movies of the user", rating_range
+        raw, f.HISTORY_LISTS[0], ratings, f.USER_PRIOR_COUNT, f.MAX_PRIOR_MOVIES, "movies of the user", rating_range
     )
     rater_checks = _list_checks(
-        raw, f.HISTORY_LISTS[1], f.MOVIE_PRIOR_COUNT, f.MAX_PRIOR_RATERS, "raters of the movie", rating_range
-    )
-    ratings = tf.RaggedTensor.from_sparse(raw[f.USER_PRIOR_MOVIE_RATINGS])
+        raw, f.HISTORY_LISTS[1], rater_ratings, f.MOVIE_PRIOR_COUNT, f.MAX_PRIOR_RATERS, "raters of the movie",
+        rating_range,
+    )  # fmt: skip
     window = tf.cast(ratings.row_lengths(), tf.float32)
     recent, recent_sum = _vector(raw, f.USER_RECENT_COUNT), _vector(raw, f.USER_RECENT_RATING_SUM)
     total, squares = _vector(raw, f.USER_PRIOR_RATING_SUM), _vector(raw, f.USER_PRIOR_RATING_SQ_SUM)
@@ -63,7 +65,6 @@ def coherence_checks(raw: dict, rating_range: tuple[float, float] = (f.RATING_MI
     genre, genre_sum = _vector(raw, f.USER_PRIOR_GENRE_COUNT), _vector(raw, f.USER_PRIOR_GENRE_RATING_SUM)
     offsets = _vector(raw, f.USER_PRIOR_OFFSET_COUNT)
     since = _vector(raw, f.USER_SECONDS_SINCE_LAST)
-    rater_ratings = tf.RaggedTensor.from_sparse(raw[f.MOVIE_PRIOR_RATER_RATINGS])
     low, high = rating_range
     recent_window = float(f.RECENT_RATINGS)
     whole_list = tf.equal(window, count)  # the list holds every earlier rating: its sums are the user's
@@ -128,12 +129,18 @@ def coherence_checks(raw: dict, rating_range: tuple[float, float] = (f.RATING_MI
 
 
 def _list_checks(
-    raw: dict, names: tuple[str, str], count_name: str, limit: int, what: str, rating_range: tuple[float, float]
+    raw: dict,
+    names: tuple[str, str],
+    ratings: tf.RaggedTensor,
+    count_name: str,
+    limit: int,
+    what: str,
+    rating_range: tuple[float, float],
 ) -> tuple[tf.Operation, tf.Operation, tf.Operation]:
-    """What every list of earlier ratings (`names`: ids, ratings given; [batch, None] SparseTensors, one ragged row
-    per request) must satisfy: equal lengths, ratings in range, and the last min(count, limit) of them listed."""
+    """What every list of earlier ratings (`names`: ids, ratings given; [batch, None] SparseTensors; `ratings`: the
+    second as one ragged row per request) must satisfy: equal lengths, ratings in range, the last min(count, limit)
+    of them listed."""
     ids, ratings_name = names
-    ratings = tf.RaggedTensor.from_sparse(raw[ratings_name])
     listed = tf.cast(tf.RaggedTensor.from_sparse(raw[ids]).row_lengths(), tf.float32)
     count, (low, high), most = _vector(raw, count_name), rating_range, float(limit)
     return (

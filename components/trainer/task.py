@@ -129,7 +129,11 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     hp = hyperparameters(config, fn_args.hyperparameters)
     vocab = data.vocabularies(tft_output, train)
     files = [*fn_args.train_files, *fn_args.eval_files]
-    both = data.make_dataset(files, fn_args.data_accessor, tft_output, config.batch_size, True, config.seed)
+    both = (
+        data.make_dataset(files, fn_args.data_accessor, tft_output, config.batch_size, True, config.seed)
+        if config.refit
+        else None
+    )
     members, histories, refits = [], [], []
     for i in range(config.ensemble_size):
         seed = config.seed + ENSEMBLE_SEED_STEP * i
