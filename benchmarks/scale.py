@@ -5,8 +5,10 @@
 
 Each size: `recommender data synth --ratings N` (MovieLens proportions: N/100 users, N/200 movies), then
 `recommender run --input-dir` under `/usr/bin/time -v` (peak RSS of the whole process tree's largest process,
-i.e. the in-process Beam DirectRunner's). Prints one row per size: each component's wall time (from the run's
-progress lines), the total, seconds per million ratings and the peak RSS; writes scale.json into the work dir.
+i.e. the in-process Beam DirectRunner's), and each component's peak memory: the resident memory of the run's whole
+process tree (Beam workers included), sampled every half second while the component runs. Prints one row per size:
+each component's wall time (from the run's progress lines), the total, seconds per million ratings and the peak RSS,
+then each component's peak memory; writes scale.json into the work dir.
 A size whose run fails (out of memory, killed) is a row saying so: the largest size that ran is the answer.
 """
 
@@ -18,12 +20,30 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+
+import psutil
 
 COMPONENTS = ("ExampleGen", "StatisticsGen", "Transform", "Tuner", "Trainer", "Evaluator", "RankingEvaluator")
 _FINISHED = re.compile(r"^\s+(\w+)\s+finished in ([\d.]+) s", re.MULTILINE)
 _PEAK = re.compile(r"Maximum resident set size \(kbytes\): (\d+)")
+_STARTED = re.compile(r"^\s+(\w+)\s+started$")
+
+
+def tree_rss(process: psutil.Process) -> int:
+    """Resident bytes of a process and all its descendants (0 once it is gone)."""
+    total = 0
+    try:
+        for member in (process, *process.children(recursive=True)):
+            try:
+                total += member.memory_info().rss
+            except psutil.NoSuchProcess:
+                continue
+    except psutil.NoSuchProcess:
+        return 0
+    return total
 
 
 def recommender(*args: str) -> list[str]:
@@ -31,14 +51,33 @@ def recommender(*args: str) -> list[str]:
 
 
 def run_once(data_dir: Path, root: Path, run_args: list[str], log: Path) -> dict:
-    """One DAG run under /usr/bin/time -v: component seconds, total, peak RSS (GB), exit status."""
+    """One DAG run under /usr/bin/time -v: component seconds, total, peak RSS (GB), each component's peak tree
+    memory (GB), exit status."""
     command = [
         "/usr/bin/time", "-v", *recommender("run", "--input-dir", str(data_dir), "--pipeline-root",
         str(root / "pipeline"), "--serving-dir", str(root / "serving"), "--no-cache", *run_args),
     ]  # fmt: skip
     started = time.monotonic()
+    current, peaks = ["(start)"], {}  # the component running now; each component's peak tree RSS in bytes
+
     with open(log, "w") as out:
-        status = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT).returncode
+        child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        process = psutil.Process(child.pid)
+
+        def sample() -> None:
+            while child.poll() is None:
+                peaks[current[0]] = max(peaks.get(current[0], 0), tree_rss(process))
+                time.sleep(0.5)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        for line in child.stdout:
+            out.write(line)
+            out.flush()
+            if match := _STARTED.match(line):
+                current[0] = match.group(1)
+        status = child.wait()
+        sampler.join()
     text = log.read_text()
     peak = _PEAK.search(text)
     return {
@@ -46,6 +85,7 @@ def run_once(data_dir: Path, root: Path, run_args: list[str], log: Path) -> dict
         "seconds": time.monotonic() - started,
         "components": {name: float(s) for name, s in _FINISHED.findall(text)},
         "peak_rss_gb": int(peak.group(1)) / 1024**2 if peak else None,
+        "component_peak_gb": {name: peak / 1024**3 for name, peak in peaks.items()},
     }
 
 
@@ -86,6 +126,12 @@ def main() -> None:
         peak = f"{row['peak_rss_gb']:.2f}" if row["peak_rss_gb"] else "?"
         status = "ok" if row["status"] == 0 else f"failed ({row['status']})"
         print(f"| {label} | " + " | ".join(cells) + f" | {row['seconds']:.0f} | {per_million} | {peak} | {status} |")
+    print("\nPeak memory of the run's process tree while each component ran, GB:")
+    print("| ratings | " + " | ".join(COMPONENTS) + " |")
+    print("|" + "---|" * (len(COMPONENTS) + 1))
+    for label, row in results.items():
+        peaks = row.get("component_peak_gb", {})
+        print(f"| {label} | " + " | ".join(f"{peaks[name]:.2f}" if name in peaks else "" for name in COMPONENTS) + " |")
 
 
 if __name__ == "__main__":

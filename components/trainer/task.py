@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 
 import keras_tuner
 import tensorflow as tf
@@ -123,6 +124,8 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     With `refit`, each is then retrained for its best epoch on train and eval together (refit_ranker).
     """
     config = TrainerConfig.from_dict(fn_args.custom_config or {})
+    seconds: dict[str, float] = {}  # wall time of each phase, in history.json
+    started = time.monotonic()
     tf.keras.utils.set_random_seed(config.seed)
     tft_output = tft.TFTransformOutput(fn_args.transform_graph_path)
     train, val = data.train_and_eval(fn_args, tft_output, config.batch_size, config.seed)
@@ -145,8 +148,11 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         members.append(member)
         histories.append(member_history)
     model = members[0] if len(members) == 1 else EnsembleModel(members)
+    seconds["ranker"], started = time.monotonic() - started, time.monotonic()
     recommender, retrieval_history = train_recommender(fn_args, tft_output, config, vocab, distribution_strategy())
+    seconds["recommender"], started = time.monotonic() - started, time.monotonic()
     export.export_serving_model(model, tft_output, fn_args.serving_model_dir, recommender)
+    seconds["export"] = time.monotonic() - started
     tf.io.gfile.makedirs(fn_args.model_run_dir)
     with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, HISTORY_FILE), "w") as out:
         record = {
@@ -155,5 +161,6 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
             "ensemble_histories": histories[1:],
             "refit": refits,  # per model: the epochs on train + eval and their training loss
             "retrieval_history": retrieval_history,
+            "seconds": seconds,  # ranker (with refits), recommender (snapshot + retrieval), export
         }
         json.dump(record, out, indent=1)
