@@ -17,8 +17,11 @@ import tensorflow as tf
 
 from components.ranking_evaluator import component as ranking
 from components.ranking_evaluator import metrics
+from components.trainer import task
+from components.trainer.retrieval import VALIDATION_METRIC
 from pipeline import metadata
 from pipeline import pipeline as dag
+from pipeline.config import TrainerConfig
 from transform import features as f
 
 pytestmark = pytest.mark.e2e
@@ -157,6 +160,16 @@ def test_the_ranking_metrics_in_ml_metadata_equal_a_recomputation_from_the_model
     assert [row["diversity"] for row in result["diversity_sweep"]] == list(ranking.DIVERSITY_SWEEP)
     assert {"user=seen", "user=unseen", "gender=F", "gender=M"} <= set(result["slices"])
     assert sum(result["slices"][s]["users"] for s in ("user=seen", "user=unseen")) == again["users"]
+
+
+def test_the_trainer_records_its_phases_and_scores_retrieval_on_eval_once(first_run):
+    executions = {e.component: e for e in first_run["summary"].executions}
+    history = json.loads(Path(executions[dag.TRAINER].output("model_run").uri, task.HISTORY_FILE).read_text())
+    assert set(history["seconds"]) == {"ranker", "recommender", "export"}
+    assert all(seconds > 0 for seconds in history["seconds"].values())
+    retrieval = history["retrieval_history"]
+    assert len(retrieval["loss"]) == TrainerConfig().retrieval_epochs > 1
+    assert len(retrieval[VALIDATION_METRIC]) == 1 and 0 < retrieval[VALIDATION_METRIC][0] <= 1  # after the last epoch
 
 
 def test_the_recommend_command(first_run, workspace, rated_in_training):
