@@ -8,7 +8,6 @@ runs on the DirectRunner and on Dataflow/Flink/Spark.
 
 from __future__ import annotations
 
-import array
 import json
 import os
 import time
@@ -21,39 +20,13 @@ from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils
 
 from components.example_gen import history, layouts, movielens, quarantine, readers, reading, splits
+from components.example_gen.packing import pack, pack_movie_history, unpack_movie_history
 
 # Keys of ReadMovieLens' output besides the split names (which cannot start with "!").
 REJECTED = "!rejected"
 LINE_COUNTS = "!lines"
 _ERRORS = "errors"
 EXAMPLES_FILE = "data_tfrecord"  # each split's files: data_tfrecord-SSSSS-of-NNNNN.gz, as TFX's own ExampleGen
-
-
-# Between Beam stages records travel as tuples of primitives, not dataclasses: Beam encodes an object it has no
-# coder for with pickle, and the in-memory runner keeps every grouped value decoded, so at a grouping each rating
-# cost several kB (a movie history as two tuples of 50 Python strings and floats). Measured on 300,000 generated
-# ratings: ExampleGen alone 104 s and 3.2 GB peak before, see docs/releases.md for after.
-def _pack(record) -> tuple:
-    """A record dataclass (movielens.RawLine, Rating, User, Movie) as the tuple of its fields; `Class(*t)` undoes it."""
-    return tuple(record.__dict__.values())
-
-
-def _pack_movie_history(movie_history: history.MovieHistory) -> tuple[int, float, str, bytes]:
-    """A MovieHistory as (count, rating sum, the raters' ids joined by commas, their ratings as float64 bytes)."""
-    raters = ",".join(movie_history.raters)  # ids are validated positive integers: no commas
-    return (
-        movie_history.count,
-        movie_history.rating_sum,
-        raters,
-        array.array("d", movie_history.rater_ratings).tobytes(),
-    )
-
-
-def _unpack_movie_history(packed: tuple[int, float, str, bytes]) -> history.MovieHistory:
-    count, rating_sum, raters, ratings = packed
-    return history.MovieHistory(
-        count, rating_sum, tuple(raters.split(",")) if raters else (), tuple(array.array("d", ratings))
-    )
 
 
 def make_custom_config(
@@ -149,7 +122,7 @@ class _Join(beam.DoFn):
                 f"unknown movie id {rating.movie_id} (not in {self._movies_file})", movielens.UNKNOWN_MOVIE
             )
         else:
-            yield _pack(rating)
+            yield pack(rating)
             return
         yield beam.pvalue.TaggedOutput(_ERRORS, movielens.reject(line, error))
 
@@ -159,7 +132,7 @@ def _stratified(item, seed: int):
     _, packed = item
     ratings = {rating.key: rating for rating in (movielens.Rating(*t) for t in packed)}
     indexed = movielens.stratified_indices(list(ratings.values()), splits.STRATIFIED_FRACTIONS, seed)
-    return [(index, _pack(rating)) for rating, index in indexed]
+    return [(index, pack(rating)) for rating, index in indexed]
 
 
 def _fold_test_key(line: movielens.RawLine) -> tuple[tuple[str, str, int], bool]:  # ml-100k only
@@ -188,14 +161,14 @@ class AddHistory(beam.PTransform):
         by_key = {rating.key: (index, rating) for index, rating in ((i, movielens.Rating(*t)) for i, t in assigned)}
         hidden = {key for key, (index, _) in by_key.items() if index in self._hidden}
         for rating, movie_history in history.movie_histories([rating for _, rating in by_key.values()], hidden):
-            yield rating.user_id, (by_key[rating.key][0], _pack(rating), _pack_movie_history(movie_history))
+            yield rating.user_id, (by_key[rating.key][0], pack(rating), pack_movie_history(movie_history))
 
     def _examples(self, item, users: dict, movies: dict):
         _, packed = item  # user id, [(index, packed rating, packed movie history)]
         events = [(index, movielens.Rating(*rating), movie_history) for index, rating, movie_history in packed]
         by_key = {event[1].key: event for event in events}
         hidden = {key for key, event in by_key.items() if event[0] in self._hidden}
-        movie_histories = {key: _unpack_movie_history(event[2]) for key, event in by_key.items()}
+        movie_histories = {key: unpack_movie_history(event[2]) for key, event in by_key.items()}
         user_events = [
             (rating, movies[rating.movie_id].genres, movie_histories[key]) for key, (_, rating, _) in by_key.items()
         ]
@@ -283,7 +256,7 @@ class ReadMovieLens(beam.PTransform):
         parsed = lines | f"Parse[{file}]" >> beam.ParDo(_Parse(parse)).with_outputs(_ERRORS, main="parsed")
         unique = (
             parsed.parsed
-            | f"Key[{file}]" >> beam.Map(lambda pair: (key(pair[1]), (_pack(pair[0]), _pack(pair[1]))))
+            | f"Key[{file}]" >> beam.Map(lambda pair: (key(pair[1]), (pack(pair[0]), pack(pair[1]))))
             | f"Group[{file}]" >> beam.GroupByKey()
             | f"First[{file}]" >> beam.ParDo(_KeepFirst(what, record_class)).with_outputs(_ERRORS, main="unique")
         )
@@ -401,7 +374,7 @@ class WriteExamples(beam.PTransform):
 
     The Reshuffle only balances work on a distributed runner, and the examples come out of a per-user grouping
     already spread over keys; on the in-memory DirectRunner it held every serialized example of the run in memory
-    at once (1.5 kB each: 15 GB at 10M ratings).
+    at once (1.3 kB each, kept decoded and encoded: some 26 GB at 10M ratings).
     """
 
     def __init__(self, split_uri: str):
