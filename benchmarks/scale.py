@@ -85,7 +85,7 @@ def run_once(data_dir: Path, root: Path, run_args: list[str], log: Path) -> dict
         "seconds": time.monotonic() - started,
         "components": {name: float(s) for name, s in _FINISHED.findall(text)},
         "peak_rss_gb": int(peak.group(1)) / 1024**2 if peak else None,
-        "component_peak_gb": {name: peak / 1024**3 for name, peak in peaks.items()},
+        "component_peak_gb": {name: size / 1024**3 for name, size in peaks.items()},
     }
 
 

@@ -20,7 +20,14 @@ from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils
 
 from components.example_gen import history, layouts, movielens, quarantine, readers, reading, splits
-from components.example_gen.packing import pack, pack_movie_history, unpack_movie_history
+from components.example_gen.packing import (
+    RATING_MOVIE,
+    RATING_TIME,
+    RATING_USER,
+    pack,
+    pack_movie_history,
+    unpack_movie_history,
+)
 
 # Keys of ReadMovieLens' output besides the split names (which cannot start with "!").
 REJECTED = "!rejected"
@@ -173,14 +180,16 @@ class AddHistory(beam.PTransform):
             (rating, movies[rating.movie_id].genres, movie_histories[key]) for key, (_, rating, _) in by_key.items()
         ]
         for rating, user_history in history.user_histories(user_events, hidden):
-            index, _, _ = by_key[rating.key]
             user, movie = users.get(rating.user_id), movies[rating.movie_id]  # no users: None (layouts.py)
-            yield index, history.to_example(rating, user, movie, user_history, movie_histories[rating.key])
+            yield (
+                by_key[rating.key][0],
+                history.to_example(rating, user, movie, user_history, movie_histories[rating.key]),
+            )
 
     def expand(self, assigned):
         return (
             assigned
-            | "ByMovie" >> beam.Map(lambda e: (e[1][1], e))  # packed Rating: (user id, movie id, rating, time)
+            | "ByMovie" >> beam.Map(lambda e: (e[1][RATING_MOVIE], e))
             | "GroupMovie" >> beam.GroupByKey()
             | "MovieHistory" >> beam.FlatMap(self._movie_histories)
             | "GroupUser" >> beam.GroupByKey()
@@ -222,7 +231,7 @@ class ReadMovieLens(beam.PTransform):
         if protocol == splits.STRATIFIED:
             return (
                 joined
-                | "ByUserForSplit" >> beam.Map(lambda t: (t[0], t))
+                | "ByUserForSplit" >> beam.Map(lambda t: (t[RATING_USER], t))
                 | "GroupUserForSplit" >> beam.GroupByKey()
                 | "Stratified" >> beam.FlatMap(_stratified, seed)
             )
@@ -233,12 +242,14 @@ class ReadMovieLens(beam.PTransform):
                 lambda t, keys: (movielens.fold_index(movielens.Rating(*t), keys, seed), t),
                 beam.pvalue.AsDict(test_keys),
             )
-        timestamps = joined | "Timestamps" >> beam.Map(lambda t: t[3])
+        timestamps = joined | "Timestamps" >> beam.Map(lambda t: t[RATING_TIME])
         low = timestamps | "Min" >> beam.CombineGlobally(min).without_defaults()
         high = timestamps | "Max" >> beam.CombineGlobally(max).without_defaults()
         t_min, t_max = beam.pvalue.AsSingleton(low, default_value=0), beam.pvalue.AsSingleton(high, default_value=0)
         split = self._split
-        return joined | "SplitByTime" >> beam.Map(lambda t, lo, hi: (split.index(t[3], lo, hi), t), t_min, t_max)
+        return joined | "SplitByTime" >> beam.Map(
+            lambda t, lo, hi: (split.index(t[RATING_TIME], lo, hi), t), t_min, t_max
+        )
 
     def _lines(self, pipeline, file: str):
         """The numbered lines of one raw file (without a CSV header), read in byte ranges spread over workers."""
