@@ -29,12 +29,13 @@ def make_signatures(model: tf.keras.Model, recommender: Recommender, tft_output:
     specs = {name: _spec(name, made[name]) for name in names}
 
     @tf.function(
+        autograph=False,
         input_signature=[
             tf.TensorSpec([None], tf.string, name=f.REQUEST_USER_ID),
             tf.TensorSpec([None], tf.string, name=f.REQUEST_MOVIE_ID),
             tf.TensorSpec([None, None], tf.string, name=f.REQUEST_MOVIES),
             tf.TensorSpec([None, None], tf.float32, name=f.REQUEST_RATINGS),
-        ]
+        ],
     )
     def pair_inputs(user_id, movie_id, recent_movies, recent_ratings):
         state = r.user_state(user_id, recent_movies, recent_ratings)
@@ -47,11 +48,11 @@ def make_signatures(model: tf.keras.Model, recommender: Recommender, tft_output:
         transformed = model.tft_layer(r.pair_features(state, movie[:, None]))
         return {name: tf.cast(transformed[name], specs[name].dtype) for name in names}
 
-    @tf.function(input_signature=[specs])
+    @tf.function(autograph=False, input_signature=[specs])
     def rank_inputs(inputs):
         return {f.OUT_RAW_RATING: tf.reshape(model(inputs), [-1])}
 
-    @tf.function(input_signature=[tf.TensorSpec([], tf.string, name=f.REQUEST_USER_ID)])
+    @tf.function(autograph=False, input_signature=[tf.TensorSpec([], tf.string, name=f.REQUEST_USER_ID)])
     def user_ratings(user_id):
         row = r.user_table.lookup(user_id)
         start = tf.gather(r.rated_splits, row)

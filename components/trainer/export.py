@@ -167,7 +167,8 @@ def make_signatures(model: tf.keras.Model, tft_output: tft.TFTransformOutput) ->
     """Concrete functions for the three signatures. Attaches the Transform layer to `model`.
 
     The raw inputs are the schema's (no user attributes in releases without a users file); predictions are
-    clipped to the schema's rating range.
+    clipped to the schema's rating range. Every signature here, in recommend.py and explanation.py is traced
+    without AutoGraph: it is graph code (RankingModel.train_step says what converting it cost).
     """
     model.tft_layer = tft_output.transform_features_layer()
     raw_spec = tft_output.raw_feature_spec()
@@ -175,13 +176,13 @@ def make_signatures(model: tf.keras.Model, tft_output: tft.TFTransformOutput) ->
     raw_dtypes = {name: dtype for name, dtype in _RAW_DTYPES.items() if name in raw_spec}
     serving_spec = {name: spec for name, spec in raw_spec.items() if name != f.LABEL_KEY}
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    @tf.function(autograph=False, input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
     def serve_examples(serialized):
         parsed = tf.io.parse_example(serialized, serving_spec)
         with tf.control_dependencies(coherence_checks(parsed, rating_range)):
             return _predict(model, model.tft_layer(parsed), rating_range)
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    @tf.function(autograph=False, input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
     def transform_features(serialized):
         parsed = tf.io.parse_example(serialized, raw_spec)
         return model.tft_layer(parsed)
@@ -191,7 +192,7 @@ def make_signatures(model: tf.keras.Model, tft_output: tft.TFTransformOutput) ->
         dtype = tf.string if name in f.MULTI_STRING_FEATURES else tf.float32
         raw_signature[name] = tf.TensorSpec([None, None], dtype, name=name)
 
-    @tf.function(input_signature=[raw_signature])
+    @tf.function(autograph=False, input_signature=[raw_signature])
     def predict_raw(inputs):
         batch = tf.shape(inputs[f.USER_ID])[0]
         checks = [

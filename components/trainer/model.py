@@ -180,6 +180,10 @@ class RankingModel(tfrs.models.Model):
         # Replicas' gradients are summed: each replica contributes 1/N of the regularization.
         return loss, tf.nn.scale_regularization_loss(regularization)
 
+    # Traced without AutoGraph, like everything the model calls (tf_keras and TFRS are plain graph code).
+    # TensorFlow leaves `keras` unconverted but not `tf_keras`: converting its layers cost ~20 s per
+    # process, the Tuner's first trial most of it (docs/results.md, "Releases, scale and speed").
+    @tf.autograph.experimental.do_not_convert
     def train_step(self, inputs):
         """tfrs.Model.train_step with replica-correct loss scaling (identical on a single device)."""
         with tf.GradientTape() as tape:
@@ -189,6 +193,7 @@ class RankingModel(tfrs.models.Model):
         self.optimizer.apply_gradients(zip(gradients, self.trainable_variables, strict=True))
         return self._logs(loss, regularization, tf.shape(inputs[1])[0])
 
+    @tf.autograph.experimental.do_not_convert
     def test_step(self, inputs):
         return self._logs(*self._loss_terms(inputs, training=False), tf.shape(inputs[1])[0])
 

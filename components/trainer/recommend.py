@@ -249,13 +249,14 @@ def make_signatures(model: tf.keras.Model, recommender: Recommender) -> dict:
         return tf.clip_by_value(tf.reshape(model(transformed), [-1]), low, high)
 
     @tf.function(
+        autograph=False,
         input_signature=[
             tf.TensorSpec([None], tf.string, name=f.REQUEST_USER_ID),
             tf.TensorSpec([None, None], tf.string, name=f.REQUEST_MOVIES),
             tf.TensorSpec([None, None], tf.float32, name=f.REQUEST_RATINGS),
             tf.TensorSpec([], tf.int32, name=f.REQUEST_K),
             tf.TensorSpec([], tf.float32, name=f.REQUEST_DIVERSITY),
-        ]
+        ],
     )
     def recommend(user_id, recent_movies, recent_ratings, k, diversity):
         given = tf.not_equal(recent_movies, "")
@@ -314,7 +315,7 @@ def make_signatures(model: tf.keras.Model, recommender: Recommender) -> dict:
             f.OUT_QUERY_VECTORS: query,
         }
 
-    @tf.function(input_signature=[])
+    @tf.function(autograph=False, input_signature=[])
     def catalogue():
         return {
             f.OUT_MOVIE_IDS: r.movie_ids[: r.movies],

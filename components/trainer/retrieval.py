@@ -129,11 +129,19 @@ class RetrievalModel(tfrs.models.Model):
         self.candidate_tower = CandidateTower(hp, vocab, movie_rows)
         self._sampling = tf.constant(np.maximum(sampling, 1e-9), tf.float32)
         candidates = tf.data.Dataset.from_tensor_slices(catalogue).batch(512)
-        candidates = candidates.map(lambda movie: (tf.reshape(movie[f.MOVIE_ID_XF], [-1]), self.candidate_tower(movie)))
+        candidates = candidates.map(
+            tf.autograph.experimental.do_not_convert(
+                lambda movie: (tf.reshape(movie[f.MOVIE_ID_XF], [-1]), self.candidate_tower(movie))
+            )
+        )
         self.task = tfrs.tasks.Retrieval(
             metrics=tfrs.metrics.FactorizedTopK(candidates=candidates, ks=(10, 50)),
             remove_accidental_hits=True,
         )
+
+    # Without AutoGraph, as RankingModel.train_step says why (the candidates' map above too).
+    train_step = tf.autograph.experimental.do_not_convert(tfrs.models.Model.train_step)
+    test_step = tf.autograph.experimental.do_not_convert(tfrs.models.Model.test_step)
 
     def compute_loss(self, inputs, training: bool = False) -> tf.Tensor:
         features = inputs[0] if isinstance(inputs, tuple) else inputs
