@@ -180,11 +180,9 @@ class AddHistory(beam.PTransform):
             (rating, movies[rating.movie_id].genres, movie_histories[key]) for key, (_, rating, _) in by_key.items()
         ]
         for rating, user_history in history.user_histories(user_events, hidden):
+            index = by_key[rating.key][0]
             user, movie = users.get(rating.user_id), movies[rating.movie_id]  # no users: None (layouts.py)
-            yield (
-                by_key[rating.key][0],
-                history.to_example(rating, user, movie, user_history, movie_histories[rating.key]),
-            )
+            yield index, history.to_example(rating, user, movie, user_history, movie_histories[rating.key])
 
     def expand(self, assigned):
         return (
