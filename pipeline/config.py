@@ -165,6 +165,40 @@ class PipelineConfig:
         return os.path.join(self.serving_dir, self.model_name)
 
 
+@dataclasses.dataclass(frozen=True)
+class FlinkConfig:
+    """How `recommender run --beam-runner flink` runs its Beam steps (pipeline/flink/).
+
+    `master` "[local]" embeds Flink in the job server's JVM; HOST:PORT is a cluster's JobManager (REST port).
+    `heap` is the job server JVM's -Xmx (Flink embedded lives in it), `managed_memory` Flink's off-heap memory
+    for batch sorts and joins (spilled to `tmp_dir` when full), `parallelism` 0 = this machine's cores.
+    `worker_pool` HOST:PORT of a Beam Python worker pool (EXTERNAL environment) a cluster's TaskManagers reach;
+    None: LOOPBACK, the launching process runs the Python code (embedded Flink only).
+    """
+
+    master: str = "[local]"
+    job_server_jar: str | None = None
+    parallelism: int = 0
+    heap: str = "2g"
+    managed_memory: str = "512m"
+    tmp_dir: str | None = None
+    worker_pool: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.parallelism < 0:
+            raise ValueError(f"Flink parallelism must be >= 0 (0 = all cores), got {self.parallelism}")
+        for name in ("heap", "managed_memory"):
+            value = getattr(self, name)
+            if not (value[:-1].isdigit() and value[-1].lower() in "kmg" and int(value[:-1]) > 0):
+                raise ValueError(f"Flink {name.replace('_', ' ')} looks like 2g or 512m, got {value!r}")
+        if self.master != "[local]" and ":" not in self.master:
+            raise ValueError(f"--flink-master is HOST:PORT of a Flink JobManager (or [local]), got {self.master!r}")
+
+    @property
+    def effective_parallelism(self) -> int:
+        return self.parallelism or os.cpu_count() or 1
+
+
 BEAM_RUNNERS = ("DirectRunner", "DataflowRunner", "FlinkRunner", "SparkRunner", "PortableRunner")
 # Beam options that carry credentials. Beam args are recorded in ML Metadata and in the compiled
 # pipeline spec, so these are refused: their libraries read the same secrets from the environment.
@@ -214,3 +248,22 @@ def direct_runner_args(mode: str = "in_memory", workers: int = 0) -> tuple[str, 
     if os.path.isfile(PROJECT_SETUP_FILE):
         args = (*args, f"--setup_file={PROJECT_SETUP_FILE}")
     return args if mode == "in_memory" else (*args, f"--direct_num_workers={workers}")
+
+
+# A Beam arg's `${NAME}` is read from the environment when its component runs (pipeline.pipeline), not when the
+# pipeline is built: the local Flink job server's port changes per run and must not change cache keys.
+FLINK_JOB_ENDPOINT = "${RECOMMENDER_FLINK_JOB_ENDPOINT}"
+
+
+def flink_runner_args(config: FlinkConfig, job_endpoint: str = FLINK_JOB_ENDPOINT) -> tuple[str, ...]:
+    """Beam args of every Beam step on Flink: Beam's portable runner against one job server.
+
+    `--sdk_location=container`: the workers already have this SDK (LOOPBACK: this interpreter; EXTERNAL: the
+    pipeline image); `--setup_file` as for the DirectRunner (else TFX packages itself per component).
+    """
+    if config.worker_pool:
+        environment = ("--environment_type=EXTERNAL", f"--environment_config={config.worker_pool}")
+    else:
+        environment = ("--environment_type=LOOPBACK",)
+    args = ("--runner=PortableRunner", f"--job_endpoint={job_endpoint}", *environment, "--sdk_location=container")
+    return (*args, f"--setup_file={PROJECT_SETUP_FILE}") if os.path.isfile(PROJECT_SETUP_FILE) else args

@@ -16,6 +16,7 @@ import shutil
 import socket
 import sys
 import tempfile
+import threading
 import time
 import warnings
 from collections.abc import Callable
@@ -25,6 +26,7 @@ from absl import logging as absl_logging
 from tfx import v1 as tfx
 
 from components.example_gen import layouts
+from components.example_gen.reading import PROGRESS_LOGGER  # our executors' progress lines
 from pipeline import evaluation_view, inspection, metadata
 from pipeline import pipeline as dag
 from pipeline.config import PipelineConfig
@@ -99,19 +101,45 @@ def _first_damaged_file(uri: str) -> str | None:
     return None
 
 
-class _ProgressHandler(logging.Handler):
-    """Turns LocalDagRunner/launcher log records into one progress line per component."""
+# Seconds between "still running" lines of a long component.
+HEARTBEAT_S = 30.0
 
-    def __init__(self, echo: Echo):
+
+class _ProgressHandler(logging.Handler):
+    """Turns LocalDagRunner/launcher log records into one progress line per component, a line every HEARTBEAT_S
+    while one runs, and the progress lines of our own executors (PROGRESS_LOGGER, e.g. ExampleGen's lines read)."""
+
+    def __init__(self, echo: Echo, heartbeat_s: float = HEARTBEAT_S):
         super().__init__(level=logging.INFO)
         self._echo = echo
         self.current: str | None = None
         self._started = 0.0
         self._cached = False
+        self._stop = threading.Event()
+        self._heartbeat = threading.Thread(target=self._beat, args=(heartbeat_s,), daemon=True)
+        self._heartbeat.start()
+
+    def _beat(self, interval: float) -> None:
+        shown = (None, 0)  # (component run, beats shown for it)
+        while not self._stop.wait(min(1.0, interval)):
+            current, started = self.current, self._started
+            if not current:
+                continue
+            elapsed = time.monotonic() - started
+            beats = int(elapsed // interval)
+            if beats and shown != ((current, started), beats):
+                shown = ((current, started), beats)
+                self._echo(f"  {current:<28} running, {elapsed:.0f} s")
+
+    def close(self) -> None:
+        self._stop.set()
+        super().close()
 
     def emit(self, record: logging.LogRecord) -> None:
         message, args = record.msg, record.args
-        if message == "Component %s is running.":
+        if record.name == PROGRESS_LOGGER and self.current:
+            self._echo(f"  {self.current:<28} {record.getMessage()}")
+        elif message == "Component %s is running.":
             self.current, self._started, self._cached = args[0], time.monotonic(), False
             self._echo(f"  {self.current:<28} started")
         elif message == "A cached execution %d is used.":
@@ -290,6 +318,9 @@ def run_local(config: PipelineConfig, echo: Echo | None = None, verbose: bool = 
     progress = _ProgressHandler(echo)
     absl_logger = logging.getLogger("absl")
     absl_logger.addHandler(progress)
+    progress_logger = logging.getLogger(PROGRESS_LOGGER)
+    progress_logger.setLevel(logging.INFO)
+    progress_logger.addHandler(progress)
     propagate = absl_logger.propagate
     if not verbose:  # Other libraries add root handlers mid-run; keep absl INFO/WARNING off them.
         absl_logger.propagate = False
@@ -323,6 +354,8 @@ def run_local(config: PipelineConfig, echo: Echo | None = None, verbose: bool = 
         raise PipelineRunError(message) from error
     finally:
         absl_logger.removeHandler(progress)
+        progress_logger.removeHandler(progress)
+        progress.close()
         absl_logger.propagate = propagate
         if not verbose:
             absl_logger.removeHandler(errors)

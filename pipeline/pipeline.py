@@ -5,9 +5,11 @@ from __future__ import annotations
 import importlib.resources
 import json
 import os
+import re
 
 from kfp.pipeline_spec import pipeline_spec_pb2
 from tfx import v1 as tfx
+from tfx.dsl.placeholder import runtime_placeholders  # tfx.v1.dsl.placeholders lacks environment_variable
 
 from components import gates
 from components.evaluator.eval_config import make_eval_config
@@ -197,5 +199,15 @@ def create_pipeline(config: PipelineConfig, metadata_connection_config=None) -> 
         components=components,
         enable_cache=config.enable_cache,
         metadata_connection_config=metadata_connection_config,
-        beam_pipeline_args=list(config.beam_pipeline_args),
+        beam_pipeline_args=[_beam_arg(arg) for arg in config.beam_pipeline_args],
     )
+
+
+_ENV_REFERENCE = re.compile(r"^(.*)\$\{([A-Z][A-Z0-9_]*)\}$")
+
+
+def _beam_arg(arg: str):
+    """A Beam arg ending in `${NAME}` becomes a TFX placeholder reading NAME from the environment when the
+    component runs (pipeline.config.FLINK_JOB_ENDPOINT): its value is not part of the cache key."""
+    match = _ENV_REFERENCE.match(arg)
+    return match.group(1) + runtime_placeholders.environment_variable(match.group(2)) if match else arg

@@ -7,6 +7,7 @@ quarantine and "the first of duplicate lines wins" rely on. Works on any Beam fi
 
 from __future__ import annotations
 
+import logging
 import os
 
 import apache_beam as beam
@@ -17,6 +18,10 @@ from components.example_gen.movielens import RawLine
 CHUNK_BYTES = 32 << 20
 _BLOCK = 1 << 20
 BOM = b"\xef\xbb\xbf"
+# Progress of long reads, shown by `recommender run` (pipeline/local_runner.py) on either runner: the worker is
+# the launching process there (DirectRunner, Flink LOOPBACK); on a cluster these lines go to the workers' logs.
+PROGRESS_LOGGER = "recommender.progress"
+_progress = logging.getLogger(PROGRESS_LOGGER)
 
 
 def file_size(path: str) -> int:
@@ -99,6 +104,14 @@ class ReadLines(beam.PTransform):
         def read(chunk, counts: dict):
             index, start, end = chunk
             before = sum(counts[i] for i in range(index))
-            return lines_in_range(path, start, end, before, skip_header)
+            yield from lines_in_range(path, start, end, before, skip_header)
+            _progress.info(
+                "read %s: lines %s to %s (byte range %d of %d)",
+                os.path.basename(path),
+                f"{before + 1:,}",
+                f"{before + counts[index]:,}",
+                index + 1,
+                len(counts),
+            )
 
         return chunks | "ReadRange" >> beam.FlatMap(read, beam.pvalue.AsDict(counts)) | "Reshuffle" >> beam.Reshuffle()

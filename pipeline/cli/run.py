@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
 import time
+from pathlib import Path
 
 import click
 from click.core import ParameterSource
@@ -35,6 +37,50 @@ from pipeline.cli.data import dataset_option, fetch
 @click.option("--metadata-path", default=None, help="SQLite MLMD file [default: PIPELINE_ROOT/metadata.sqlite].")
 @model_options
 @click.option(
+    "--beam-runner",
+    type=click.Choice(["direct", "flink"]),
+    default="direct",
+    show_default=True,
+    help="Where the Beam steps run: Beam's in-process DirectRunner, or Apache Flink through one Beam job server "
+    "for the whole run (embedded Flink unless --flink-master; needs Java, and Maven the first time).",
+)
+@click.option(
+    "--flink-master",
+    default="[local]",
+    show_default=True,
+    metavar="HOST:PORT",
+    help="A Flink cluster's JobManager (REST) instead of Flink embedded in the job server ([local]).",
+)
+@click.option(
+    "--flink-job-server-jar",
+    type=click.Path(dir_okay=False),
+    help="Use this Beam Flink job-server jar instead of the one fetched with Maven and verified.",
+)
+@click.option(
+    "--flink-maven-repository",
+    metavar="URL",
+    help="Maven repository to fetch the job server from [default: your Maven's, i.e. Maven Central].",
+)
+@click.option("--flink-parallelism", default=0, show_default=True, type=int, help="Flink parallelism (0 = all cores).")
+@click.option("--flink-heap", default="2g", show_default=True, help="Java heap of the job server (embedded Flink).")
+@click.option(
+    "--flink-managed-memory",
+    default="512m",
+    show_default=True,
+    help="Flink's managed memory for batch sorts and joins; past it they spill to --flink-tmp-dir.",
+)
+@click.option(
+    "--flink-tmp-dir",
+    type=click.Path(file_okay=False),
+    help="Where Flink spills [default: PIPELINE_ROOT/flink/tmp, emptied after the run].",
+)
+@click.option(
+    "--flink-worker-pool",
+    metavar="HOST:PORT",
+    help="A Beam Python worker pool the cluster's TaskManagers reach (EXTERNAL environment) [default: LOOPBACK, "
+    "this process runs the Python code].",
+)
+@click.option(
     "--beam-mode",
     type=click.Choice(["in_memory", "multi_processing", "multi_threading"]),
     default="in_memory",
@@ -44,17 +90,34 @@ from pipeline.cli.data import dataset_option, fetch
 @click.option("--beam-workers", default=0, show_default=True, type=int, help="DirectRunner workers (0 = all cores).")
 @click.option("-v", "--verbose", is_flag=True, help="Show TFX/TensorFlow/Beam logs.")
 def run_command(
-    mirror, data_root, input_dir, dataset, pipeline_root, serving_dir, metadata_path, beam_mode, beam_workers, verbose,
-    **model_options,
+    mirror, data_root, input_dir, dataset, pipeline_root, serving_dir, metadata_path, beam_runner, flink_master,
+    flink_job_server_jar, flink_maven_repository, flink_parallelism, flink_heap, flink_managed_memory,
+    flink_tmp_dir, flink_worker_pool, beam_mode, beam_workers, verbose, **model_options,
 ) -> None:  # fmt: skip
-    """Run the whole pipeline locally (LocalDagRunner, Beam DirectRunner, SQLite MLMD)."""
+    """Run the whole pipeline locally (LocalDagRunner, SQLite MLMD; Beam on the DirectRunner or on Flink)."""
     from components.example_gen import layouts, releases
-    from pipeline.config import direct_runner_args
+    from pipeline.config import FlinkConfig, direct_runner_args, flink_runner_args
+    from pipeline.flink import job_server
     from pipeline.local_runner import PipelineRunError, run_local
 
     source = click.get_current_context().get_parameter_source
     if input_dir and ParameterSource.COMMANDLINE in (source("mirror"), source("dataset")):
         fail("--input-dir names the data already: give it alone, or --dataset/--mirror to fetch a verified release")
+    flink = class_path = None
+    if beam_runner == "flink":  # Everything the job server needs is checked before anything is written.
+        try:
+            flink = FlinkConfig(
+                master=flink_master,
+                job_server_jar=os.path.abspath(flink_job_server_jar) if flink_job_server_jar else None,
+                parallelism=flink_parallelism,
+                heap=flink_heap,
+                managed_memory=flink_managed_memory,
+                tmp_dir=os.path.abspath(flink_tmp_dir) if flink_tmp_dir else None,
+                worker_pool=flink_worker_pool,
+            )
+            class_path = job_server.resolve(flink, flink_maven_repository, progress=click.echo)
+        except (ValueError, job_server.artifacts.JobServerError) as error:
+            fail(str(error))
     protocol = model_options["split_protocol"]
     if input_dir:
         try:
@@ -73,7 +136,7 @@ def run_command(
             fail(str(error))
     data_dir = input_dir or fetch(data_root, mirror, name=dataset)
     try:
-        beam = direct_runner_args(beam_mode, beam_workers)
+        beam = flink_runner_args(flink) if flink else direct_runner_args(beam_mode, beam_workers)
     except ValueError as error:
         fail(str(error))
     config = build_config(
@@ -87,9 +150,40 @@ def run_command(
     )
     started = time.monotonic()
     try:
-        summary = run_local(config, verbose=verbose)
+        if flink:
+            summary = _run_on_flink(config, flink, class_path, verbose)
+        else:
+            summary = run_local(config, verbose=verbose)
     except PipelineRunError as error:
         fail(str(error))
     click.echo(f"Done in {time.monotonic() - started:.0f} s.")
     for line in summary.lines():
         click.echo(line)
+
+
+def _run_on_flink(config, flink, class_path, verbose: bool):
+    """The DAG with one Flink job server for all its Beam steps, stopped at the end whatever happens."""
+    from pipeline.flink import job_server
+    from pipeline.local_runner import PipelineRunError, run_local
+
+    work_dir = Path(config.pipeline_root) / "flink"
+    work_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        with job_server.terminate_on_sigterm(), job_server.running(flink, class_path, work_dir) as server:
+            where = "embedded Flink" if flink.master == "[local]" else f"Flink at {flink.master}"
+            click.echo(
+                f"Flink job server at {server.endpoint} ({where}, parallelism {flink.effective_parallelism}, "
+                f"heap {flink.heap}, managed memory {flink.managed_memory}; log {server.log_path})"
+            )
+            try:
+                return run_local(config, verbose=verbose)
+            except PipelineRunError as error:
+                note = server.death_note()
+                raise PipelineRunError(f"{error} ({note})" if note else str(error)) from error
+    except job_server.artifacts.JobServerError as error:
+        raise PipelineRunError(str(error)) from error
+    except job_server.Terminated as error:
+        raise PipelineRunError(f"stopped: {error}; the Flink job server was stopped too") from None
+    finally:
+        if not flink.tmp_dir:
+            shutil.rmtree(work_dir / "tmp", ignore_errors=True)

@@ -1,0 +1,187 @@
+"""One Beam Flink job server for a whole run: started before the DAG, stopped after it, whatever happens.
+
+Beam's `FlinkRunner` starts a job-server JVM for every Beam pipeline (here: every TFX component) and stops them
+only when Python exits. Instead the run starts one job server (`FlinkJobServerDriver`, with Flink embedded in
+its JVM for `--flink-master [local]`, or in front of a cluster's JobManager), and every Beam step reaches it
+with `PortableRunner --job_endpoint`. The endpoint travels in the environment (JOB_ENDPOINT_ENV), read by a
+TFX placeholder when a component runs, so the port chosen this time does not enter the components' cache keys.
+
+The JVM runs in a process group of its own, with Linux's parent-death signal set, and is stopped (TERM, then
+KILL) when the `running` context exits: normally, on a failed component, on Ctrl-C, on SIGTERM (turned into an
+exception by `terminate_on_sigterm`) and, through the parent-death signal, even when the launching Python dies.
+Python SDK workers are LOOPBACK workers: threads of the launching process, gone with it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from pipeline.config import FlinkConfig
+from pipeline.flink import artifacts
+
+JOB_ENDPOINT_ENV = "RECOMMENDER_FLINK_JOB_ENDPOINT"
+STARTUP_TIMEOUT_S = 120
+LOG_FILE = "flink-job-server.log"
+# Flink 1.19 on Java 17: Kryo and Flink's closure cleaner reflect into these JDK packages.
+_JAVA_OPENS = ("java.base/java.lang", "java.base/java.util", "java.base/java.lang.reflect", "java.base/java.nio")
+_PR_SET_PDEATHSIG = 1
+
+
+class JobServer:
+    """A started job server: its endpoint, process and log."""
+
+    def __init__(self, process: subprocess.Popen, endpoint: str, log_path: Path):
+        self.process, self.endpoint, self.log_path = process, endpoint, log_path
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def death_note(self) -> str | None:
+        """If the job server has exited: which process, its exit code and where its log is; else None."""
+        code = self.process.poll()
+        if code is None:
+            return None
+        return f"the Flink job server (pid {self.process.pid}) exited with code {code}; its log: {self.log_path}"
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on now (the kernel's pick)."""
+    with socket.socket() as probe:
+        probe.bind(("localhost", 0))
+        return probe.getsockname()[1]
+
+
+def flink_conf(config: FlinkConfig, conf_dir: Path, tmp_dir: Path) -> Path:
+    """Writes the Flink configuration (parallelism, managed memory, spill directory) the job server reads."""
+    conf_dir.mkdir(parents=True, exist_ok=True)
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    settings = {
+        "parallelism.default": config.effective_parallelism,
+        "taskmanager.numberOfTaskSlots": config.effective_parallelism,
+        # Batch sorts and hash tables of the groupings live here and spill to io.tmp.dirs when it is full.
+        "taskmanager.memory.managed.size": config.managed_memory,
+        "io.tmp.dirs": str(tmp_dir),
+        "rest.bind-address": "localhost",
+        "rest.port": 0,
+    }
+    path = conf_dir / "flink-conf.yaml"
+    path.write_text("".join(f"{key}: {value}\n" for key, value in settings.items()))
+    return path
+
+
+def command(config: FlinkConfig, class_path: Path | None, port: int, conf_dir: Path) -> list[str]:
+    """The `java` command line of the job server: a verified class path, or the user's jar."""
+    opens = [f"--add-opens={name}=ALL-UNNAMED" for name in _JAVA_OPENS]
+    java = [artifacts.require_java(), f"-Xmx{config.heap}", *opens]
+    if config.job_server_jar:
+        java += ["-jar", config.job_server_jar]
+    else:
+        java += ["-cp", f"{class_path}/*", artifacts.MAIN_CLASS]
+    return [
+        *java,
+        f"--flink-master={config.master}",
+        f"--job-port={port}",
+        "--artifact-port=0",
+        "--expansion-port=0",
+        f"--flink-conf-dir={conf_dir}",
+    ]
+
+
+def resolve(config: FlinkConfig, maven_repository: str | None = None, progress=None) -> Path | None:
+    """Checks what starting the job server needs, before anything is started or written: Java, and the jar
+    (given, or fetched with Maven and verified). Returns the class path directory (None with a given jar)."""
+    artifacts.require_java()
+    if config.job_server_jar:
+        if not os.path.isfile(config.job_server_jar):
+            raise artifacts.JobServerError(f"--flink-job-server-jar {config.job_server_jar}: no such file")
+        return None
+    return artifacts.fetch(repository=maven_repository, progress=progress)
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+@contextlib.contextmanager
+def running(config: FlinkConfig, class_path: Path | None, work_dir: Path) -> Iterator[JobServer]:
+    """Starts the job server, waits until it accepts connections, sets JOB_ENDPOINT_ENV; always stops it."""
+    port = free_port()
+    conf_dir = flink_conf(config, work_dir / "conf", Path(config.tmp_dir) if config.tmp_dir else work_dir / "tmp")
+    log_path = work_dir / LOG_FILE
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            command(config, class_path, port, conf_dir),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # its own process group: stopped as one, and no Ctrl-C of ours reaches it
+            preexec_fn=_die_with_parent,
+        )
+    server = JobServer(process, f"localhost:{port}", log_path)
+    saved = os.environ.get(JOB_ENDPOINT_ENV)
+    try:
+        _wait_until_listening(server, port)
+        os.environ[JOB_ENDPOINT_ENV] = server.endpoint
+        yield server
+    finally:
+        if saved is None:
+            os.environ.pop(JOB_ENDPOINT_ENV, None)
+        else:
+            os.environ[JOB_ENDPOINT_ENV] = saved
+        stop(process)
+
+
+def _wait_until_listening(server: JobServer, port: int) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if not server.alive():
+            tail = server.log_path.read_text(errors="replace").strip().splitlines()[-1:] or ["(empty log)"]
+            raise artifacts.JobServerError(f"{server.death_note()}: {tail[0]}")
+        with socket.socket() as probe:
+            if probe.connect_ex(("localhost", port)) == 0:
+                return
+        time.sleep(0.2)
+    raise artifacts.JobServerError(
+        f"the Flink job server did not listen on port {port} within {STARTUP_TIMEOUT_S} s; its log: {server.log_path}"
+    )
+
+
+def stop(process: subprocess.Popen, grace_s: float = 10.0) -> None:
+    """TERM to the job server's process group, KILL after `grace_s`; returns once it is gone."""
+    if process.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived: unwinds like Ctrl-C, so that every `finally` (the job server's stop) runs."""
+
+
+@contextlib.contextmanager
+def terminate_on_sigterm() -> Iterator[None]:
+    """While inside: SIGTERM raises Terminated in the main thread instead of killing the process outright."""
+
+    def handler(signum, frame):
+        raise Terminated(f"terminated by signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -1,0 +1,179 @@
+"""`recommender run --beam-runner flink` before the DAG: the settings, the job server's command and configuration,
+the verified job-server jars, and every way of not having them, as a user would type it (one Error: line,
+nothing started, nothing written). The DAG on Flink itself: tests/flink_e2e_test.py."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from tfx.dsl.io import fileio
+
+from pipeline.config import FLINK_JOB_ENDPOINT, FlinkConfig, PipelineConfig, flink_runner_args
+from pipeline.flink import artifacts, job_server
+
+
+def test_flink_settings_are_checked_where_they_are_built():
+    assert FlinkConfig().effective_parallelism == os.cpu_count()
+    assert FlinkConfig(parallelism=3).effective_parallelism == 3
+    for bad in (dict(parallelism=-1), dict(heap="lots"), dict(managed_memory="512"), dict(master="flink-host")):
+        with pytest.raises(ValueError):
+            FlinkConfig(**bad)
+
+
+def test_the_flink_configuration_sets_parallelism_memory_and_the_spill_directory(tmp_path):
+    config = FlinkConfig(parallelism=3, managed_memory="256m")
+    path = job_server.flink_conf(config, tmp_path / "conf", tmp_path / "spill")
+    settings = dict(line.split(": ", 1) for line in path.read_text().splitlines())
+    assert settings["parallelism.default"] == "3" and settings["taskmanager.numberOfTaskSlots"] == "3"
+    assert settings["taskmanager.memory.managed.size"] == "256m"
+    assert settings["io.tmp.dirs"] == str(tmp_path / "spill") and (tmp_path / "spill").is_dir()
+
+
+def test_the_job_server_command_uses_the_verified_class_path_or_the_given_jar(tmp_path):
+    embedded = job_server.command(FlinkConfig(heap="3g"), tmp_path / "lib", 8099, tmp_path / "conf")
+    assert embedded[0].endswith("java") and "-Xmx3g" in embedded
+    assert embedded[embedded.index("-cp") + 1] == f"{tmp_path / 'lib'}/*" and artifacts.MAIN_CLASS in embedded
+    assert {"--flink-master=[local]", "--job-port=8099", f"--flink-conf-dir={tmp_path / 'conf'}"} <= set(embedded)
+    given = job_server.command(FlinkConfig(job_server_jar="/jars/js.jar", master="jm:8081"), None, 1, tmp_path)
+    assert given[given.index("-jar") + 1] == "/jars/js.jar" and "--flink-master=jm:8081" in given
+
+
+def test_flink_beam_args_name_one_job_server_through_the_environment():
+    args = flink_runner_args(FlinkConfig())
+    assert "--runner=PortableRunner" in args and f"--job_endpoint={FLINK_JOB_ENDPOINT}" in args
+    assert "--environment_type=LOOPBACK" in args
+    pool = flink_runner_args(FlinkConfig(worker_pool="localhost:50000"))
+    assert {"--environment_type=EXTERNAL", "--environment_config=localhost:50000"} <= set(pool)
+
+
+def test_the_job_endpoint_is_read_when_a_component_runs_so_cache_keys_do_not_see_the_port(tmp_path):
+    """The compiled IR holds a placeholder, not a port: two runs on different ports have one cache key."""
+    from tfx.dsl.compiler import compiler
+
+    from pipeline import pipeline as dag
+
+    config = PipelineConfig(
+        pipeline_root=str(tmp_path / "root"),
+        data_dir=str(tmp_path / "data"),
+        serving_dir=str(tmp_path / "serving"),
+        beam_pipeline_args=flink_runner_args(FlinkConfig()),
+    )
+    from tfx.proto.orchestration import executable_spec_pb2, pipeline_pb2
+
+    ir = compiler.Compiler().compile(dag.create_pipeline(config))
+    deployment = pipeline_pb2.IntermediateDeploymentConfig()
+    ir.deployment_config.Unpack(deployment)
+    for component in (dag.EXAMPLE_GEN, dag.STATISTICS_GEN, dag.TRANSFORM, dag.EVALUATOR):
+        spec = executable_spec_pb2.BeamExecutableSpec()
+        deployment.executor_specs[component].Unpack(spec)
+        [endpoint] = [arg for arg in spec.beam_pipeline_args_placeholders if "job_endpoint" in str(arg)]
+        assert job_server.JOB_ENDPOINT_ENV in str(endpoint) and "localhost" not in str(endpoint), component
+
+
+def _lock_copy(tmp_path: Path) -> Path:
+    """A cache whose job-server jars link to the verified ones (fetched by .ci/run), one jar really copied."""
+    source = artifacts.fetch()
+    target = artifacts.class_path_dir(tmp_path / "cache")
+    target.mkdir(parents=True)
+    for jar in source.glob("*.jar"):
+        (target / jar.name).symlink_to(jar)
+    return target
+
+
+def test_the_cached_job_server_is_verified_jar_by_jar(tmp_path):
+    target = _lock_copy(tmp_path)
+    artifacts.verify(target)  # the real jars pass
+    victim = sorted(target.glob("*.jar"))[0]
+    data = victim.read_bytes()
+    victim.unlink()
+    victim.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
+    with pytest.raises(artifacts.JobServerError, match=f"checksum mismatch for {victim}: expected SHA-256"):
+        artifacts.verify(target)
+    victim.unlink()
+    with pytest.raises(artifacts.JobServerError, match=f"missing: {victim.name}"):
+        artifacts.verify(target)
+
+
+def _run(tmp_path: Path, *extra: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    command = [
+        sys.executable, "-m", "pipeline.cli", "run", "--beam-runner", "flink",
+        "--input-dir", str(tmp_path / "data"), "--pipeline-root", str(tmp_path / "root"),
+        "--serving-dir", str(tmp_path / "serving"), *extra,
+    ]  # fmt: skip
+    (tmp_path / "data").mkdir(exist_ok=True)
+    for name in ("u.data", "u.item", "u.user"):
+        (tmp_path / "data" / name).touch()
+    environment = {**os.environ, artifacts.CACHE_ENV: str(tmp_path / "cache"), **(env or {})}
+    return subprocess.run(command, capture_output=True, text=True, env=environment, timeout=300)
+
+
+def _one_error(result: subprocess.CompletedProcess) -> str:
+    assert result.returncode == 1, result.stdout + result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and "Traceback" not in result.stderr, result.stderr
+    return errors[0]
+
+
+def _path_with(tmp_path: Path, *tools: str) -> str:
+    """A PATH holding this interpreter's directory and only the named tools."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    for tool in tools:
+        (bin_dir / tool).symlink_to(shutil.which(tool))
+    return os.pathsep.join([os.path.dirname(sys.executable), str(bin_dir)])
+
+
+def _nothing_written(tmp_path: Path) -> None:
+    assert not (tmp_path / "root").exists() and not (tmp_path / "serving").exists()
+    assert not (tmp_path / "cache" / "flink-job-server").exists() or not any(
+        (tmp_path / "cache" / "flink-job-server").glob(f"{artifacts.ARTIFACT_ID}*")
+    )
+
+
+def test_no_java_is_one_error_line_saying_how_to_get_it(tmp_path):
+    error = _one_error(_run(tmp_path, env={"PATH": _path_with(tmp_path)}))
+    assert error.startswith("Error: Java is not on PATH") and "openjdk-17-jre-headless" in error
+    _nothing_written(tmp_path)
+
+
+def test_no_maven_and_no_jar_is_one_error_line_naming_both_ways(tmp_path):
+    error = _one_error(_run(tmp_path, env={"PATH": _path_with(tmp_path, "java")}))
+    assert error.startswith("Error: Maven (mvn) is not on PATH") and artifacts.COORDINATES in error
+    assert "--flink-job-server-jar" in error
+    _nothing_written(tmp_path)
+
+
+def test_an_unreachable_maven_repository_is_one_error_line(tmp_path):
+    local = {"MAVEN_OPTS": f"-Dmaven.repo.local={tmp_path / 'm2'}"}  # not the machine's cache of Maven Central
+    error = _one_error(_run(tmp_path, "--flink-maven-repository", "http://127.0.0.1:9/maven2", env=local))
+    assert error.startswith(f"Error: Maven could not fetch {artifacts.COORDINATES} from http://127.0.0.1:9/maven2")
+    _nothing_written(tmp_path)
+    assert not list((tmp_path / "cache" / "flink-job-server").glob(".partial-*"))  # its staging is gone
+
+
+def test_a_jar_whose_checksum_does_not_match_is_refused_before_anything_starts(tmp_path):
+    target = _lock_copy(tmp_path)
+    victim = target / next(iter(artifacts.read_lock()))
+    victim.unlink()
+    victim.write_bytes(b"not the jar Maven Central serves")
+    error = _one_error(_run(tmp_path))
+    assert error.startswith(f"Error: checksum mismatch for {victim}: expected SHA-256")
+    assert not (tmp_path / "root").exists()
+
+
+def test_a_missing_job_server_jar_is_one_error_line(tmp_path):
+    error = _one_error(_run(tmp_path, "--flink-job-server-jar", str(tmp_path / "nope.jar")))
+    assert error == f"Error: --flink-job-server-jar {tmp_path / 'nope.jar'}: no such file"
+    assert not (tmp_path / "root").exists()
+
+
+def test_a_job_server_that_cannot_start_is_one_error_line_and_leaves_nothing_running(tmp_path):
+    """A 'jar' that is no jar: java exits at once; the run names it and its log, and nothing is left behind."""
+    fake = tmp_path / "fake.jar"
+    fake.write_bytes(b"no zip")
+    error = _one_error(_run(tmp_path, "--flink-job-server-jar", str(fake)))
+    assert "the Flink job server (pid" in error and "exited with code 1" in error
+    assert fileio.exists(str(tmp_path / "root" / "flink" / job_server.LOG_FILE))
