@@ -17,7 +17,7 @@ PYTHON310 ?= $(shell for c in python3.10 $$(pyenv root 2>/dev/null)/versions/3.1
 RUN_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: venv run test test-fast lint fmt clean print-python
+.PHONY: venv run test test-fast lint fmt clean print-python flink-job-server
 
 venv: $(STAMP)
 
@@ -41,6 +41,11 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	$(BIN)/pytest -m "not slow and not e2e" $(PYTEST_ARGS)
+
+# Beam's Flink job server for `recommender run --beam-runner flink`, fetched with Maven and verified (a run
+# fetches it too when missing); kept in ~/.cache/recommender (RECOMMENDER_CACHE), never in the repository.
+flink-job-server: $(STAMP)
+	$(BIN)/python -m pipeline.flink.artifacts
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -23,7 +23,7 @@ setup(
             "kubeflow.*",
         ]
     ),
-    package_data={"schemas": ["*.pbtxt"]},
+    package_data={"schemas": ["*.pbtxt"], "pipeline.flink": ["*.sha256"]},
     install_requires=[
         "tfx[kfp]==1.16.0",
         "tensorflow==2.16.2",
@@ -40,6 +40,8 @@ setup(
         "streamlit==1.60.0",  # recommender app
         "shap==0.49.1",  # recommender explain
         "prometheus-client==0.26.0",  # /metrics of the app and the recommend path
+        # Beam's stager builds the --setup_file sdist for Flink runs with it (else: "No module named build").
+        "build==1.2.2.post1",
     ],
     # websocket-client: the headless-browser report test; hypothesis: parser property tests
     extras_require={

@@ -164,6 +164,25 @@ def quiet_logs() -> None:
     for name in ("apache_beam", "tensorflow"):
         logging.getLogger(name).setLevel(logging.ERROR)
     tf.get_logger().setLevel(logging.ERROR)
+    # On Flink (LOOPBACK workers) the job server closes each stage's data stream when the stage is done, and
+    # Beam's worker logs that as an error with a stack, then its reader thread dies of it: pages of noise per
+    # stage. A real failure still fails the Beam job, whose error the run reports.
+    logging.getLogger("apache_beam.runners.worker.data_plane").setLevel(logging.CRITICAL)
+    if not getattr(threading.excepthook, "ignores_hang_ups", False):
+        threading.excepthook = _ignoring_hang_ups(threading.excepthook)
+
+
+def _ignoring_hang_ups(hook):
+    """A threading.excepthook that drops a cancelled gRPC stream in Beam's data-plane reader thread."""
+
+    def excepthook(args) -> None:
+        code = getattr(args.exc_value, "code", None)
+        cancelled = callable(code) and "CANCELLED" in str(code())
+        if not (cancelled and args.thread is not None and args.thread.name == "read_grpc_client_inputs"):
+            hook(args)
+
+    excepthook.ignores_hang_ups = True
+    return excepthook
 
 
 def _root_cause(error: BaseException) -> BaseException:

@@ -173,3 +173,7 @@ def _maven_error(output: str) -> str:
             return text[len("[ERROR]") :].strip()
     lines = [line.strip() for line in output.splitlines() if line.strip()]
     return lines[-1] if lines else "mvn failed without a message"
+
+
+if __name__ == "__main__":  # `make flink-job-server` (and .ci/run): fetch and verify it ahead of a run
+    print(fetch(progress=print))

@@ -114,8 +114,8 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
 @contextlib.contextmanager
 def running(config: FlinkConfig, class_path: Path | None, work_dir: Path) -> Iterator[JobServer]:
     """Starts the job server, waits until it accepts connections, sets JOB_ENDPOINT_ENV; always stops it."""
-    port = free_port()
-    conf_dir = flink_conf(config, work_dir / "conf", Path(config.tmp_dir) if config.tmp_dir else work_dir / "tmp")
+    port, conf_dir = free_port(), work_dir / "conf"
+    flink_conf(config, conf_dir, Path(config.tmp_dir) if config.tmp_dir else work_dir / "tmp")
     log_path = work_dir / LOG_FILE
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
