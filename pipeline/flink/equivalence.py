@@ -16,6 +16,10 @@ from pipeline import inspection, metadata
 from pipeline import pipeline as dag
 
 STATISTICS_RELATIVE_TOLERANCE = 1e-6
+# TFDV's median and histograms come from quantile sketches (KLL), approximate by design and merged in the order
+# the runner's bundles arrive: measured on ML-100k, they alone differ between runners (bucket counts by < 1%).
+APPROXIMATE_FIELDS = (".median[", ".histograms[")
+APPROXIMATE_TOLERANCE = 0.01  # of the split's examples (bucket counts), of the feature's range (values)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,10 +108,18 @@ def statistics_differences(uri_a: str, uri_b: str, split: str, tolerance: float 
         if set(numbers_a) != set(numbers_b):
             differences.append(f"{split}/{name}: different statistics fields")
             continue
+        spread = max((v for p, v in numbers_a.items() if p.endswith(".max[0]")), default=0.0) - min(
+            (v for p, v in numbers_a.items() if p.endswith(".min[0]")), default=0.0
+        )
         for path, value in numbers_a.items():
             other = numbers_b[path]
             if isinstance(value, float) and isinstance(other, float):
-                if abs(value - other) > tolerance * max(1.0, abs(value), abs(other)):
+                if any(field in path for field in APPROXIMATE_FIELDS):
+                    scale = a.num_examples if "sample_count" in path else abs(spread)
+                    allowed = APPROXIMATE_TOLERANCE * max(scale, 1.0)
+                else:
+                    allowed = tolerance * max(1.0, abs(value), abs(other))
+                if abs(value - other) > allowed:
                     differences.append(f"{split}/{name}{path}: {value} vs {other}")
             elif value != other:
                 differences.append(f"{split}/{name}{path}: {value!r} vs {other!r}")
