@@ -76,6 +76,13 @@ def job_servers(ws: dict) -> list[psutil.Process]:
     return found
 
 
+def gone_or_zombie(process: psutil.Process, timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while process.is_running() and process.status() != psutil.STATUS_ZOMBIE:
+        assert time.monotonic() < deadline, f"{process.pid} still running"
+        time.sleep(0.1)
+
+
 def alive(children: list[psutil.Process]) -> list[psutil.Process]:
     return [child for child in children if child.is_running() and child.status() != psutil.STATUS_ZOMBIE]
 
@@ -89,7 +96,7 @@ def job_server_killed(ws, tmp_path_factory) -> dict:
     [server] = job_servers(ws)
     children = psutil.Process(process.pid).children(recursive=True)
     server.kill()
-    server.wait(timeout=30)
+    gone_or_zombie(server)  # the run reaps it when it next polls it
     flag.unlink()  # Transform goes on, and submits its Beam job to a job server that is gone
     out, err = process.communicate(timeout=600)
     return {"code": process.returncode, "out": out, "err": err, "server": server.pid, "children": children}
