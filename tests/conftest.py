@@ -21,6 +21,7 @@ REAL_DATA_FIXTURES = {"mirror", "ml100k_dir"}
 # The longest modules (seconds on 2 cores, CI 2026-11-29), started first: `make test` spreads whole files
 # over 2 pytest-xdist workers (--dist loadfile), and a long file started last would leave one worker idle.
 LONGEST_FIRST = (
+    "flink_e2e_test",  # 430 s alone here (2026-12-05): 2 Flink DAG runs, one partial, + the shared first run
     "real_data_e2e_test", "kubeflow_contract_test", "cache_e2e_test", "inspection_e2e_test",  # 300, 240, 350, 250
     "faults_e2e_test", "release_e2e_test", "pipeline_e2e_test", "app_e2e_test",  # 200, 145, 230, 200
 )  # fmt: skip
