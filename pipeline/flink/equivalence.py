@@ -12,6 +12,8 @@ from __future__ import annotations
 import dataclasses
 import os
 
+from google.protobuf import descriptor
+
 from pipeline import inspection, metadata
 from pipeline import pipeline as dag
 
@@ -77,20 +79,16 @@ def vocabularies(transform_graph_uri: str) -> dict[str, bytes]:
 
 def _numbers(message, prefix: str = ""):
     """(path, value) of every number in a statistics proto, lists of messages indexed by position."""
+    field_type = descriptor.FieldDescriptor
+    numeric = (field_type.TYPE_DOUBLE, field_type.TYPE_FLOAT, field_type.TYPE_INT64, field_type.TYPE_UINT64,
+               field_type.TYPE_INT32)  # fmt: skip
     for field, value in message.ListFields():
         path = f"{prefix}.{field.name}"
-        if field.type == field.TYPE_MESSAGE:
-            items = value if field.label == field.LABEL_REPEATED else [value]
-            for index, item in enumerate(items):
+        for index, item in enumerate(value if field.label == field.LABEL_REPEATED else [value]):
+            if field.type == field.TYPE_MESSAGE:
                 yield from _numbers(item, f"{path}[{index}]")
-        elif field.type in (field.TYPE_DOUBLE, field.TYPE_FLOAT, field.TYPE_INT64, field.TYPE_UINT64, field.TYPE_INT32):
-            values = value if field.label == field.LABEL_REPEATED else [value]
-            for index, number in enumerate(values):
-                yield f"{path}[{index}]", float(number)
-        else:
-            values = value if field.label == field.LABEL_REPEATED else [value]
-            for index, other in enumerate(values):
-                yield f"{path}[{index}]", other
+            else:
+                yield f"{path}[{index}]", float(item) if field.type in numeric else item
 
 
 def statistics_differences(uri_a: str, uri_b: str, split: str, tolerance: float = STATISTICS_RELATIVE_TOLERANCE):

@@ -129,7 +129,7 @@ def running(config: FlinkConfig, class_path: Path | None, work_dir: Path) -> Ite
     server = JobServer(process, f"localhost:{port}", log_path)
     saved = os.environ.get(JOB_ENDPOINT_ENV)
     try:
-        _wait_until_listening(server, port)
+        _wait_until_listening(server)
         os.environ[JOB_ENDPOINT_ENV] = server.endpoint
         yield server
     finally:
@@ -140,7 +140,8 @@ def running(config: FlinkConfig, class_path: Path | None, work_dir: Path) -> Ite
         stop(process)
 
 
-def _wait_until_listening(server: JobServer, port: int) -> None:
+def _wait_until_listening(server: JobServer) -> None:
+    port = int(server.endpoint.rsplit(":", 1)[1])
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
     while time.monotonic() < deadline:
         if not server.alive():
