@@ -30,6 +30,7 @@ from pipeline.flink import artifacts
 JOB_ENDPOINT_ENV = "RECOMMENDER_FLINK_JOB_ENDPOINT"
 STARTUP_TIMEOUT_S = 120
 LOG_FILE = "flink-job-server.log"
+NETWORK_MEMORY = "256m"
 # Flink 1.19 on Java 17: Kryo and Flink's closure cleaner reflect into these JDK packages.
 _JAVA_OPENS = ("java.base/java.lang", "java.base/java.util", "java.base/java.lang.reflect", "java.base/java.nio")
 _PR_SET_PDEATHSIG = 1
@@ -69,6 +70,10 @@ def flink_conf(config: FlinkConfig, conf_dir: Path, tmp_dir: Path) -> Path:
         # Batch sorts and hash tables of the groupings live here and spill to io.tmp.dirs when it is full.
         "taskmanager.memory.managed.size": config.managed_memory,
         "io.tmp.dirs": str(tmp_dir),
+        # Buffers between operators: embedded Flink gets 64 MB (2,048 × 32 kB) unless told, and Transform's job
+        # at parallelism 2 failed with "Insufficient number of network buffers" in a clean-clone CI run.
+        "taskmanager.memory.network.min": NETWORK_MEMORY,
+        "taskmanager.memory.network.max": NETWORK_MEMORY,
         "rest.bind-address": "localhost",
         "rest.port": 0,
     }
