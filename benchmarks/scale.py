@@ -1,15 +1,17 @@
 """How the whole DAG's time and memory grow with the data: generated releases of N ratings, one run each.
 
-    python benchmarks/scale.py --sizes 100000,1000000 [--layout csv] [--work-dir artifacts/scale] [--run-args ...]
+    python benchmarks/scale.py --sizes 100000,1000000 [--runners direct,flink] [--layout csv]
+                               [--work-dir artifacts/scale] [--run-args ...]
     python benchmarks/scale.py --input-dir artifacts/data/ml-100k --label ml-100k   # a real release as a row
 
-Each size: `recommender data synth --ratings N` (MovieLens proportions: N/100 users, N/200 movies), then
-`recommender run --input-dir` under `/usr/bin/time -v` (peak RSS of the whole process tree's largest process,
-i.e. the in-process Beam DirectRunner's), and each component's peak memory: the resident memory of the run's whole
-process tree (Beam workers included), sampled every half second while the component runs. Prints one row per size:
-each component's wall time (from the run's progress lines), the total, seconds per million ratings and the peak RSS,
-then each component's peak memory; writes scale.json into the work dir.
-A size whose run fails (out of memory, killed) is a row saying so: the largest size that ran is the answer.
+Each size: `recommender data synth --ratings N` (MovieLens proportions: N/100 users, N/200 movies), then, for each
+runner, `recommender run --input-dir --beam-runner RUNNER` under `/usr/bin/time -v` (its "peak RSS" is the largest
+single process's: the launching Python, where the DirectRunner works), and the **whole process tree's** resident
+memory (Python, the Flink job server's JVM, SDK workers), summed over its processes every half second and kept per
+component. Prints one row per size and runner: each component's wall time (from the run's progress lines), the
+total, seconds per million ratings, the largest process's and the whole tree's peak, then each component's tree peak;
+writes scale.json into the work dir (rows are added to the ones already there).
+A run that fails (out of memory, killed) is a row saying so: the largest size that ran is the answer.
 """
 
 from __future__ import annotations
@@ -86,12 +88,14 @@ def run_once(data_dir: Path, root: Path, run_args: list[str], log: Path) -> dict
         "components": {name: float(s) for name, s in _FINISHED.findall(text)},
         "peak_rss_gb": int(peak.group(1)) / 1024**2 if peak else None,
         "component_peak_gb": {name: size / 1024**3 for name, size in peaks.items()},
+        "tree_peak_gb": max(peaks.values(), default=0) / 1024**3,
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="", help="Comma-separated numbers of ratings to generate.")
+    parser.add_argument("--runners", default="direct", help="Comma-separated Beam runners: direct, flink.")
     parser.add_argument("--layout", default="csv")
     parser.add_argument("--input-dir", help="A real release directory to run as one more row.")
     parser.add_argument("--label", default="input", help="The row name of --input-dir.")
@@ -112,26 +116,32 @@ def main() -> None:
     if args.input_dir:
         rows.append((args.label, None, Path(args.input_dir)))
     for label, size, data in rows:
-        root = work / f"run-{label.replace(',', '')}"
-        print(f"{label}: running (log {root}.log)", flush=True)
-        result = run_once(data, root, args.run_args.split(), Path(f"{root}.log"))
-        results[label] = {"ratings": size, **result}
-        results_file.write_text(json.dumps(results, indent=1))
-    header = ["ratings", *COMPONENTS, "total s", "s / M ratings", "peak RSS GB", "status"]
+        for runner in args.runners.split(","):
+            root = work / f"run-{label.replace(',', '')}-{runner}"
+            print(f"{label} on {runner}: running (log {root}.log)", flush=True)
+            result = run_once(data, root, ["--beam-runner", runner, *args.run_args.split()], Path(f"{root}.log"))
+            results[f"{label} {runner}"] = {"ratings": size, "runner": runner, "run_args": args.run_args, **result}
+            results_file.write_text(json.dumps(results, indent=1))
+    header = ["ratings", "runner", *COMPONENTS, "total s", "s / M ratings", "largest process GB", "tree GB", "status"]
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     for label, row in results.items():
         cells = [f"{row['components'].get(name, 0):.0f}" for name in COMPONENTS]
         per_million = f"{row['seconds'] / (row['ratings'] / 1e6):.0f}" if row["ratings"] else ""
         peak = f"{row['peak_rss_gb']:.2f}" if row["peak_rss_gb"] else "?"
+        tree = f"{row['tree_peak_gb']:.2f}" if row.get("tree_peak_gb") else "?"
         status = "ok" if row["status"] == 0 else f"failed ({row['status']})"
-        print(f"| {label} | " + " | ".join(cells) + f" | {row['seconds']:.0f} | {per_million} | {peak} | {status} |")
-    print("\nPeak memory of the run's process tree while each component ran, GB:")
-    print("| ratings | " + " | ".join(COMPONENTS) + " |")
-    print("|" + "---|" * (len(COMPONENTS) + 1))
+        name, runner = label.rsplit(" ", 1) if "runner" in row else (label, "direct")
+        print(f"| {name} | {runner} | " + " | ".join(cells)
+              + f" | {row['seconds']:.0f} | {per_million} | {peak} | {tree} | {status} |")  # fmt: skip
+    print("\nPeak memory of the run's whole process tree while each component ran, GB:")
+    print("| ratings | runner | " + " | ".join(COMPONENTS) + " |")
+    print("|" + "---|" * (len(COMPONENTS) + 2))
     for label, row in results.items():
         peaks = row.get("component_peak_gb", {})
-        print(f"| {label} | " + " | ".join(f"{peaks[name]:.2f}" if name in peaks else "" for name in COMPONENTS) + " |")
+        name, runner = label.rsplit(" ", 1) if "runner" in row else (label, "direct")
+        print(f"| {name} | {runner} | "
+              + " | ".join(f"{peaks[n]:.2f}" if n in peaks else "" for n in COMPONENTS) + " |")  # fmt: skip
 
 
 if __name__ == "__main__":
