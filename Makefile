@@ -17,7 +17,7 @@ PYTHON310 ?= $(shell for c in python3.10 $$(pyenv root 2>/dev/null)/versions/3.1
 RUN_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: venv run test test-fast lint fmt clean print-python flink-job-server
+.PHONY: venv run test test-fast lint fmt clean print-python flink-job-server test-deps
 
 venv: $(STAMP)
 
@@ -46,6 +46,11 @@ test-fast: $(STAMP)
 # fetches it too when missing); kept in ~/.cache/recommender (RECOMMENDER_CACHE), never in the repository.
 flink-job-server: $(STAMP)
 	$(BIN)/python -m pipeline.flink.artifacts
+
+# What the tests fetch with Maven on a clean machine: the job server, and the Flink operator's CRD that
+# tests/manifests_test.py checks kubeflow/manifests/flink/ against.
+test-deps: flink-job-server
+	$(BIN)/python tests/flink_operator_crd.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

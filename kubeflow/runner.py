@@ -20,6 +20,15 @@ from pipeline.pipeline import create_pipeline
 # Where kubeflow/Dockerfile puts the source tree (and so the curated schema) inside the image.
 IMAGE_SOURCE_DIR = "/opt/recommender"
 IMAGE_SCHEMA_FILE = f"{IMAGE_SOURCE_DIR}/schemas/schema.pbtxt"  # ml-100k's; image_schema_file(layout) for others
+# The project's wheel, built into the image: the one dependency the Beam steps name on a Flink cluster.
+IMAGE_WHEEL_DIR = f"{IMAGE_SOURCE_DIR}/dist"
+
+
+def image_wheel() -> str:
+    """The project's wheel inside the pipeline image (its name carries the version being compiled)."""
+    from importlib.metadata import version
+
+    return f"{IMAGE_WHEEL_DIR}/movielens_recommender-{version('movielens-recommender')}-py3-none-any.whl"
 
 
 def image_schema_file(layout: str) -> str:

@@ -199,6 +199,11 @@ class FlinkConfig:
         return self.parallelism or os.cpu_count() or 1
 
 
+# kubeflow/manifests/flink/: the Beam job server's Service, and the worker pool beside every TaskManager (as the
+# TaskManager reaches it): where `recommender compile --beam-runner flink` points the Beam steps by default.
+CLUSTER_FLINK_JOB_ENDPOINT = "movielens-flink-job-server:8099"
+CLUSTER_FLINK_WORKER_POOL = "localhost:50000"
+
 BEAM_RUNNERS = ("DirectRunner", "DataflowRunner", "FlinkRunner", "SparkRunner", "PortableRunner")
 # Beam options that carry credentials. Beam args are recorded in ML Metadata and in the compiled
 # pipeline spec, so these are refused: their libraries read the same secrets from the environment.
@@ -255,15 +260,21 @@ def direct_runner_args(mode: str = "in_memory", workers: int = 0) -> tuple[str, 
 FLINK_JOB_ENDPOINT = "${RECOMMENDER_FLINK_JOB_ENDPOINT}"
 
 
-def flink_runner_args(config: FlinkConfig, job_endpoint: str = FLINK_JOB_ENDPOINT) -> tuple[str, ...]:
+def flink_runner_args(
+    config: FlinkConfig, job_endpoint: str = FLINK_JOB_ENDPOINT, package: str | None = None
+) -> tuple[str, ...]:
     """Beam args of every Beam step on Flink: Beam's portable runner against one job server.
 
     `--sdk_location=container`: the workers already have this SDK (LOOPBACK: this interpreter; EXTERNAL: the
-    pipeline image); `--setup_file` as for the DirectRunner (else TFX packages itself per component).
+    pipeline image). The workers' dependencies: `package` (`--extra_package`, a wheel already built, as in the
+    pipeline image), else this project's `--setup_file` as for the DirectRunner (naming neither makes TFX
+    package itself per component).
     """
     if config.worker_pool:
         environment = ("--environment_type=EXTERNAL", f"--environment_config={config.worker_pool}")
     else:
         environment = ("--environment_type=LOOPBACK",)
     args = ("--runner=PortableRunner", f"--job_endpoint={job_endpoint}", *environment, "--sdk_location=container")
+    if package:
+        return (*args, f"--extra_package={package}")
     return (*args, f"--setup_file={PROJECT_SETUP_FILE}") if os.path.isfile(PROJECT_SETUP_FILE) else args

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from kubeflow.runner import IMAGE_SCHEMA_FILE, IMAGE_SOURCE_DIR
+from kubeflow.runner import IMAGE_SCHEMA_FILE, IMAGE_SOURCE_DIR, IMAGE_WHEEL_DIR, image_wheel
 
 REPO = Path(__file__).resolve().parents[1]
 DOCKERFILE = REPO / "kubeflow" / "Dockerfile"
@@ -93,3 +93,9 @@ def test_the_copied_files_build_a_wheel_with_every_package_and_the_schema(tmp_pa
     assert "schemas/schema.pbtxt" in names
     assert "components/example_gen/executor.py" in names and "components/trainer/task.py" in names
     assert "kubeflow/runner.py" in names
+    # What `compile --beam-runner flink` names as the Beam steps' package: the image builds this very wheel there.
+    assert Path(image_wheel()) == Path(IMAGE_WHEEL_DIR) / wheel.name
+    (run,) = [args for instruction, args in _instructions() if instruction == "RUN" and " wheel " in args]
+    assert "pip wheel --no-deps --no-build-isolation -w dist ." in run
+    workdir = [args for instruction, args in _instructions() if instruction == "WORKDIR"][-1]
+    assert str(Path(workdir) / "dist") == IMAGE_WHEEL_DIR

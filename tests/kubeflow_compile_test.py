@@ -14,10 +14,10 @@ from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 from tfx.utils import import_utils
 
-from kubeflow.runner import EXECUTOR_ENTRYPOINT, IMAGE_SCHEMA_FILE
+from kubeflow.runner import EXECUTOR_ENTRYPOINT, IMAGE_SCHEMA_FILE, image_wheel
 from pipeline import pipeline as dag
 from pipeline.cli import main
-from pipeline.config import PipelineConfig, TrainerConfig
+from pipeline.config import CLUSTER_FLINK_JOB_ENDPOINT, CLUSTER_FLINK_WORKER_POOL, PipelineConfig, TrainerConfig
 
 IMAGE = "registry.example.com/ml/recommender:1.2.3"
 ROOT = "gs://bucket/root"
@@ -121,6 +121,26 @@ def test_beam_args_reach_the_beam_components(cpu_spec, gpu_spec):
         assert _containers(cpu_spec)[task]["args"][-1] == "--runner=DirectRunner"
 
 
+def test_flink_points_the_beam_steps_at_the_cluster_manifests_job_server_and_worker_pools(tmp_path):
+    """The defaults are kubeflow/manifests/flink/'s Service and sidecar (tests/manifests_test.py checks those)."""
+    spec = _compile(tmp_path, "--beam-runner", "flink", "--beam-arg=--sdk_worker_parallelism=1")
+    expected = [
+        "--runner=PortableRunner",
+        f"--job_endpoint={CLUSTER_FLINK_JOB_ENDPOINT}",
+        "--environment_type=EXTERNAL",
+        f"--environment_config={CLUSTER_FLINK_WORKER_POOL}",
+        "--sdk_location=container",
+        f"--extra_package={image_wheel()}",
+        "--sdk_worker_parallelism=1",
+    ]
+    containers = _containers(spec)
+    for task in BEAM_COMPONENTS:
+        assert containers[task]["args"][-len(expected) :] == expected, task
+    assert "/work/" not in yaml.safe_dump(spec)  # The image's wheel, not the compiling machine's setup.py.
+    other = _compile(tmp_path, "--beam-runner", "flink", "--flink-job-endpoint", "jobs.flink.svc:18099")
+    assert "--job_endpoint=jobs.flink.svc:18099" in _containers(other)[dag.TRANSFORM]["args"]
+
+
 def test_paths_are_the_given_ones(cpu_spec):
     assert cpu_spec["defaultPipelineRoot"] == ROOT
     assert _parameter(cpu_spec, dag.EXAMPLE_GEN, "input_base") == f"{DATA}/ml-100k"
@@ -177,6 +197,8 @@ def test_the_split_protocol_and_its_seed_reach_example_gen(tmp_path, split, seed
         (["--beam-arg=project=p"], "Beam args look like --name=value"),
         (["--output", "pipeline.json"], "must be a .yaml file"),
         (["--image", "bad image"], "--image must be a container image reference"),
+        (["--flink-job-endpoint", "jobs:8099"], "--flink-job-endpoint needs --beam-runner flink"),
+        (["--beam-runner", "flink", "--flink-worker-pool", "pool"], "--flink-worker-pool is HOST:PORT, got 'pool'"),
     ],
 )
 def test_bad_options_are_clear_errors(tmp_path, extra, message):

@@ -142,3 +142,116 @@ def test_prometheus_endpoint_enabled_and_annotated_for_scraping(objects, kustomi
     assert annotations["prometheus.io/scrape"] == "true"
     assert annotations["prometheus.io/path"] == config.prometheus_config.path
     assert int(annotations["prometheus.io/port"]) == next(p.container_port for p in container.ports if p.name == "http")
+
+
+# kubeflow/manifests/flink/: the Flink cluster `recommender compile --beam-runner flink` submits to.
+FLINK = MANIFESTS / "flink"
+
+
+@pytest.fixture(scope="module")
+def flink() -> dict[str, dict]:
+    kustomization = yaml.safe_load((FLINK / "kustomization.yaml").read_text())
+    documents = {"Kustomization": kustomization}
+    for resource in kustomization["resources"]:
+        for document in yaml.safe_load_all((FLINK / resource).read_text()):
+            documents[document["kind"]] = document
+    return documents
+
+
+def _unknown_fields(document, schema: dict, path: str = "") -> list[str]:
+    """Fields of `document` that `schema` (a CRD's structural schema) does not declare: the API server would
+    prune them silently, so a misspelt or misplaced field would just vanish."""
+    if isinstance(document, list):
+        return [f for i, item in enumerate(document) for f in _unknown_fields(item, schema.get("items", {}), path)]
+    if not isinstance(document, dict) or schema.get("x-kubernetes-preserve-unknown-fields"):
+        return []
+    properties, additional = schema.get("properties"), schema.get("additionalProperties")
+    unknown = []
+    for key, value in document.items():
+        if properties is not None and key in properties:
+            unknown += _unknown_fields(value, properties[key], f"{path}.{key}")
+        elif isinstance(additional, dict):
+            unknown += _unknown_fields(value, additional, f"{path}.{key}")
+        elif properties is not None:
+            unknown.append(f"{path}.{key}")
+    return unknown
+
+
+def _container(pod_template: dict, name: str) -> dict:
+    (container,) = [c for c in pod_template["spec"]["containers"] if c["name"] == name]
+    return container
+
+
+def test_flink_deployment_is_valid_against_the_operators_crd(flink):
+    """The Flink Kubernetes Operator's own CRD (its API jar from Maven, tests/flink_operator_crd.py): the schema
+    validates types, enums and required fields, and no field is unknown to it; pod templates are Kubernetes Pods."""
+    import jsonschema
+    from flink_operator_crd import schema
+
+    deployment = flink["FlinkDeployment"]
+    group, version = deployment["apiVersion"].split("/")
+    assert group == "flink.apache.org"
+    crd = schema(version)
+    jsonschema.validate(deployment, crd)
+    spec_schema = crd["properties"]["spec"]  # apiVersion, kind and metadata are every object's
+    assert _unknown_fields(deployment["spec"], spec_schema, ".spec") == []
+    for role in ("jobManager", "taskManager"):
+        template = deployment["spec"][role]["podTemplate"]
+        _load_pod(template)
+    misspelt = {**deployment["spec"], "taskManger": {}}
+    assert _unknown_fields(misspelt, spec_schema, ".spec") == [".spec.taskManger"]  # The check can fail.
+
+
+def _load_pod(template: dict):
+    api = client.ApiClient()
+    model = api.deserialize(_Response(template), "V1Pod")
+    assert api.sanitize_for_serialization(model) == template, "unknown or misplaced fields"
+    return model
+
+
+def test_flink_cluster_job_server_and_runner_are_one_flink_version(flink):
+    """Flink of the cluster = Flink of Beam's job server image = the runner `recommender run` fetches."""
+    from pipeline.flink import artifacts
+
+    spec = flink["FlinkDeployment"]["spec"]
+    flink_version = spec["flinkVersion"].removeprefix("v").replace("_", ".")
+    assert spec["image"].startswith(f"flink:{flink_version}.") and spec["image"].endswith("-java17")
+    job_server = _container(spec["jobManager"]["podTemplate"], "beam-job-server")
+    assert job_server["image"] == f"apache/beam_flink{flink_version}_job_server:{artifacts.VERSION}"
+    assert artifacts.ARTIFACT_ID == f"beam-runners-flink-{flink_version}"
+    assert any(name.startswith(f"flink-runtime-{flink_version}.") for name in artifacts.read_lock())
+
+
+def test_compile_defaults_reach_the_job_server_and_the_worker_pools(flink):
+    """`compile --beam-runner flink`'s default endpoints are this Service and this sidecar."""
+    from pipeline.config import CLUSTER_FLINK_JOB_ENDPOINT, CLUSTER_FLINK_WORKER_POOL
+
+    deployment, service = flink["FlinkDeployment"], _load(flink["Service"])
+    job_server = _container(deployment["spec"]["jobManager"]["podTemplate"], "beam-job-server")
+    ports = {p["name"]: p["containerPort"] for p in job_server["ports"]}
+    args = dict(arg.split("=", 1) for arg in job_server["args"])
+    assert args["--flink-master"] == "localhost:8081"  # The JobManager's REST port, in the same pod.
+    assert {int(args[f"--{name}-port"]) for name in ports} == set(ports.values())
+    # The operator labels the JobManager pod app=<deployment name>, component=jobmanager.
+    assert service.spec.selector == {"app": deployment["metadata"]["name"], "component": "jobmanager"}
+    assert {p.name: p.target_port for p in service.spec.ports} == {name: name for name in ports}
+    host, port = CLUSTER_FLINK_JOB_ENDPOINT.split(":")
+    assert (host, int(port)) == (service.metadata.name, next(p.port for p in service.spec.ports if p.name == "job"))
+
+    task_manager = deployment["spec"]["taskManager"]["podTemplate"]
+    pool = _container(task_manager, "beam-worker-pool")
+    (image,) = flink["Kustomization"]["images"]
+    assert pool["image"] == image["name"] and pool["args"] == ["--worker_pool"]  # Beam's boot, the image's entrypoint
+    host, port = CLUSTER_FLINK_WORKER_POOL.split(":")
+    assert host == "localhost" and int(port) == next(p["containerPort"] for p in pool["ports"])
+    dockerfile = (MANIFESTS.parent / "Dockerfile").read_text()
+    assert 'ENTRYPOINT ["/opt/apache/beam/boot"]' in dockerfile
+
+
+def test_flink_spills_to_a_mounted_volume(flink):
+    spec = flink["FlinkDeployment"]["spec"]
+    spill = spec["flinkConfiguration"]["io.tmp.dirs"]
+    task_manager = spec["taskManager"]["podTemplate"]["spec"]
+    mount = next(m for m in _container({"spec": task_manager}, "flink-main-container")["volumeMounts"])
+    assert mount["mountPath"] == spill
+    assert any(v["name"] == mount["name"] and "emptyDir" in v for v in task_manager["volumes"])

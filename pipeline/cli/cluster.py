@@ -5,10 +5,16 @@ from __future__ import annotations
 import os
 
 import click
+from click.core import ParameterSource
 
 from pipeline.cli.common import build_config, fail, main, model_options, pipeline_name_option
 from pipeline.cli.data import dataset_option
-from pipeline.config import BEAM_RUNNERS, DEFAULT_PIPELINE_NAME
+from pipeline.config import (
+    BEAM_RUNNERS,
+    CLUSTER_FLINK_JOB_ENDPOINT,
+    CLUSTER_FLINK_WORKER_POOL,
+    DEFAULT_PIPELINE_NAME,
+)
 
 # Trainer/Tuner limits on Kubeflow when --gpus is given without --trainer-cpu/--trainer-memory.
 GPU_DEFAULT_CPU = 8.0
@@ -54,10 +60,26 @@ GPU_DEFAULT_MEMORY_GB = 32.0
 )
 @click.option(
     "--beam-runner",
-    type=click.Choice(BEAM_RUNNERS),
+    type=click.Choice([*BEAM_RUNNERS, "flink"]),
     default="DirectRunner",
     show_default=True,
-    help="Beam runner of ExampleGen, StatisticsGen, Transform and Evaluator.",
+    help="Beam runner of ExampleGen, StatisticsGen, Transform and Evaluator; flink: the Flink cluster of "
+    "kubeflow/manifests/flink/ (its Beam job server and worker pools).",
+)
+@click.option(
+    "--flink-job-endpoint",
+    default=CLUSTER_FLINK_JOB_ENDPOINT,
+    show_default=True,
+    metavar="HOST:PORT",
+    help="With --beam-runner flink: the Beam job server in front of the Flink cluster, as the pods reach it "
+    "(from another namespace: movielens-flink-job-server.NAMESPACE.svc:8099).",
+)
+@click.option(
+    "--flink-worker-pool",
+    default=CLUSTER_FLINK_WORKER_POOL,
+    show_default=True,
+    metavar="HOST:PORT",
+    help="With --beam-runner flink: the Beam Python worker pool as the TaskManagers reach it (the sidecar).",
 )
 @click.option(
     "--beam-arg",
@@ -65,14 +87,21 @@ GPU_DEFAULT_MEMORY_GB = 32.0
     multiple=True,
     help="Extra Beam pipeline arg, repeatable, e.g. --beam-arg=--project=P (see README).",
 )
+@click.pass_context
 def compile_command(
-    target, image, pipeline_root, data_root, serving_dir, output, pipeline_name, schema_file, gpus, gpu_type,
-    trainer_cpu, trainer_memory, beam_runner, beam_extra, dataset, **model_options,
+    context, target, image, pipeline_root, data_root, serving_dir, output, pipeline_name, schema_file, gpus,
+    gpu_type, trainer_cpu, trainer_memory, beam_runner, flink_job_endpoint, flink_worker_pool, beam_extra, dataset,
+    **model_options,
 ) -> None:  # fmt: skip
     """Compile the pipeline for Kubeflow Pipelines v2 into a PipelineSpec YAML (offline, nothing uploaded)."""
     from components.example_gen import releases
-    from kubeflow.runner import CompileError, check_location, compile_pipeline, image_schema_file
-    from pipeline.config import Resources, beam_args
+    from kubeflow.runner import CompileError, check_location, compile_pipeline, image_schema_file, image_wheel
+    from pipeline.config import FlinkConfig, Resources, beam_args, flink_runner_args
+
+    if beam_runner != "flink":
+        for name in ("flink_job_endpoint", "flink_worker_pool"):
+            if context.get_parameter_source(name) is not ParameterSource.DEFAULT:
+                fail(f"--{name.replace('_', '-')} needs --beam-runner flink")
 
     layout = releases.RELEASES[dataset].layout
 
@@ -83,7 +112,17 @@ def compile_command(
     except CompileError as error:
         fail(str(error))
     try:
-        beam = beam_args(beam_runner, beam_extra)
+        if beam_runner == "flink":
+            endpoints = {"--flink-job-endpoint": flink_job_endpoint, "--flink-worker-pool": flink_worker_pool}
+            for flag, value in endpoints.items():
+                host, _, port = value.rpartition(":")
+                if not (host and port.isdigit()):
+                    raise ValueError(f"{flag} is HOST:PORT, got {value!r}")
+            flink = FlinkConfig(worker_pool=flink_worker_pool)
+            beam = flink_runner_args(flink, job_endpoint=flink_job_endpoint, package=image_wheel())
+            beam = (*beam, *beam_args("PortableRunner", beam_extra)[1:])
+        else:
+            beam = beam_args(beam_runner, beam_extra)
         resources = None
         if gpus:
             cpu, memory = trainer_cpu or GPU_DEFAULT_CPU, trainer_memory or GPU_DEFAULT_MEMORY_GB
