@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 
 import click
@@ -46,4 +45,7 @@ def app_command(serving_dir, model_name, pipeline_root, metadata_path, pipeline_
     command = [sys.executable, "-m", "streamlit", "run", script, "--server.port", str(port), "--server.headless",
                "true", "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
                "--client.toolbarMode", "viewer"]  # fmt: skip
-    raise SystemExit(subprocess.call(command, env={**os.environ, **settings.to_env()}))
+    sys.stdout.flush()
+    # Streamlit replaces this process (same pid): Ctrl-C, SIGTERM (kill, systemd, Kubernetes) reach the server
+    # itself, and no child is left holding the port when the command is stopped.
+    os.execve(sys.executable, command, {**os.environ, **settings.to_env()})
