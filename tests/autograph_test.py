@@ -40,16 +40,28 @@ catalogue[f.MOVIE_ID_XF] = np.arange(11)
 retrieval = build_retrieval(RetrievalHyperparameters(dim=4), VOCAB, catalogue, np.full(11, 1 / 11))
 retrieval.fit(tf.data.Dataset.from_tensors(features), verbose=0)
 retrieval.evaluate(tf.data.Dataset.from_tensors(features), verbose=0)
+from plain_control_flow import clip_positive  # the positive control: AutoGraph must convert this one
+tf.function(clip_positive)(tf.constant(-1.0))
 print(json.dumps(sorted({code.co_filename for code in api._TRANSPILER._cache._cache})))
+"""
+# A plain function with Python control flow on a tensor: AutoGraph converts it, so it must show up in the cache
+# the test inspects (else the cache is no longer where TensorFlow records conversions, and the test proves nothing).
+CONTROL = """
+def clip_positive(x):
+    if x > 0:
+        return x
+    return x * 0
 """
 
 
-def test_fitting_both_models_converts_none_of_the_keras_layers_or_tfrs():
+def test_fitting_both_models_converts_none_of_the_keras_layers_or_tfrs(tmp_path):
     tests = Path(__file__).parent
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tests), str(tests.parent)])}
+    (tmp_path / "plain_control_flow.py").write_text(CONTROL)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tests), str(tests.parent), str(tmp_path)])}
     done = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     converted = json.loads(done.stdout.strip().splitlines()[-1])
+    assert str(tmp_path / "plain_control_flow.py") in converted  # The positive control was seen.
     library = [path for path in converted if f"{os.sep}tf_keras{os.sep}" in path or "tensorflow_recommenders" in path]
     # Keras converts its fit loop and its metrics' update_state itself; before the fix the list held 34 files:
     # every layer, the optimizer, the losses and TFRS's tasks.
