@@ -108,3 +108,8 @@ def test_the_explain_command(first_run, workspace, model, user):
     assert explanation["movie_id"] == movie and explanation["background"] == 20 and explanation["seconds"] > 0
     total = explanation["base_value"] + sum(t["contribution"] for t in explanation["terms"])
     assert total == pytest.approx(explanation["prediction"], abs=1e-4)
+    unknown = subprocess.run([*base, "--user-id", user, "--movie-id", "no-such-movie"],
+                             capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert unknown.returncode == 1 and unknown.stdout == ""
+    (line,) = unknown.stderr.strip().splitlines()  # One line: no traceback, no TensorFlow noise.
+    assert line.startswith("Error: ") and "no-such-movie" in line and "not in the model's catalogue" in line
