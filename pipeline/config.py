@@ -160,6 +160,19 @@ class PipelineConfig:
         return self.metadata_path or os.path.join(self.pipeline_root, METADATA_FILE_NAME)
 
     @property
+    def split_seed(self) -> int:
+        """The seed the split protocol draws with: the trainer's seed, 0 for the time split (it draws nothing)."""
+        return 0 if splits.by_time(self.split_protocol) else self.trainer.seed
+
+    @property
+    def training_identity(self) -> dict:
+        """Which data and split this run's model trains on (components/identity.py)."""
+        from components import identity
+
+        fractions = self.split_fractions if splits.by_time(self.split_protocol) else ()
+        return identity.identity(self.data_dir, self.layout, self.split_protocol, self.split_seed, fractions)
+
+    @property
     def model_serving_dir(self) -> str:
         """`<serving_dir>/<model_name>`: TF Serving's model base path; versions go below it."""
         return os.path.join(self.serving_dir, self.model_name)

@@ -13,7 +13,7 @@ from tfx.dsl.placeholder import runtime_placeholders  # tfx.v1.dsl.placeholders 
 
 from components import gates
 from components.evaluator.eval_config import make_eval_config
-from components.example_gen import layouts, splits
+from components.example_gen import layouts
 from components.example_gen.component import movielens_example_gen
 from components.pusher.component import AtomicPusher
 from components.ranking_evaluator.component import RankingEvaluator
@@ -78,7 +78,9 @@ def resource_spec(resources: Resources) -> ResourceSpec:
 def create_pipeline(config: PipelineConfig, metadata_connection_config=None) -> tfx.dsl.Pipeline:
     """The MovieLens recommender DAG (see README/DESIGN.md); tuner included iff tuner_trials > 0."""
     trainer_config = config.trainer.to_dict()
-    model_code = code_fingerprint("components.trainer", "components.tuner", "transform", "pipeline.config")
+    model_code = code_fingerprint(
+        "components.trainer", "components.tuner", "components.identity", "transform", "pipeline.config"
+    )
 
     example_gen = movielens_example_gen(
         config.data_dir,
@@ -87,7 +89,7 @@ def create_pipeline(config: PipelineConfig, metadata_connection_config=None) -> 
         code_fingerprint("components.example_gen", "transform.features"),
         config.max_rejected_fraction,
         config.split_protocol,
-        0 if splits.by_time(config.split_protocol) else config.trainer.seed,  # the time split draws nothing
+        config.split_seed,
         config.layout,
     ).with_id(EXAMPLE_GEN)
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"]).with_id(STATISTICS_GEN)
@@ -121,7 +123,8 @@ def create_pipeline(config: PipelineConfig, metadata_connection_config=None) -> 
     components = [example_gen, statistics_gen, schema_gen, example_validator, gate, transform]
 
     hyperparameters = None
-    custom_config = {**trainer_config, "code_fingerprint": model_code}
+    training_identity = json.dumps(config.training_identity, sort_keys=True)
+    custom_config = {**trainer_config, "code_fingerprint": model_code, "training_identity": training_identity}
     if config.trainer.tuner_trials > 0:
         tuner = tfx.components.Tuner(
             tuner_fn=TUNER_FN,
@@ -181,7 +184,10 @@ def create_pipeline(config: PipelineConfig, metadata_connection_config=None) -> 
         ndcg_max_decrease=config.ndcg_max_decrease,
         rmse_margin=config.rmse_margin,
         bootstrap_draws=config.bootstrap_draws,
-        code_fingerprint=code_fingerprint("components.ranking_evaluator", "components.evaluator.paired"),
+        training_identity=training_identity,
+        code_fingerprint=code_fingerprint(
+            "components.ranking_evaluator", "components.evaluator.paired", "components.identity"
+        ),
     ).with_id(RANKING_EVALUATOR)
     pusher = AtomicPusher(
         model=trainer.outputs["model"],
@@ -189,7 +195,10 @@ def create_pipeline(config: PipelineConfig, metadata_connection_config=None) -> 
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(base_directory=config.model_serving_dir)
         ),
-        custom_config={"code_fingerprint": code_fingerprint("components.pusher")},
+        custom_config={
+            "code_fingerprint": code_fingerprint("components.pusher", "components.identity"),
+            "training_identity": training_identity,
+        },
     ).with_id(PUSHER)
     components += [trainer, model_resolver, evaluator, ranking_evaluator, pusher]
 

@@ -8,11 +8,15 @@ import dataclasses
 import json
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from e2e_run import config_for, pushed_versions, states, tree_snapshot
 
+from components import identity
+from components.pusher.executor import PushError, check_same_data
 from pipeline import metadata
 from pipeline import pipeline as dag
 from pipeline.config import TrainerConfig
@@ -212,3 +216,70 @@ def test_schema_violation_stops_the_run_at_the_gate(synthetic_dir, tmp_path):
     [accepted] = summary.accepted_anomalies
     assert "] user_occupation:" in accepted and "astronaut" in accepted
     assert f"  ACCEPTED anomaly (override): {accepted}" in summary.lines()
+
+
+def test_the_pushed_model_carries_its_training_identity(workspace, first_run):
+    """Data and split travel beside the SavedModel (components/identity.py), into every pushed version."""
+    served = identity.read(first_run["summary"].pushed_path)
+    assert served == config_for(workspace).training_identity
+    assert (served["dataset"], served["layout"], served["split"], served["split_seed"]) == (
+        "data",
+        "ml-100k",
+        "time",
+        0,
+    )
+
+
+def test_a_run_on_other_data_is_refused_before_it_starts(workspace, first_run, tmp_path):
+    """Another release (same layout, another directory) on the same serving directory: one Error: line, at once."""
+    other = tmp_path / "other-release"
+    shutil.copytree(workspace["data"], other)
+    serving, metadata_file = tree_snapshot(workspace["serving"]), config_for(workspace).metadata_file
+    executions = len(metadata.open_store(metadata_file).get_executions())
+    command = [sys.executable, "-m", "pipeline.cli", "run", "--input-dir", str(other), "--pipeline-root",
+               str(workspace["root"]), "--serving-dir", str(workspace["serving"])]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"Error: refusing to push over {workspace['serving'] / 'movielens_ranker'}: ")
+    assert "it serves a model of data (ml-100k layout)" in line and "this run's data is other-release" in line
+    assert "--serving-dir" in line and dag.EXAMPLE_GEN not in result.stdout
+    assert tree_snapshot(workspace["serving"]) == serving
+    assert len(metadata.open_store(metadata_file).get_executions()) == executions  # nothing ran
+
+
+def test_a_model_of_other_data_is_not_pushed_over_the_served_one(workspace, first_run, tmp_path):
+    """The Pusher's own check (what a Kubeflow run meets, where no CLI checks first)."""
+    base = workspace["serving"] / "movielens_ranker"
+    before = tree_snapshot(base)
+    other = {**config_for(workspace).training_identity, "dataset": "other-release"}
+    with pytest.raises(PushError, match="it serves a model of data .*this run's data is other-release"):
+        check_same_data(other, str(base))
+    check_same_data({**other, "dataset": "data", "split": "stratified", "split_seed": 46}, str(base))  # another split
+    assert tree_snapshot(base) == before
+
+
+def test_a_run_on_another_split_has_no_baseline(workspace, first_run, reruns, tmp_path):
+    """Same data, another protocol and seed, same pipeline root: the resolver returns the first run's model, but
+    it trained on most of this split's test ratings, so the RankingEvaluator compares with nothing. Not blessed
+    (an NDCG bound no model meets), so it becomes no later run's baseline."""
+    config = config_for(
+        workspace,
+        serving_dir=str(tmp_path / "serving"),
+        split_protocol="stratified",
+        trainer=TrainerConfig(epochs=2, tuner_trials=0, seed=46, retrieval_epochs=1),
+        ndcg_lower_bound=0.99,
+    )
+    summary = run_local(config, echo=lambda line: None)
+    by_name = {e.component: e for e in summary.executions}
+    (resolved,) = by_name[dag.RANKING_EVALUATOR].inputs["baseline_model"]
+    first_model = next(e for e in first_run["summary"].executions if e.component == dag.TRAINER).output("model")
+    assert resolved.id == first_model.id  # what the resolver offered
+    blessing = by_name[dag.RANKING_EVALUATOR].output("blessing").custom_properties
+    why = metadata.value(blessing["baseline_ignored_because"])
+    assert why == (
+        "the last blessed model was trained on data (ml-100k layout), time split, "
+        "this one on data (ml-100k layout), stratified seed 46 split"
+    )
+    assert "baseline_model_id" not in blessing and "rmse_difference" not in comparison(by_name[dag.RANKING_EVALUATOR])
+    assert summary.ranking is not None and summary.blessed is False

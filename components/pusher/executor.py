@@ -13,6 +13,7 @@ Called by the TFX launcher (see `component.py`).
 
 from __future__ import annotations
 
+import json
 import os
 import time
 import uuid
@@ -23,6 +24,8 @@ from tfx.dsl.io import fileio
 from tfx.proto import pusher_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import io_utils, proto_utils
+
+from components import identity
 
 STAGING_PREFIX = ".partial-"
 SAVED_MODEL_FILE = "saved_model.pb"
@@ -74,6 +77,16 @@ def push_atomically(
     return final, str(version)
 
 
+def check_same_data(candidate: dict, base_directory: str) -> None:
+    """Raises PushError if the newest version under `base_directory` is a model of other data (identity.py)."""
+    served = identity.latest_served(base_directory)
+    why = identity.push_mismatch(candidate, identity.read(served)) if served else None
+    if why:
+        raise PushError(
+            f"refusing to push over {base_directory}: {why}. give this data its own --serving-dir"
+        )
+
+
 class Executor(tfx_pusher.Executor):
     """Pushes a blessed model to a filesystem destination atomically; a non-blessed one is not pushed."""
 
@@ -88,6 +101,13 @@ class Executor(tfx_pusher.Executor):
         proto_utils.json_to_proto(exec_properties[standard_component_specs.PUSH_DESTINATION_KEY], destination)
         if destination.WhichOneof("destination") != "filesystem":
             raise PushError(f"only filesystem push destinations are supported, got {destination}")
-        serving_path, version = push_atomically(model_path, destination.filesystem.base_directory, int(time.time()))
+        base_directory = destination.filesystem.base_directory
+        custom_config = exec_properties.get(standard_component_specs.CUSTOM_CONFIG_KEY) or {}
+        if isinstance(custom_config, str):
+            custom_config = json.loads(custom_config)
+        candidate = custom_config.get("training_identity")
+        if candidate:
+            check_same_data(json.loads(candidate), base_directory)
+        serving_path, version = push_atomically(model_path, base_directory, int(time.time()))
         io_utils.copy_dir(model_path, model_push.uri)  # archived copy in the pipeline root, as TFX does
         self._MarkPushed(model_push, pushed_destination=serving_path, pushed_version=version)

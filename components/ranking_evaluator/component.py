@@ -20,6 +20,7 @@ import numpy as np
 import tensorflow as tf
 from tfx import v1 as tfx
 
+from components import identity
 from components.evaluator import paired
 from components.ranking_evaluator import metrics
 from transform import features as f
@@ -163,6 +164,7 @@ def RankingEvaluator(
     ndcg_max_decrease: tfx.dsl.components.Parameter[float] = 0.02,
     rmse_margin: tfx.dsl.components.Parameter[float] = 0.005,
     bootstrap_draws: tfx.dsl.components.Parameter[int] = paired.DRAWS,
+    training_identity: tfx.dsl.components.Parameter[str] = "",
     code_fingerprint: tfx.dsl.components.Parameter[str] = "",
 ) -> None:
     """Called by the TFX launcher: writes RESULT_FILE and the blessing (see the module docstring)."""
@@ -170,7 +172,14 @@ def RankingEvaluator(
     users = read_test_users(examples.uri, test_split)
     candidate = _load(model)
     result = evaluate(candidate, users, k)
-    baseline_ndcg, baseline = None, None
+    baseline_ndcg, baseline, ignored = None, None, None
+    if baseline_model is not None and training_identity:
+        # The resolver returns the latest blessed model of the pipeline, whatever it trained on.
+        served = identity.read(os.path.join(baseline_model.uri, "Format-Serving"))
+        ignored = identity.baseline_mismatch(json.loads(training_identity), served)
+        if ignored:
+            logging.warning("RankingEvaluator: no baseline: %s (a first run for this data and split)", ignored)
+            baseline_model = None
     if baseline_model is not None:
         baseline = _load(baseline_model)
         if f.RECOMMEND_SIGNATURE in baseline.signatures and f.CATALOGUE_SIGNATURE in baseline.signatures:
@@ -186,7 +195,8 @@ def RankingEvaluator(
     blessed, reasons = blessing_decision(
         result["overall"]["ndcg"], rating_blessed, ndcg_lower_bound, baseline_ndcg, ndcg_max_decrease, comparison
     )
-    result |= {"baseline_ndcg": baseline_ndcg, "blessed": blessed, "not_blessed_because": reasons}
+    result |= {"baseline_ndcg": baseline_ndcg, "baseline_ignored_because": ignored, "blessed": blessed,
+               "not_blessed_because": reasons}  # fmt: skip
     tf.io.gfile.makedirs(evaluation.uri)
     for name, content in ((RESULT_FILE, result), (COMPARISON_FILE, comparison)):
         with tf.io.gfile.GFile(os.path.join(evaluation.uri, name), "w") as out:
@@ -205,6 +215,8 @@ def RankingEvaluator(
     blessing.set_int_custom_property("blessed", int(blessed))
     blessing.set_int_custom_property("current_model_id", model.id)
     blessing.set_string_custom_property("current_model", model.uri)
+    if ignored:
+        blessing.set_string_custom_property("baseline_ignored_because", ignored)
     if baseline_model is not None:
         blessing.set_int_custom_property("baseline_model_id", baseline_model.id)
         blessing.set_string_custom_property("baseline_model", baseline_model.uri)

@@ -15,6 +15,7 @@ import tensorflow as tf
 import tensorflow_transform as tft
 from tfx import v1 as tfx
 
+from components import identity
 from components.trainer import data, export
 from components.trainer.model import EnsembleModel, Hyperparameters, Vocabularies, build_model
 from components.trainer.retrieval_training import train_recommender
@@ -152,6 +153,8 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     recommender, retrieval_history = train_recommender(fn_args, tft_output, config, vocab, distribution_strategy())
     seconds["recommender"], started = time.monotonic() - started, time.monotonic()
     export.export_serving_model(model, tft_output, fn_args.serving_model_dir, recommender)
+    if "training_identity" in (fn_args.custom_config or {}):  # beside the SavedModel: it travels with every push
+        identity.write(fn_args.serving_model_dir, json.loads(fn_args.custom_config["training_identity"]))
     seconds["export"] = time.monotonic() - started
     tf.io.gfile.makedirs(fn_args.model_run_dir)
     with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, HISTORY_FILE), "w") as out:

@@ -148,6 +148,12 @@ def run_command(
         layout=layout.name,
         **model_options,
     )
+    from components.pusher.executor import PushError, check_same_data
+
+    try:  # The Pusher refuses too, at the end; better now, before minutes of work.
+        check_same_data(config.training_identity, config.model_serving_dir)
+    except PushError as error:
+        fail(str(error))
     started = time.monotonic()
     try:
         if flink:
