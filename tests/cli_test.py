@@ -114,3 +114,23 @@ def test_an_unusable_pipeline_root_is_one_error_line_and_debug_shows_the_stack(s
     assert debug.returncode == 1
     assert "Traceback" in debug.stderr and "NotADirectoryError" in debug.stderr
     assert debug.stderr.strip().splitlines()[-1].startswith("Error: cannot create the pipeline root")
+
+
+def test_run_and_compile_defaults_are_the_configs():
+    """The options' defaults come from TrainerConfig/PipelineConfig (one definition): a default typed again in
+    the CLI could drift from the config the library and Kubeflow use."""
+    import dataclasses
+
+    from pipeline.cli import main
+    from pipeline.config import PipelineConfig, TrainerConfig
+
+    fields = {
+        **{f.name: f.default for f in dataclasses.fields(PipelineConfig) if f.default is not dataclasses.MISSING},
+        **{f.name: f.default for f in dataclasses.fields(TrainerConfig) if f.default is not dataclasses.MISSING},
+    }
+    for command in ("run", "compile"):
+        params = {p.name: p for p in main.commands[command].params}
+        checked = [name for name, p in params.items() if name in fields and not getattr(p, "multiple", False)]
+        assert len(checked) >= 13, checked
+        for name in checked:
+            assert params[name].default == fields[name], (command, name)

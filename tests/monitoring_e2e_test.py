@@ -24,9 +24,10 @@ def run_report(workspace, first_run) -> dict:
 
 @pytest.fixture(scope="module")
 def traffic(first_run, run_report) -> dict:
-    """Half the training examples (seeded), scored by the pushed model: traffic like the data trained on."""
-    rows = replay.read_examples(run_report["artifacts"]["ExampleGen.examples"], "train")
-    rows = random.Random(0).sample(rows, len(rows) // 2)
+    """The held-out test split, scored by the pushed model: traffic the model never trained on, the very ratings
+    the Evaluator measured its RMSE on (so live quality is the Evaluator's, not the training fit)."""
+    rows = replay.read_examples(run_report["artifacts"]["ExampleGen.examples"], "test")
+    rows = random.Random(0).sample(rows, len(rows))  # served in no particular order
     return {"rows": rows, "predictions": replay.predict(first_run["summary"].pushed_path, rows)}
 
 
@@ -61,6 +62,7 @@ def test_undrifted_traffic_does_not_fire_and_bad_lines_are_reported_not_fatal(wo
     errors = np.asarray(traffic["predictions"]) - np.array([r[f.LABEL_KEY] for r in traffic["rows"]])
     assert saved["live"]["rmse"] == pytest.approx(float(np.sqrt(np.mean(errors**2))), abs=1e-6)
     assert saved["live"]["rated_predictions"] == len(traffic["rows"])
+    assert saved["live"]["rmse"] == pytest.approx(saved["evaluator"]["rmse"], abs=1e-3)  # the same held-out ratings
     assert "Input drift" in output.read_text()
 
 
@@ -75,6 +77,17 @@ def test_shifted_predictions_fire(run_report, traffic):
     result = check.run_check(_log(traffic["rows"], shifted), run_report)
     assert len(result["alerts"]) == 1 and result["alerts"][0].startswith("prediction drift: mean predicted rating")
     assert result["predictions"]["shift"] > 0.5
+
+
+def test_live_rmse_above_the_evaluators_fires(run_report, traffic):
+    """Ratings that arrive later and disagree with the model (each mirrored around the scale's middle): the live
+    RMSE alert fires, and only it (the requests themselves are undrifted)."""
+    truth = replay.true_ratings(traffic["rows"])
+    log = _log(traffic["rows"], traffic["predictions"])
+    assert check.run_check(log, run_report, ratings=truth)["alerts"] == []
+    result = check.run_check(log, run_report, ratings={key: 6.0 - rating for key, rating in truth.items()})
+    assert len(result["alerts"]) == 1 and result["alerts"][0].startswith("live RMSE ")
+    assert result["live"]["rmse"] > result["evaluator"]["rmse"] + 0.5
 
 
 def test_the_command_exits_3_when_a_threshold_is_crossed(workspace, traffic, tmp_path):

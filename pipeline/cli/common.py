@@ -11,7 +11,7 @@ import click
 
 import pipeline  # noqa: F401  (sets TF_USE_LEGACY_KERAS before anything imports TensorFlow)
 from components.example_gen import splits
-from pipeline.config import DEFAULT_PIPELINE_NAME
+from pipeline.config import DEFAULT_PIPELINE_NAME, PipelineConfig, TrainerConfig
 
 DEFAULT_WORKDIR = "artifacts"
 
@@ -85,14 +85,20 @@ def options(*decorators):
     return decorate
 
 
-# Training and blessing options shared by `run` and `compile`.
+# Training and blessing options shared by `run` and `compile`; their defaults are the configs' (one definition).
 model_options = options(
-    click.option("--epochs", default=12, show_default=True, type=click.IntRange(min=1)),
-    click.option("--tuner-trials", default=2, show_default=True, type=click.IntRange(min=0), help="0 skips the Tuner."),
-    click.option("--tuner-epochs", default=3, show_default=True, type=click.IntRange(min=1)),
+    click.option("--epochs", default=TrainerConfig.epochs, show_default=True, type=click.IntRange(min=1)),
+    click.option(
+        "--tuner-trials",
+        default=TrainerConfig.tuner_trials,
+        show_default=True,
+        type=click.IntRange(min=0),
+        help="0 skips the Tuner.",
+    ),
+    click.option("--tuner-epochs", default=TrainerConfig.tuner_epochs, show_default=True, type=click.IntRange(min=1)),
     click.option(
         "--retrieval-epochs",
-        default=8,
+        default=TrainerConfig.retrieval_epochs,
         show_default=True,
         type=click.IntRange(min=1),
         help="Epochs of the retrieval (recommend) model; fixed, no early stopping.",
@@ -100,32 +106,40 @@ model_options = options(
     click.option(
         "--ensemble",
         "ensemble_size",
-        default=1,
+        default=TrainerConfig.ensemble_size,
         show_default=True,
         type=click.IntRange(min=1),
         help="Ranking models averaged in the exported model (each trained with its own seed).",
     ),
     click.option(
         "--refit/--no-refit",
-        default=True,
+        default=TrainerConfig.refit,
         show_default=True,
         help="Retrain each ranking model for its best epoch (found on eval) on train and eval together.",
     ),
-    click.option("--seed", default=42, show_default=True, type=int, help="Training seed (and random splits')."),
+    click.option(
+        "--seed", default=TrainerConfig.seed, show_default=True, type=int, help="Training seed (and random splits')."
+    ),
     click.option(
         "--split",
         "split_protocol",
         type=click.Choice(splits.PROTOCOLS),
-        default=splits.TIME,
+        default=PipelineConfig.split_protocol,
         show_default=True,
         help="How ratings go to train/eval/test: by time (oldest 60/20/20), per-user stratified random "
         "65/10/25, or the zip's fold uK (test = uK.test). time-frozen is the time split with histories cut at "
         "the end of eval; it and the random protocols hide test ratings from histories.",
     ),
-    click.option("--rmse-upper-bound", default=1.10, show_default=True, type=float, help="Blessing: max RMSE."),
+    click.option(
+        "--rmse-upper-bound",
+        default=PipelineConfig.rmse_upper_bound,
+        show_default=True,
+        type=float,
+        help="Blessing: max RMSE.",
+    ),
     click.option(
         "--rmse-margin",
-        default=0.005,
+        default=PipelineConfig.rmse_margin,
         show_default=True,
         type=float,
         help="Blessing: the test RMSE may exceed the last blessed model's by at most this (upper end of the "
@@ -133,21 +147,21 @@ model_options = options(
     ),
     click.option(
         "--bootstrap-draws",
-        default=1000,
+        default=PipelineConfig.bootstrap_draws,
         show_default=True,
         type=click.IntRange(min=100),
         help="Draws of the blessing's bootstrap over test users.",
     ),
     click.option(
         "--ndcg-lower-bound",
-        default=0.0,
+        default=PipelineConfig.ndcg_lower_bound,
         show_default=True,
         type=float,
         help="Blessing: min NDCG@10 on the test split.",
     ),
     click.option(
         "--ndcg-max-decrease",
-        default=0.02,
+        default=PipelineConfig.ndcg_max_decrease,
         show_default=True,
         type=float,
         help="Blessing: max NDCG@10 decrease under the last blessed model.",
@@ -155,7 +169,7 @@ model_options = options(
     click.option("--no-cache", is_flag=True, help="Re-run every component even if its inputs are unchanged."),
     click.option(
         "--max-rejected-fraction",
-        default=0.001,
+        default=PipelineConfig.max_rejected_fraction,
         show_default=True,
         type=click.FloatRange(min=0, max=1, max_open=True),
         help="ExampleGen fails the run if more than this fraction of raw records is malformed (else quarantined).",
@@ -173,8 +187,6 @@ pipeline_name_option = click.option("--pipeline-name", default=DEFAULT_PIPELINE_
 
 def build_config(**kwargs):
     """Builds the frozen PipelineConfig from CLI values; a bad value is a usage error, not a traceback."""
-    from pipeline.config import PipelineConfig, TrainerConfig
-
     names = ("epochs", "tuner_trials", "tuner_epochs", "retrieval_epochs", "ensemble_size", "refit", "seed")
     trainer = {key: kwargs.pop(key) for key in names}
     kwargs["enable_cache"] = not kwargs.pop("no_cache")
