@@ -71,6 +71,6 @@ def ml100k_dir(mirror: Path, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def synthetic_dir(tmp_path_factory) -> Path:
     """A small synthetic MovieLens-shaped directory (3,000 ratings)."""
-    from components.example_gen.synthetic import write_synthetic_movielens
+    from components.example_gen.tiny_ml100k import write_synthetic_movielens
 
     return write_synthetic_movielens(tmp_path_factory.mktemp("synthetic"))

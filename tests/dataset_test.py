@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from components.example_gen import dataset
-from components.example_gen.synthetic import write_synthetic_movielens
+from components.example_gen.tiny_ml100k import write_synthetic_movielens
 
 
 @dataclasses.dataclass(frozen=True)

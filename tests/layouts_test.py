@@ -10,7 +10,7 @@ import apache_beam as beam
 import pytest
 import tensorflow as tf
 
-from components.example_gen import layouts, movielens, readers, reading, synth
+from components.example_gen import layouts, movielens, readers, reading, synthetic_release
 from components.example_gen.executor import LINE_COUNTS, REJECTED, ReadMovieLens
 from components.example_gen.movielens import MalformedRecordError, RawLine
 from components.example_gen.quarantine import WriteQuarantine, read_summary
@@ -222,7 +222,9 @@ def test_ml1m_and_ml10m_layouts_through_example_gen(releases):
 @pytest.mark.slow
 @pytest.mark.parametrize("layout_name", [layouts.ML_100K, layouts.ML_1M, layouts.ML_10M, layouts.CSV])
 def test_synthetic_releases_of_every_layout_come_through_whole(tmp_path, layout_name):
-    directory = synth.write(tmp_path / layout_name, layout_name, synth.SynthSpec(2000, 60, 90, seed=1))
+    directory = synthetic_release.write(
+        tmp_path / layout_name, layout_name, synthetic_release.SynthSpec(2000, 60, 90, seed=1)
+    )
     examples, summary, rejections = _run(directory, layout_name)
     assert rejections == []
     assert len(examples) == 2000
@@ -230,9 +232,12 @@ def test_synthetic_releases_of_every_layout_come_through_whole(tmp_path, layout_
 
 
 def test_synth_is_deterministic_per_seed_and_exact_in_size(tmp_path):
-    spec = synth.SynthSpec(3000, 50, 120, seed=5)
-    first, again = synth.write(tmp_path / "a", layouts.CSV, spec), synth.write(tmp_path / "b", layouts.CSV, spec)
-    other = synth.write(tmp_path / "c", layouts.CSV, synth.SynthSpec(3000, 50, 120, seed=6))
+    spec = synthetic_release.SynthSpec(3000, 50, 120, seed=5)
+    first, again = (
+        synthetic_release.write(tmp_path / "a", layouts.CSV, spec),
+        synthetic_release.write(tmp_path / "b", layouts.CSV, spec),
+    )
+    other = synthetic_release.write(tmp_path / "c", layouts.CSV, synthetic_release.SynthSpec(3000, 50, 120, seed=6))
     for name in ("ratings.csv", "movies.csv"):
         assert (first / name).read_bytes() == (again / name).read_bytes()
     assert (first / "ratings.csv").read_bytes() != (other / "ratings.csv").read_bytes()

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from components.example_gen import layouts, synth
+from components.example_gen import layouts, synthetic_release
 from pipeline import evaluation_view, metadata
 from pipeline.config import PipelineConfig
 from pipeline.local_runner import summarize
@@ -28,7 +28,7 @@ RMSE_BOUND = 0.85
 @pytest.fixture(scope="module")
 def release_run(tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp("ml25m")
-    data = synth.write(root / "ml-25m", layouts.CSV, synth.SynthSpec(3000, 120, 80, seed=3))
+    data = synthetic_release.write(root / "ml-25m", layouts.CSV, synthetic_release.SynthSpec(3000, 120, 80, seed=3))
     ws = {"data": data, "root": root / "pipeline", "serving": root / "serving"}
     command = [
         sys.executable, "-m", "pipeline.cli", "run",

@@ -6,12 +6,12 @@ import zipfile
 import pytest
 from cli_test import cli, one_error_line
 
-from components.example_gen import dataset, layouts, releases, synth
+from components.example_gen import dataset, layouts, releases, synthetic_release
 
 
 def _zip_release(tmp_path, name: str, layout: str):
     """A zip laid out like GroupLens' (`<name>/<files>`), of a small generated release in `layout`."""
-    files = synth.write(tmp_path / f"src-{name}", layout, synth.SynthSpec(500, 20, 50, seed=1))
+    files = synthetic_release.write(tmp_path / f"src-{name}", layout, synthetic_release.SynthSpec(500, 20, 50, seed=1))
     archive = tmp_path / f"{name}.zip"
     with zipfile.ZipFile(archive, "w") as out:
         for path in sorted(files.iterdir()):

@@ -82,9 +82,7 @@ def check_same_data(candidate: dict, base_directory: str) -> None:
     served = identity.latest_served(base_directory)
     why = identity.push_mismatch(candidate, identity.read(served)) if served else None
     if why:
-        raise PushError(
-            f"refusing to push over {base_directory}: {why}. give this data its own --serving-dir"
-        )
+        raise PushError(f"refusing to push over {base_directory}: {why}. give this data its own --serving-dir")
 
 
 class Executor(tfx_pusher.Executor):

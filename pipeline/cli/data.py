@@ -56,16 +56,16 @@ def fetch_command(dataset: str, mirror: str | None, data_root: str, url: str | N
 def synth_command(ratings: int, users: int | None, movies: int | None, seed: int, layout: str, output: str) -> None:
     """Generate a MovieLens-like release of any size in a release's file layout (power-law popularity and
     activity, user/movie effects and genre tastes, timestamps over ten years; deterministic per seed)."""
-    from components.example_gen import synth
+    from components.example_gen import synthetic_release
 
-    default = synth.default_spec(ratings, seed)
+    default = synthetic_release.default_spec(ratings, seed)
     try:
-        spec = synth.SynthSpec(ratings, users or default.users, movies or default.movies, seed)
+        spec = synthetic_release.SynthSpec(ratings, users or default.users, movies or default.movies, seed)
     except ValueError as error:
         fail(str(error))
     if os.path.isdir(output) and os.listdir(output):
         fail(f"--output {output} is not empty: give a new directory (nothing is overwritten)")
     started = time.monotonic()
     click.echo(f"writing {spec.ratings:,} ratings of {spec.users:,} users on {spec.movies:,} movies ({layout} layout)")
-    path = synth.write(output, layout, spec, progress=click.echo)
+    path = synthetic_release.write(output, layout, spec, progress=click.echo)
     click.echo(f"{path} in {time.monotonic() - started:.0f} s")

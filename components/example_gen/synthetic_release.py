@@ -1,4 +1,5 @@
-"""Synthetic MovieLens releases of any size, in any layout (`recommender data synth`), for scale runs and tests.
+"""Synthetic MovieLens releases of any size, in any layout (`recommender data synth`), for scale runs and tests
+(the small structured ml-100k data of the e2e tests: tiny_ml100k.py).
 
 Movie popularity and user activity follow power laws (a few blockbusters and heavy raters, a long tail);
 a rating is a global mean plus a user effect, a movie effect and the user's taste for the movie's genres,

@@ -1,4 +1,5 @@
-"""Small synthetic MovieLens-100k-shaped datasets, for tests and smoke runs.
+"""Small synthetic MovieLens-100k-shaped datasets with planted structure, for tests and smoke runs
+(releases of any size and layout: synthetic_release.py).
 
 Ratings have real structure (user and movie biases, a genre/gender effect), so a
 model trained on them beats the train mean, and users arrive over time, so later
