@@ -178,6 +178,7 @@ def create_pipeline(config: PipelineConfig, metadata_connection_config=None) -> 
         model=trainer.outputs["model"],
         rating_blessing=evaluator.outputs["blessing"],
         baseline_model=model_resolver.outputs["model"],
+        transform_graph=transform.outputs["transform_graph"],
         test_split=config.test_split,
         k=config.top_k,
         ndcg_lower_bound=config.ndcg_lower_bound,

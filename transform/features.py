@@ -104,8 +104,11 @@ USER_ZIP_PREFIX_XF = transformed_name("user_zip_prefix")
 MOVIE_GENRES_XF = transformed_name(MOVIE_GENRES)  # Dense [batch, MAX_GENRES], -1 = padding.
 USER_AGE_XF = transformed_name(USER_AGE)  # z-score
 USER_AGE_BUCKET_XF = transformed_name("user_age_bucket")  # string, used for slicing
-# "seen" if the user id is in the train vocabulary, else "unseen" (cold start); slicing only.
-USER_SEEN_XF = transformed_name("user_seen_in_train")
+# The one definition of a seen user: "seen" if the user id is in the train vocabulary (has a rating in the train
+# split), else "unseen" (cold start). Slicing only: the Evaluator's slices (this feature) and the RankingEvaluator's
+# (the same vocabulary, read from the transform graph) carry this name.
+USER_SEEN_IN_TRAIN = "user_seen_in_train"
+USER_SEEN_XF = transformed_name(USER_SEEN_IN_TRAIN)
 USER_SEEN_VALUES = ("seen", "unseen")
 MOVIE_YEAR_XF = transformed_name(MOVIE_RELEASE_YEAR)  # z-score, unknown imputed
 MOVIE_YEAR_MISSING_XF = transformed_name("movie_year_missing")  # 0/1

@@ -18,6 +18,7 @@ from collections import defaultdict
 
 import numpy as np
 import tensorflow as tf
+import tensorflow_transform as tft
 from tfx import v1 as tfx
 
 from components import identity
@@ -75,8 +76,9 @@ def age_band(age: int) -> str:
     return f.AGE_BUCKET_NAMES[int(np.searchsorted(f.AGE_BUCKET_BOUNDARIES, age, side="right"))]
 
 
-def evaluate(model, users: dict[str, dict], k: int) -> dict:
-    """Every figure of the RankingEvaluation of `model` on the test users."""
+def evaluate(model, users: dict[str, dict], k: int, train_users: set[str] | None = None) -> dict:
+    """Every figure of the RankingEvaluation of `model` on the test users; `train_users` (the train vocabulary's
+    user ids) slices them into seen and unseen (features.USER_SEEN_IN_TRAIN, as the Evaluator's slices)."""
     catalogue = {name: value.numpy() for name, value in model.signatures[f.CATALOGUE_SIGNATURE]().items()}
     ids = [m.decode() for m in catalogue[f.OUT_MOVIE_IDS]]
     genres = {m: set(g.decode().split("|")) - {""} for m, g in zip(ids, catalogue[f.OUT_GENRES], strict=True)}
@@ -86,18 +88,20 @@ def evaluate(model, users: dict[str, dict], k: int) -> dict:
     relevant = {user: users[user]["relevant"] for user in names}
     sweep = []
     for diversity in DIVERSITY_SWEEP:
-        ranked, known = recommend_all(model, names, k, diversity)
+        ranked, _ = recommend_all(model, names, k, diversity)
         sweep.append({"diversity": diversity, **metrics.accuracy(ranked, relevant, k),
                       **metrics.beyond_accuracy(ranked, genres, counts, snapshot_users)})  # fmt: skip
         if diversity == 0.0:
-            plain, plain_known = ranked, known
+            plain = ranked
     groups = defaultdict(list)
     for user in names:
         if users[user]["gender"] is not None:
             groups[f"gender={users[user]['gender']}"].append(user)
         if users[user]["age"] is not None:
             groups[f"age={age_band(users[user]['age'])}"].append(user)
-        groups[f"user={'seen' if plain_known[user] else 'unseen'}"].append(user)
+        if train_users is not None:
+            seen, unseen = f.USER_SEEN_VALUES
+            groups[f"{f.USER_SEEN_IN_TRAIN}={seen if user in train_users else unseen}"].append(user)
     slices = {
         name: {
             **metrics.accuracy({u: plain[u] for u in members}, {u: relevant[u] for u in members}, k),
@@ -158,6 +162,7 @@ def RankingEvaluator(
     evaluation: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.ModelEvaluation],
     blessing: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.ModelBlessing],
     baseline_model: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Model] = None,  # noqa: RUF013
+    transform_graph: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.TransformGraph] = None,  # noqa: RUF013
     test_split: tfx.dsl.components.Parameter[str] = "test",
     k: tfx.dsl.components.Parameter[int] = 10,
     ndcg_lower_bound: tfx.dsl.components.Parameter[float] = 0.0,
@@ -171,7 +176,11 @@ def RankingEvaluator(
     del code_fingerprint  # only keys the cache
     users = read_test_users(examples.uri, test_split)
     candidate = _load(model)
-    result = evaluate(candidate, users, k)
+    train_users = None
+    if transform_graph is not None:
+        vocabulary = tft.TFTransformOutput(transform_graph.uri).vocabulary_by_name(f.VOCAB_FEATURES[f.USER_ID_XF])
+        train_users = {user.decode() for user in vocabulary}
+    result = evaluate(candidate, users, k, train_users)
     baseline_ndcg, baseline, ignored = None, None, None
     if baseline_model is not None and training_identity:
         # The resolver returns the latest blessed model of the pipeline, whatever it trained on.
