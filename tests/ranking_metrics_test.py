@@ -17,7 +17,13 @@ def test_one_user_by_hand():
     assert m["precision"] == 2 / 4 and m["recall"] == 2 / 3
     ideal = 1 + 1 / math.log2(3) + 1 / math.log2(4)
     assert m["ndcg"] == pytest.approx((1 + 1 / math.log2(4)) / ideal)
-    assert m["map"] == pytest.approx((1 / 1 + 2 / 3) / 3)
+    assert m["map"] == pytest.approx((1 / 1 + 2 / 3) / 3) == m["map_min_k"]  # 3 relevant <= k
+
+
+def test_the_two_map_denominators_differ_past_k_relevant_movies():
+    # A perfect top 2 of 4 relevant movies: MAP over |relevant| = 2/4, over min(k, |relevant|) = 1.
+    m = metrics.user_metrics(["a", "b"], {"a", "b", "c", "d"}, k=2)
+    assert m["map"] == pytest.approx(2 / 4) and m["map_min_k"] == pytest.approx(1.0)
 
 
 def test_k_larger_than_the_list_and_empty_slots():
@@ -28,7 +34,13 @@ def test_k_larger_than_the_list_and_empty_slots():
 
 
 def test_only_the_first_k_count():
-    assert metrics.user_metrics(["x", "y", "a"], {"a"}, k=2) == {"precision": 0, "recall": 0, "ndcg": 0, "map": 0}
+    assert metrics.user_metrics(["x", "y", "a"], {"a"}, k=2) == {
+        "precision": 0,
+        "recall": 0,
+        "ndcg": 0,
+        "map": 0,
+        "map_min_k": 0,
+    }
 
 
 def test_users_without_relevant_movies_are_not_scored_and_missing_lists_score_zero():

@@ -6,7 +6,10 @@ them; users without a test rating are not scored. Relevance is binary.
 - Precision@K: hits in the top K / K (a list shorter than K still divides by K).
 - Recall@K: hits / number of relevant movies.
 - NDCG@K: Σ over hits at rank r of 1/log2(r + 1), over the same sum for a perfect list of min(K, relevant).
-- MAP@K (their `map_at_k`): Σ over hits at rank r of (hits up to r) / r, over the number of relevant movies.
+- MAP@K, two denominators (ranking.json and MLMD carry both): `map` divides the Σ over hits at rank r of
+  (hits up to r) / r by the number of relevant movies, as the `map_at_k` behind Microsoft Recommenders' published
+  ML-100k tables did; `map_min_k` divides it by min(K, relevant), as their current `map_at_k` does (and most
+  libraries: a perfect list scores 1). They differ for users with more than K test movies.
 No TensorFlow here.
 """
 
@@ -17,11 +20,11 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-ACCURACY = ("precision", "recall", "ndcg", "map")
+ACCURACY = ("precision", "recall", "ndcg", "map", "map_min_k")
 
 
 def user_metrics(ranked: Sequence[str], relevant: set[str], k: int) -> dict[str, float]:
-    """The four accuracy metrics of one user's ranked list (its first k entries; "" entries are empty slots)."""
+    """The accuracy metrics of one user's ranked list (its first k entries; "" entries are empty slots)."""
     if not relevant:
         raise ValueError("a user without relevant movies is not scored")
     top = [movie for movie in ranked[:k]]
@@ -37,6 +40,7 @@ def user_metrics(ranked: Sequence[str], relevant: set[str], k: int) -> dict[str,
         "recall": sum(hits) / len(relevant),
         "ndcg": dcg / ideal,
         "map": precisions / len(relevant),
+        "map_min_k": precisions / min(k, len(relevant)),
     }
 
 
