@@ -240,7 +240,7 @@ def test_report_is_self_contained_and_renders_in_chromium(runs, latest, tmp_path
     compared = data["decision"]["comparison"]
     assert f"[{compared['rmse_low']:.4f}, {compared['rmse_high']:.4f}]" in page and "within the margin +0.005" in page
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", page)  # Nothing fetched from the network.
-    # Every section the README lists, with its data (this second run has a baseline: the candidate's plots).
+    # Every section docs/inspecting.md lists, with its data (this second run has a baseline: the candidate's plots).
     images = re.findall(r'<img alt="([^"]+)" src="data:image/png;base64,', page)
     slice_features = sorted({s["feature"] for s in data["evaluation"] if s["feature"]})
     assert sorted(images) == sorted(

@@ -197,14 +197,14 @@ def test_the_recommend_command(first_run, workspace, rated_in_training):
     ]
 
 
-def test_the_readme_recommend_example_runs_as_written(model):
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+def test_the_documented_recommend_example_runs_as_written(model):
+    readme = (Path(__file__).resolve().parents[1] / "docs" / "serving.md").read_text()
     [snippet] = [block for block in readme.split("```python\n")[1:] if 'signatures["recommend"]' in block]
     snippet = snippet.split("```", 1)[0].replace(
         'model = tf.saved_model.load("artifacts/serving/movielens_ranker/<version>")', ""
     )
     printed = []
-    exec(compile(snippet, "README.md", "exec"), {"model": model, "print": lambda *v: printed.extend(v)})  # noqa: S102
+    exec(compile(snippet, "docs/serving.md", "exec"), {"model": model, "print": lambda *v: printed.extend(v)})  # noqa: S102
     movie_ids, titles, scores = printed
     assert movie_ids.shape == titles.shape == scores.shape == (2, 10) and (movie_ids.numpy() != b"").all()
 

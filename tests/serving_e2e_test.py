@@ -143,13 +143,13 @@ def test_a_users_history_moves_the_score_in_its_direction(model):
 
 
 def test_the_readme_request_is_coherent_and_scored(model):
-    """The README's `predict_raw` example, run as written against the pushed model."""
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    """The `predict_raw` example of docs/serving.md, run as written against the pushed model."""
+    readme = (Path(__file__).resolve().parents[1] / "docs" / "serving.md").read_text()
     snippet = readme.split("```python\nimport tensorflow as tf\n", 1)[1].split("```", 1)[0]
     snippet = snippet.replace('model = tf.saved_model.load("artifacts/serving/movielens_ranker/<version>")', "")
     scope = {"tf": tf, "model": model, "print": lambda *values: printed.extend(values)}
     printed = []
-    exec(compile("import tensorflow as tf\n" + snippet, "README.md", "exec"), scope)  # noqa: S102
+    exec(compile("import tensorflow as tf\n" + snippet, "docs/serving.md", "exec"), scope)  # noqa: S102
     [prediction] = printed
     assert 1 < float(prediction.numpy().ravel()[0]) < 5
 

@@ -95,8 +95,8 @@ def test_movie_ratings_without_their_user_are_refused_naming_the_form():
         history_features([], at=200, movie_ratings=[(4.0, 150)])
 
 
-def test_the_readme_example_runs_and_says_what_it_returns():
-    readme = (REPO / "README.md").read_text()
+def test_the_documented_example_runs_and_says_what_it_returns():
+    readme = (REPO / "docs" / "serving.md").read_text()
     snippet = readme.split("```python\nfrom components.example_gen.serving_history import", 1)[1].split("```", 1)[0]
     scope: dict = {}
     exec("from components.example_gen.serving_history import" + snippet, scope)  # noqa: S102
