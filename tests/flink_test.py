@@ -42,6 +42,28 @@ def test_the_job_server_command_uses_the_verified_class_path_or_the_given_jar(tm
     assert given[given.index("-jar") + 1] == "/jars/js.jar" and "--flink-master=jm:8081" in given
 
 
+def test_out_of_heap_the_job_server_exits_and_the_note_says_which_knob(tmp_path):
+    """-XX:+ExitOnOutOfMemoryError: a JVM that runs out of heap exits (seen at 2M ratings with a 2g heap: without
+    it a gRPC thread died and the job hung). A real JVM, a real exhaustion, then the note the failed run shows."""
+    command = job_server.command(FlinkConfig(heap="16m"), tmp_path / "lib", 8099, tmp_path / "conf")
+    flags = [arg for arg in command if arg.startswith("-X")]
+    assert flags == ["-Xmx16m", "-XX:+ExitOnOutOfMemoryError", "-XX:+UseG1GC", "-XX:G1PeriodicGCInterval=15000"]
+    source = tmp_path / "Hog.java"  # Java 11+ runs a single source file: fills the heap with live arrays.
+    source.write_text(
+        "public class Hog { public static void main(String[] a) throws Exception {"
+        " java.util.List<byte[]> l = new java.util.ArrayList<>();"
+        " while (true) { l.add(new byte[1 << 20]); } } }"
+    )
+    log = tmp_path / "job-server.log"
+    with open(log, "wb") as out:
+        process = subprocess.Popen([command[0], *flags, str(source)], stdout=out, stderr=subprocess.STDOUT)
+        assert process.wait(timeout=120) != 0
+    server = job_server.JobServer(process, "localhost:8099", log)
+    note = server.death_note()
+    assert f"(pid {process.pid}) exited with code {process.returncode}" in note
+    assert note.endswith("it ran out of Java heap: give it more with --flink-heap")
+
+
 def test_flink_beam_args_name_one_job_server_through_the_environment():
     args = flink_runner_args(FlinkConfig())
     assert "--runner=PortableRunner" in args and f"--job_endpoint={FLINK_JOB_ENDPOINT}" in args
