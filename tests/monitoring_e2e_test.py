@@ -19,7 +19,8 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture(scope="module")
 def run_report(workspace, first_run) -> dict:
-    return inspect_run(str(workspace["root"] / "metadata.sqlite"))
+    """The run that pushed the model served here (other modules add later runs to the shared root)."""
+    return inspect_run(str(workspace["root"] / "metadata.sqlite"), run=first_run["summary"].run_id)
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +36,7 @@ def _log(rows, predictions) -> requests.Log:
     return requests.Log(replay.records(rows, predictions, "1"), collections.Counter(), [])
 
 
-def test_undrifted_traffic_does_not_fire_and_bad_lines_are_reported_not_fatal(workspace, traffic, tmp_path):
+def test_undrifted_traffic_does_not_fire_and_bad_lines_are_reported_not_fatal(workspace, run_report, traffic, tmp_path):
     log = tmp_path / "requests.jsonl"
     for record in replay.records(traffic["rows"], traffic["predictions"], "1"):
         requests.append(str(log), record)
@@ -49,7 +50,7 @@ def test_undrifted_traffic_does_not_fire_and_bad_lines_are_reported_not_fatal(wo
     output = tmp_path / "monitor.html"
     result = subprocess.run(
         [sys.executable, "-m", "pipeline.cli", "monitor", "--requests", str(log), "--ratings", str(ratings),
-         "--pipeline-root", str(workspace["root"]), "--output", str(output)],
+         "--pipeline-root", str(workspace["root"]), "--run", run_report["run"]["run_id"], "--output", str(output)],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
@@ -90,13 +91,13 @@ def test_live_rmse_above_the_evaluators_fires(run_report, traffic):
     assert result["live"]["rmse"] > result["evaluator"]["rmse"] + 0.5
 
 
-def test_the_command_exits_3_when_a_threshold_is_crossed(workspace, traffic, tmp_path):
+def test_the_command_exits_3_when_a_threshold_is_crossed(workspace, run_report, traffic, tmp_path):
     log = tmp_path / "drifted.jsonl"
     for record in replay.records(traffic["rows"], np.clip(np.asarray(traffic["predictions"]) - 1.0, 1, 5), "1"):
         requests.append(str(log), record)
     result = subprocess.run(
         [sys.executable, "-m", "pipeline.cli", "monitor", "--requests", str(log), "--pipeline-root",
-         str(workspace["root"]), "--output", str(tmp_path / "m.html")],
+         str(workspace["root"]), "--run", run_report["run"]["run_id"], "--output", str(tmp_path / "m.html")],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert result.returncode == 3, result.stdout + result.stderr
