@@ -102,4 +102,4 @@ def test_the_evaluations_leave_out_the_demographic_slices(release_run):
     assert features == {None, f.USER_SEEN_XF}
     ranking = metadata.find_output(summary.executions, "RankingEvaluator", "evaluation")
     slices = json.loads(Path(ranking.uri, "ranking.json").read_text())["slices"]
-    assert {name.split("=")[0] for name in slices} == {"user"}
+    assert {name.split("=")[0] for name in slices} == {f.USER_SEEN_IN_TRAIN}  # the Evaluator's seen/unseen
