@@ -39,7 +39,7 @@ def main() -> None:
     print("| rating_weight | NDCG@10 | P@10 | R@10 | MAP |\n|---|---|---|---|---|")
     for weight in (float(w) for w in args.weights.split(",")):
         model.recommender.rating_weight.assign(weight)
-        ranked, _ = component.recommend_all(model, sorted(users), 10)
+        ranked = component.recommend_all(model, sorted(users), 10)
         m = metrics.accuracy(ranked, relevant, 10)
         print(f"| {weight:g} | {m['ndcg']:.4f} | {m['precision']:.4f} | {m['recall']:.4f} | {m['map']:.4f} |")
 

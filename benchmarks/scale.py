@@ -92,6 +92,11 @@ def run_once(data_dir: Path, root: Path, run_args: list[str], log: Path) -> dict
     }
 
 
+def _size_and_runner(label: str, row: dict) -> tuple[str, str]:
+    """A scale.json row's size label and runner ("1,000,000 flink"; rows from before the runner column: direct)."""
+    return tuple(label.rsplit(" ", 1)) if "runner" in row else (label, "direct")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="", help="Comma-separated numbers of ratings to generate.")
@@ -131,7 +136,7 @@ def main() -> None:
         peak = f"{row['peak_rss_gb']:.2f}" if row["peak_rss_gb"] else "?"
         tree = f"{row['tree_peak_gb']:.2f}" if row.get("tree_peak_gb") else "?"
         status = "ok" if row["status"] == 0 else f"failed ({row['status']})"
-        name, runner = label.rsplit(" ", 1) if "runner" in row else (label, "direct")
+        name, runner = _size_and_runner(label, row)
         print(f"| {name} | {runner} | " + " | ".join(cells)
               + f" | {row['seconds']:.0f} | {per_million} | {peak} | {tree} | {status} |")  # fmt: skip
     print("\nPeak memory of the run's whole process tree while each component ran, GB:")
@@ -139,7 +144,7 @@ def main() -> None:
     print("|" + "---|" * (len(COMPONENTS) + 2))
     for label, row in results.items():
         peaks = row.get("component_peak_gb", {})
-        name, runner = label.rsplit(" ", 1) if "runner" in row else (label, "direct")
+        name, runner = _size_and_runner(label, row)
         print(f"| {name} | {runner} | "
               + " | ".join(f"{peaks[n]:.2f}" if n in peaks else "" for n in COMPONENTS) + " |")  # fmt: skip
 

@@ -19,10 +19,12 @@ class RecommendError(RuntimeError):
 
 def newest_version(base: str) -> str:
     """The newest `<base>/<version>` directory TF Serving would serve (highest integer version)."""
-    versions = [name for name in os.listdir(base) if name.isdigit()] if os.path.isdir(base) else []
-    if not versions:
+    from components.identity import latest_served
+
+    newest = latest_served(base)
+    if newest is None:
         raise FileNotFoundError(f"no pushed model under {base}: run `recommender run` first (or give --serving-dir)")
-    return os.path.join(base, max(versions, key=int))
+    return newest
 
 
 # The widest rating range of any MovieLens release (half stars from ml-10m on); the model refuses ratings outside

@@ -1,14 +1,12 @@
 """`recommender app` on the shared first run's pushed model (e2e_run.py): its logic through Streamlit's AppTest,
 one real run in headless Chromium, and the Prometheus metrics of the recommend path."""
 
-import socket
 import subprocess
-import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
+from app_server import start_app
 from headless_browser import chromium, render
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -148,31 +146,14 @@ def test_metrics_count_requests_errors_and_latency(model, user):
     assert after[("recommender_model_info", version)] == 1
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_the_app_in_a_real_browser(workspace, model, user, tmp_path):
     if chromium() is None:
         pytest.fail("headless Chromium is needed for this test: apt-get install chromium")
-    port, metrics_port = _free_port(), _free_port()
     log = tmp_path / "requests.jsonl"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "pipeline.cli", "app", "--serving-dir", str(workspace["serving"]), "--pipeline-root",
-         str(workspace["root"]), "--port", str(port), "--metrics-port", str(metrics_port), "--request-log", str(log)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+    process, port, metrics_port = start_app(
+        workspace["serving"], workspace["root"], str(log), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=5)
-                break
-            except OSError:
-                assert process.poll() is None and time.monotonic() < deadline, "the app did not start"
-                time.sleep(1)
         known = render(f"http://127.0.0.1:{port}/?user={user}", tmp_path / "known.png", height=1400,
                        wait_for_text="Their ratings")  # fmt: skip
         assert known["errors"] == [] and all(r.startswith(f"http://127.0.0.1:{port}/") for r in known["requests"])

@@ -5,18 +5,11 @@ from __future__ import annotations
 import signal
 import socket
 import subprocess
-import sys
 import time
-import urllib.request
 
 import psutil
 import pytest
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from app_server import start_app
 
 
 def _port_free(port: int) -> bool:
@@ -34,21 +27,14 @@ def _port_free(port: int) -> bool:
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_a_signal_stops_the_server_and_frees_the_port(tmp_path, signum):
     """No model is needed to start: the page says so when opened. The command is the server (same pid)."""
-    port, metrics_port = _free_port(), _free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "pipeline.cli", "app", "--serving-dir", str(tmp_path / "serving"), "--pipeline-root",
-         str(tmp_path / "root"), "--port", str(port), "--metrics-port", str(metrics_port), "--request-log", ""],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
+    process, port, _ = start_app(
+        tmp_path / "serving",
+        tmp_path / "root",
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=5)
-                break
-            except OSError:
-                assert process.poll() is None and time.monotonic() < deadline, "the app did not start"
-                time.sleep(0.5)
         tree = [process.pid, *(child.pid for child in psutil.Process(process.pid).children(recursive=True))]
         process.send_signal(signum)
         process.wait(timeout=10)

@@ -52,10 +52,10 @@ def read_test_users(examples_uri: str, split: str) -> dict[str, dict]:
     return users
 
 
-def recommend_all(model, users: list[str], k: int, diversity: float = 0.0) -> tuple[dict[str, list[str]], dict]:
-    """Each user's top k from the model's `recommend` signature (no recent ratings), and whether it knows them."""
+def recommend_all(model, users: list[str], k: int, diversity: float = 0.0) -> dict[str, list[str]]:
+    """Each user's top k from the model's `recommend` signature (no recent ratings)."""
     recommend = model.signatures[f.RECOMMEND_SIGNATURE]
-    ranked, known = {}, {}
+    ranked = {}
     for start in range(0, len(users), BATCH):
         batch = users[start : start + BATCH]
         out = recommend(
@@ -65,10 +65,9 @@ def recommend_all(model, users: list[str], k: int, diversity: float = 0.0) -> tu
             k=tf.constant(k, tf.int32),
             diversity=tf.constant(diversity, tf.float32),
         )
-        for user, movies, seen in zip(batch, out[f.OUT_MOVIE_IDS].numpy(), out[f.OUT_KNOWN_USER].numpy(), strict=True):
+        for user, movies in zip(batch, out[f.OUT_MOVIE_IDS].numpy(), strict=True):
             ranked[user] = [m.decode() for m in movies]
-            known[user] = bool(seen)
-    return ranked, known
+    return ranked
 
 
 def age_band(age: int) -> str:
@@ -88,7 +87,7 @@ def evaluate(model, users: dict[str, dict], k: int, train_users: set[str] | None
     relevant = {user: users[user]["relevant"] for user in names}
     sweep = []
     for diversity in DIVERSITY_SWEEP:
-        ranked, _ = recommend_all(model, names, k, diversity)
+        ranked = recommend_all(model, names, k, diversity)
         sweep.append({"diversity": diversity, **metrics.accuracy(ranked, relevant, k),
                       **metrics.beyond_accuracy(ranked, genres, counts, snapshot_users)})  # fmt: skip
         if diversity == 0.0:
@@ -149,8 +148,12 @@ COMPARISON_PROPERTIES = {
 }
 
 
+def _serving_dir(model_artifact) -> str:
+    return os.path.join(model_artifact.uri, "Format-Serving")
+
+
 def _load(model_artifact) -> tf.Module:
-    return tf.saved_model.load(os.path.join(model_artifact.uri, "Format-Serving"))
+    return tf.saved_model.load(_serving_dir(model_artifact))
 
 
 @tfx.dsl.components.component
@@ -184,7 +187,7 @@ def RankingEvaluator(
     baseline_ndcg, baseline, ignored = None, None, None
     if baseline_model is not None and training_identity:
         # The resolver returns the latest blessed model of the pipeline, whatever it trained on.
-        served = identity.read(os.path.join(baseline_model.uri, "Format-Serving"))
+        served = identity.read(_serving_dir(baseline_model))
         ignored = identity.baseline_mismatch(json.loads(training_identity), served)
         if ignored:
             logging.warning("RankingEvaluator: no baseline: %s (a first run for this data and split)", ignored)
@@ -192,7 +195,7 @@ def RankingEvaluator(
     if baseline_model is not None:
         baseline = _load(baseline_model)
         if f.RECOMMEND_SIGNATURE in baseline.signatures and f.CATALOGUE_SIGNATURE in baseline.signatures:
-            ranked, _ = recommend_all(baseline, sorted(users), k)
+            ranked = recommend_all(baseline, sorted(users), k)
             relevant = {user: entry["relevant"] for user, entry in users.items()}
             baseline_ndcg = metrics.accuracy(ranked, relevant, k)["ndcg"]
         else:

@@ -120,7 +120,7 @@ def compile_command(
                     raise ValueError(f"{flag} is HOST:PORT, got {value!r}")
             flink = FlinkConfig(worker_pool=flink_worker_pool)
             beam = flink_runner_args(flink, job_endpoint=flink_job_endpoint, package=image_wheel())
-            beam = (*beam, *beam_args("PortableRunner", beam_extra)[1:])
+            beam = (*beam, *beam_args("PortableRunner", beam_extra)[1:])  # the extras, checked as for any runner
         else:
             beam = beam_args(beam_runner, beam_extra)
         resources = None
