@@ -14,6 +14,8 @@ setup(
         include=[
             "pipeline",
             "pipeline.*",
+            "recommender",
+            "recommender.*",
             "components",
             "components.*",
             "transform",
@@ -48,5 +50,5 @@ setup(
         "dev": ["pytest", "pytest-xdist", "ruff", "websocket-client", "hypothesis"],
         "scann": ["scann==1.3.2"],  # benchmarks/scann_benchmark.py only: its ops are not in stock TF Serving
     },
-    entry_points={"console_scripts": ["recommender=pipeline.cli:main"]},
+    entry_points={"console_scripts": ["recommender=recommender.cli:main"]},
 )

@@ -165,7 +165,7 @@ def ours(data_dir: Path, work_dir: Path, protocol: str, seed: int, extra: list[s
     run_dir.mkdir(parents=True, exist_ok=True)
     root = str(run_dir / "pipeline")
     command = [
-        sys.executable, "-m", "pipeline.cli", "run", "--input-dir", str(data_dir), "--pipeline-root", root,
+        sys.executable, "-m", "recommender.cli", "run", "--input-dir", str(data_dir), "--pipeline-root", root,
         "--serving-dir", str(run_dir / "serving"), "--split", protocol, "--seed", str(seed), *extra,
     ]  # fmt: skip
     print(f"  ours {protocol} seed {seed}: {' '.join(command[2:])}", file=sys.stderr, flush=True)
@@ -178,7 +178,7 @@ def ours(data_dir: Path, work_dir: Path, protocol: str, seed: int, extra: list[s
         float(s) for s in re.findall(r"^\s+(?:Tuner|Trainer)\s+finished in ([\d.]+) s", log.read_text(), re.M)
     )
     report = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "inspect", "--pipeline-root", root, "--json"],
+        [sys.executable, "-m", "recommender.cli", "inspect", "--pipeline-root", root, "--json"],
         capture_output=True, text=True, check=True,
     )  # fmt: skip
     inspected = json.loads(report.stdout)

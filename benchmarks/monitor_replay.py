@@ -19,9 +19,9 @@ import os
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
-from pipeline.inspection import inspect_run  # noqa: E402
-from pipeline.monitoring import check, replay, requests  # noqa: E402
-from pipeline.recommendations import newest_version  # noqa: E402
+from recommender.inspection import inspect_run  # noqa: E402
+from recommender.monitoring import check, replay, requests  # noqa: E402
+from recommender.recommendations import newest_version  # noqa: E402
 from transform import features as f  # noqa: E402
 
 

@@ -29,7 +29,7 @@ def main() -> None:
     parser.add_argument("--weights", default="0,0.25,0.5,1,2")
     args = parser.parse_args()
     inspected = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "inspect", "--pipeline-root", args.pipeline_root, "--json"],
+        [sys.executable, "-m", "recommender.cli", "inspect", "--pipeline-root", args.pipeline_root, "--json"],
         capture_output=True, text=True, check=True,
     )  # fmt: skip
     data = json.loads(inspected.stdout)

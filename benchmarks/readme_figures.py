@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 def recommender(*args: str) -> str:
     """`recommender ARGS` in a subprocess, as a user runs it; its standard output."""
-    result = subprocess.run([sys.executable, "-m", "pipeline.cli", *args], capture_output=True, text=True, cwd=REPO)
+    result = subprocess.run([sys.executable, "-m", "recommender.cli", *args], capture_output=True, text=True, cwd=REPO)
     if result.returncode != 0:
         sys.exit(f"recommender {' '.join(args)} failed:\n{result.stdout}{result.stderr}")
     return result.stdout
@@ -61,8 +61,8 @@ def main() -> None:
     print(f"  overall RMSE {overall['root_mean_squared_error']:.4f}, MAE {overall['mean_absolute_error']:.4f}")
 
     sys.path.insert(0, str(REPO))
-    from pipeline.inspection import calibration
     from pipeline.local_runner import quiet_logs
+    from recommender.inspection import calibration
 
     quiet_logs()
     buckets = calibration(data["artifacts"]["Evaluator.evaluation"])

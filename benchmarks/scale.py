@@ -49,7 +49,7 @@ def tree_rss(process: psutil.Process) -> int:
 
 
 def recommender(*args: str) -> list[str]:
-    return [sys.executable, "-m", "pipeline.cli", *args]
+    return [sys.executable, "-m", "recommender.cli", *args]
 
 
 def run_once(data_dir: Path, root: Path, run_args: list[str], log: Path) -> dict:

@@ -1,4 +1,7 @@
-"""Pipeline configuration, wiring, runners and the `recommender` CLI."""
+"""The DAG: its configuration, `create_pipeline` (wiring), the local runner, the Flink job server, ML Metadata access.
+
+What uses the model it pushes (the CLI, the app, monitoring, inspection) is in `recommender/`.
+"""
 
 import os
 import warnings

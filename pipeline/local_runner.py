@@ -1,13 +1,12 @@
 """Running the DAG locally: LocalDagRunner, Beam DirectRunner, SQLite MLMD under the pipeline root.
 
 Prints one line per component (started / finished in N s / cached) instead of
-TFX's INFO logs, and reads the run's outcome back from ML Metadata.
+TFX's INFO logs; the caller reads the run's outcome from ML Metadata (recommender.summary).
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import fcntl
 import io
 import logging
@@ -27,7 +26,7 @@ from tfx import v1 as tfx
 
 from components.example_gen import layouts
 from components.example_gen.reading import PROGRESS_LOGGER  # our executors' progress lines
-from pipeline import evaluation_view, inspection, metadata
+from pipeline import metadata
 from pipeline import pipeline as dag
 from pipeline.config import PipelineConfig
 
@@ -197,84 +196,6 @@ def _root_cause(error: BaseException) -> BaseException:
     return error
 
 
-@dataclasses.dataclass(frozen=True)
-class RunSummary:
-    """What a run produced, read from MLMD."""
-
-    run_id: str
-    executions: list[metadata.ComponentExecution]
-    split_rows: dict[str, int]
-    ingestion: dict | None
-    accepted_anomalies: list[str]
-    test_rmse: float | None
-    blessed: bool | None  # the final blessing (RMSE and ranking gates)
-    pushed_path: str | None
-    ranking: dict[str, float] | None = None  # RankingEvaluator's headline figures (ndcg, precision, ...)
-
-    def lines(self) -> list[str]:
-        rows = ", ".join(f"{name} {count:,}" for name, count in self.split_rows.items())
-        rmse = "n/a" if self.test_rmse is None else f"{self.test_rmse:.4f}"
-        blessed = {None: "n/a", True: "yes", False: "no"}[self.blessed]
-        return [
-            f"run {self.run_id}",
-            *([f"  raw records    : {inspection.ingestion_line(self.ingestion)}"] if self.ingestion else []),
-            *[f"  ACCEPTED anomaly (override): {line}" for line in self.accepted_anomalies],
-            f"  rows per split : {rows}",
-            f"  test RMSE      : {rmse}",
-            *(
-                [
-                    f"  test top-{self.ranking['k']:.0f}    : "
-                    + ", ".join(f"{name} {self.ranking[name]:.4f}" for name in ("ndcg", "precision", "recall", "map"))
-                ]
-                if self.ranking
-                else []
-            ),
-            f"  blessed        : {blessed}",
-            f"  pushed model   : {self.pushed_path or 'nothing pushed'}",
-        ]
-
-
-def _overall_rmse(evaluation_uri: str) -> float | None:
-    from components.evaluator.eval_config import GATE_METRIC
-
-    overall = next((s for s in evaluation_view.evaluation(evaluation_uri) if s["feature"] is None), None)
-    return overall["metrics"].get(GATE_METRIC) if overall else None
-
-
-def summarize(config: PipelineConfig, run_id: str | None = None) -> RunSummary:
-    """Reads the outcome of `run_id` (default: the latest run) from MLMD."""
-    store = metadata.open_store(config.metadata_file)
-    runs = metadata.run_ids(store, config.pipeline_name)
-    if not runs:
-        raise PipelineRunError(f"no run of {config.pipeline_name} in {config.metadata_file}")
-    run_id = run_id or runs[-1]
-    executions = metadata.run_executions(store, config.pipeline_name, run_id)
-    examples = metadata.find_output(executions, dag.EXAMPLE_GEN, "examples")
-    statistics = metadata.find_output(executions, dag.STATISTICS_GEN, "statistics")
-    evaluation = metadata.find_output(executions, dag.EVALUATOR, "evaluation")
-    blessing = metadata.find_output(executions, dag.RANKING_EVALUATOR, "blessing") or metadata.find_output(
-        executions, dag.EVALUATOR, "blessing"
-    )
-    ranking = metadata.find_output(executions, dag.RANKING_EVALUATOR, "evaluation")
-    pushed = metadata.find_output(executions, dag.PUSHER, "pushed_model")
-    pushed_path = None
-    if pushed is not None and pushed.custom_properties["pushed"].int_value == 1:
-        pushed_path = pushed.custom_properties["pushed_destination"].string_value
-    return RunSummary(
-        run_id=run_id,
-        executions=executions,
-        split_rows=inspection.split_rows(statistics) if statistics else {},
-        ingestion=inspection.ingestion(examples) if examples else None,
-        accepted_anomalies=inspection.accepted_anomalies(
-            metadata.find_output(executions, dag.VALIDATION_GATE, "validated_schema")
-        ),
-        test_rmse=_overall_rmse(evaluation.uri) if evaluation else None,
-        blessed=bool(blessing.custom_properties["blessed"].int_value) if blessing else None,
-        pushed_path=pushed_path,
-        ranking={key: metadata.value(value) for key, value in ranking.custom_properties.items()} if ranking else None,
-    )
-
-
 @contextlib.contextmanager
 def _program_name_only_argv():
     """sys.argv without this process's own options while the DAG runs.
@@ -313,8 +234,11 @@ def _scratch_temp_dir():
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def run_local(config: PipelineConfig, echo: Echo | None = None, verbose: bool = False) -> RunSummary:
-    """Runs the whole DAG with LocalDagRunner and returns its summary; raises PipelineRunError on failure."""
+def run_local(config: PipelineConfig, echo: Echo | None = None, verbose: bool = False) -> str:
+    """Runs the whole DAG with LocalDagRunner and returns the run's id; raises PipelineRunError on failure.
+
+    What the run produced is read back from ML Metadata by `recommender.summary.summarize`.
+    """
     if echo is None:
         stream = sys.stdout  # bound now: stdout is redirected while the DAG runs
 
@@ -378,7 +302,4 @@ def run_local(config: PipelineConfig, echo: Echo | None = None, verbose: bool = 
         absl_logger.propagate = propagate
         if not verbose:
             absl_logger.removeHandler(errors)
-    try:
-        return summarize(config)
-    except inspection.InspectionError as error:
-        raise PipelineRunError(f"the run finished, but its outcome cannot be read: {error}") from error
+    return metadata.run_ids(metadata.open_store(config.metadata_file), config.pipeline_name)[-1]

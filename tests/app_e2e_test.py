@@ -10,9 +10,9 @@ from app_server import start_app
 from headless_browser import chromium, render
 from prometheus_client.parser import text_string_to_metric_families
 
-from pipeline.app import logic
-from pipeline.monitoring import metrics, requests
-from pipeline.recommendations import Model, RecommendError
+from recommender.app import logic
+from recommender.monitoring import metrics, requests
+from recommender.recommendations import Model, RecommendError
 
 pytestmark = pytest.mark.e2e
 PAGE = str(Path(logic.__file__).with_name("page.py"))
@@ -104,7 +104,7 @@ def test_no_model_pushed_yet_is_said_clearly(settings, tmp_path, monkeypatch):
 
 
 def test_the_model_page_reads_the_run_as_inspect_does(settings, workspace):
-    from pipeline.inspection import inspect_run
+    from recommender.inspection import inspect_run
 
     at = _app().run()
     at.sidebar.radio(key="page").set_value("Model").run()

@@ -19,7 +19,7 @@ def start_app(serving_dir, pipeline_root, request_log: str = "", **popen) -> tup
     """`recommender app` on free ports, once its health endpoint answers: (process, port, metrics port)."""
     port, metrics_port = free_port(), free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "pipeline.cli", "app", "--serving-dir", str(serving_dir), "--pipeline-root",
+        [sys.executable, "-m", "recommender.cli", "app", "--serving-dir", str(serving_dir), "--pipeline-root",
          str(pipeline_root), "--port", str(port), "--metrics-port", str(metrics_port), "--request-log", request_log],
         **popen,
     )  # fmt: skip

@@ -1,7 +1,7 @@
 """What TFX's cache may reuse after an edit: the edited step and everything after it run again, nothing before.
 
 The project's code (packages and setup.py) is copied to a temporary folder and run from there
-(`python -m pipeline.cli` with that folder first on sys.path), so each test edits a real copy of a module
+(`python -m recommender.cli` with that folder first on sys.path), so each test edits a real copy of a module
 or of the curated schema between runs on one pipeline root: ExampleGen, Trainer and Pusher code, and
 `schemas/schema.pbtxt`. (Measured, and left out of CI for time: an edit of `transform/preprocessing.py`
 re-ran Transform and what follows, 122 s; the schema alone re-ran ImportSchemaGen and what follows,
@@ -58,7 +58,7 @@ def project(tmp_path_factory, synthetic_dir) -> dict:
 def run(ws: dict) -> dict[str, str]:
     """`recommender run` from the copy; the state of each executor in that run."""
     command = [
-        sys.executable, "-m", "pipeline.cli", "run", "--input-dir", str(ws["data"]),
+        sys.executable, "-m", "recommender.cli", "run", "--input-dir", str(ws["data"]),
         "--pipeline-root", str(ws["root"]), "--serving-dir", str(ws["serving"]),
         "--epochs", "1", "--tuner-trials", "0", "--retrieval-epochs", "1",
         "-v",  # also absl's -v N (verbosity): the run must not read the CLI's options as TFX flags

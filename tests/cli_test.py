@@ -7,7 +7,7 @@ import sys
 from click.testing import CliRunner
 
 from components.example_gen import dataset
-from pipeline.cli import main
+from recommender.cli import main
 
 
 def test_data_fetch_from_mirror(mirror, tmp_path):
@@ -31,7 +31,7 @@ def test_bad_mirror_is_a_clear_error_without_traceback(tmp_path):
     command = [
         sys.executable,
         "-m",
-        "pipeline.cli",
+        "recommender.cli",
         "data",
         "fetch",
         "--mirror",
@@ -54,7 +54,7 @@ def cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     """`recommender ARGS` in a fresh process, as a user runs it (no MOVIELENS_MIRROR unless given)."""
     environment = {k: v for k, v in os.environ.items() if k != "MOVIELENS_MIRROR"} | (env or {})
     return subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", *args], capture_output=True, text=True, timeout=300, env=environment
+        [sys.executable, "-m", "recommender.cli", *args], capture_output=True, text=True, timeout=300, env=environment
     )
 
 
@@ -121,8 +121,8 @@ def test_run_and_compile_defaults_are_the_configs():
     the CLI could drift from the config the library and Kubeflow use."""
     import dataclasses
 
-    from pipeline.cli import main
     from pipeline.config import PipelineConfig, TrainerConfig
+    from recommender.cli import main
 
     fields = {
         **{f.name: f.default for f in dataclasses.fields(PipelineConfig) if f.default is not dataclasses.MISSING},

@@ -21,7 +21,7 @@ from kubeflow.runner import IMAGE_SCHEMA_FILE, IMAGE_SOURCE_DIR, IMAGE_WHEEL_DIR
 REPO = Path(__file__).resolve().parents[1]
 DOCKERFILE = REPO / "kubeflow" / "Dockerfile"
 _IGNORE = shutil.ignore_patterns("__pycache__", "*.egg-info")
-PACKAGES = ("pipeline", "components", "transform", "schemas", "kubeflow")
+PACKAGES = ("pipeline", "recommender", "components", "transform", "schemas", "kubeflow")  # the console script too
 
 
 def _instructions() -> list[tuple[str, str]]:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.config import PipelineConfig, TrainerConfig, direct_runner_args
-from pipeline.local_runner import summarize
+from recommender.summary import summarize
 
 
 @pytest.fixture(scope="session")
@@ -72,7 +72,7 @@ def pushed_versions(ws: dict) -> list[str]:
 def first_run(workspace) -> dict:
     """The first run, through the CLI as a user types it; its output and summary."""
     command = [
-        sys.executable, "-m", "pipeline.cli", "run",
+        sys.executable, "-m", "recommender.cli", "run",
         "--input-dir", str(workspace["data"]),
         "--pipeline-root", str(workspace["root"]),
         "--serving-dir", str(workspace["serving"]),

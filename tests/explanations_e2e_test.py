@@ -10,8 +10,8 @@ import sys
 import numpy as np
 import pytest
 
-from pipeline import explanations
-from pipeline.recommendations import Model, RecommendError
+from recommender import explanations
+from recommender.recommendations import Model, RecommendError
 from transform import features as f
 
 pytestmark = pytest.mark.e2e
@@ -100,7 +100,7 @@ def test_an_unknown_movie_is_refused(explainer, user):
 
 def test_the_explain_command(first_run, workspace, model, user):
     movie = model.catalogue()["movie_ids"][0]
-    base = [sys.executable, "-m", "pipeline.cli", "explain", "--serving-dir", str(workspace["serving"])]
+    base = [sys.executable, "-m", "recommender.cli", "explain", "--serving-dir", str(workspace["serving"])]
     result = subprocess.run([*base, "--user-id", user, "--movie-id", movie, "--json", "--background", "20"],
                             capture_output=True, text=True, timeout=300)  # fmt: skip
     assert result.returncode == 0, result.stderr

@@ -40,7 +40,7 @@ def ws(tmp_path_factory, synthetic_dir) -> dict:
 
 def command(ws: dict, *extra: str) -> list[str]:
     return [
-        sys.executable, "-m", "pipeline.cli", "run",
+        sys.executable, "-m", "recommender.cli", "run",
         "--input-dir", str(ws["data"]), "--pipeline-root", str(ws["root"]), "--serving-dir", str(ws["serving"]),
         "--epochs", "2", "--tuner-trials", "0", "--retrieval-epochs", "1", *extra,
         "--rmse-upper-bound", "2.0",  # these tests are about faults, not quality: 2 epochs on 1,785 examples

@@ -23,8 +23,8 @@ import pytest
 
 from pipeline import pipeline as dag
 from pipeline.config import DEFAULT_PIPELINE_NAME, METADATA_FILE_NAME
-from pipeline.flink import equivalence
-from pipeline.local_runner import summarize
+from recommender import equivalence
+from recommender.summary import summarize
 
 pytestmark = pytest.mark.e2e
 
@@ -40,7 +40,7 @@ def ws(tmp_path_factory, workspace) -> dict:
 
 def command(ws: dict) -> list[str]:
     return [
-        sys.executable, "-m", "pipeline.cli", "run", "--beam-runner", "flink", "--flink-parallelism", "2",
+        sys.executable, "-m", "recommender.cli", "run", "--beam-runner", "flink", "--flink-parallelism", "2",
         "--input-dir", str(ws["data"]), "--pipeline-root", str(ws["root"]), "--serving-dir", str(ws["serving"]),
         "--epochs", "2", "--tuner-trials", "0", "--retrieval-epochs", "1", "--rmse-upper-bound", "2.0",
     ]  # fmt: skip

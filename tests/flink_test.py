@@ -122,7 +122,7 @@ def test_the_cached_job_server_is_verified_jar_by_jar(tmp_path):
 
 def _run(tmp_path: Path, *extra: str, env: dict | None = None) -> subprocess.CompletedProcess:
     command = [
-        sys.executable, "-m", "pipeline.cli", "run", "--beam-runner", "flink",
+        sys.executable, "-m", "recommender.cli", "run", "--beam-runner", "flink",
         "--input-dir", str(tmp_path / "data"), "--pipeline-root", str(tmp_path / "root"),
         "--serving-dir", str(tmp_path / "serving"), *extra,
     ]  # fmt: skip

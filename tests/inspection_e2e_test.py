@@ -72,7 +72,7 @@ def failed(synthetic_dir, tmp_path_factory) -> PipelineConfig:
 
 def cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", *args], capture_output=True, text=True, timeout=600, check=False
+        [sys.executable, "-m", "recommender.cli", *args], capture_output=True, text=True, timeout=600, check=False
     )
 
 

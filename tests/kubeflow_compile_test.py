@@ -16,8 +16,8 @@ from tfx.utils import import_utils
 
 from kubeflow.runner import EXECUTOR_ENTRYPOINT, IMAGE_SCHEMA_FILE, image_wheel
 from pipeline import pipeline as dag
-from pipeline.cli import main
 from pipeline.config import CLUSTER_FLINK_JOB_ENDPOINT, CLUSTER_FLINK_WORKER_POOL, PipelineConfig, TrainerConfig
+from recommender.cli import main
 
 IMAGE = "registry.example.com/ml/recommender:1.2.3"
 ROOT = "gs://bucket/root"

@@ -13,7 +13,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from pipeline.cli import main
+from recommender.cli import main
 
 TOKEN = "s3cr3t-token-do-not-log"
 PIPELINE = "movielens-recommender"

@@ -260,7 +260,7 @@ def _peak_rss_mb(command: list[str]) -> float:
 def test_synth_memory_does_not_grow_with_the_number_of_ratings(tmp_path):
     def peak(ratings: int) -> float:
         return _peak_rss_mb(
-            [sys.executable, "-m", "pipeline.cli", "data", "synth", "--ratings", str(ratings), "--users", "4000",
+            [sys.executable, "-m", "recommender.cli", "data", "synth", "--ratings", str(ratings), "--users", "4000",
              "--movies", "1000", "--layout", "csv", "--output", str(tmp_path / str(ratings))]
         )  # fmt: skip
 

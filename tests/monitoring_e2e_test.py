@@ -10,8 +10,8 @@ import sys
 import numpy as np
 import pytest
 
-from pipeline.inspection import inspect_run
-from pipeline.monitoring import check, replay, requests
+from recommender.inspection import inspect_run
+from recommender.monitoring import check, replay, requests
 from transform import features as f
 
 pytestmark = pytest.mark.e2e
@@ -55,7 +55,7 @@ def test_undrifted_traffic_does_not_fire_and_bad_lines_are_reported_not_fatal(wo
     )
     output = tmp_path / "monitor.html"
     result = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "monitor", "--requests", str(log), "--ratings", str(ratings),
+        [sys.executable, "-m", "recommender.cli", "monitor", "--requests", str(log), "--ratings", str(ratings),
          "--pipeline-root", str(workspace["root"]), "--run", run_report["run"]["run_id"],
          "--drift-threshold", str(DRIFT_THRESHOLD), "--output", str(output)],
         capture_output=True, text=True, timeout=300,
@@ -105,7 +105,7 @@ def test_the_command_exits_3_when_a_threshold_is_crossed(workspace, run_report, 
     for record in replay.records(traffic["rows"], np.clip(np.asarray(traffic["predictions"]) - 1.0, 1, 5), "1"):
         requests.append(str(log), record)
     result = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "monitor", "--requests", str(log), "--pipeline-root",
+        [sys.executable, "-m", "recommender.cli", "monitor", "--requests", str(log), "--pipeline-root",
          str(workspace["root"]), "--run", run_report["run"]["run_id"], "--drift-threshold", str(DRIFT_THRESHOLD),
          "--output", str(tmp_path / "m.html")],
         capture_output=True, text=True, timeout=300,

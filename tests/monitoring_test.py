@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from pipeline.monitoring import drift, requests
+from recommender.monitoring import drift, requests
 
 
 def _record(**changes) -> dict:

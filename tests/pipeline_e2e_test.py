@@ -21,6 +21,7 @@ from pipeline import metadata
 from pipeline import pipeline as dag
 from pipeline.config import TrainerConfig
 from pipeline.local_runner import PipelineRunError, run_local
+from recommender.summary import RunSummary, summarize
 
 pytestmark = pytest.mark.e2e
 
@@ -28,6 +29,11 @@ ALL_COMPONENTS = {
     dag.EXAMPLE_GEN, dag.STATISTICS_GEN, dag.SCHEMA_IMPORTER, dag.EXAMPLE_VALIDATOR, dag.VALIDATION_GATE,
     dag.TRANSFORM, dag.TUNER, dag.TRAINER, dag.MODEL_RESOLVER, dag.EVALUATOR, dag.RANKING_EVALUATOR, dag.PUSHER,
 }  # fmt: skip
+
+
+def _run_and_summarize(config) -> RunSummary:
+    """One run of the DAG, quietly, and what it produced."""
+    return summarize(config, run_local(config, echo=lambda line: None))
 
 
 def test_first_run_through_the_cli_executes_blesses_and_pushes(workspace, first_run):
@@ -62,7 +68,7 @@ def test_first_run_through_the_cli_executes_blesses_and_pushes(workspace, first_
 def reruns(workspace, first_run) -> dict:
     """Runs 2 and 3 on the first run's root, nothing changed: their component states and the versions."""
     config = config_for(workspace)
-    second_run_id = run_local(config, echo=lambda line: None).run_id
+    second_run_id = run_local(config, echo=lambda line: None)
     second = states(config)
     run_local(config, echo=lambda line: None)
     return {
@@ -127,7 +133,7 @@ def test_a_model_worse_than_the_blessed_one_is_not_pushed(workspace, reruns):
         trainer=TrainerConfig(epochs=1, tuner_trials=0, learning_rate=1e-6, layer_sizes=(8,), retrieval_epochs=1),
         rmse_upper_bound=10.0,  # only the comparison with the blessed model can refuse it
     )
-    summary = run_local(config, echo=lambda line: None)
+    summary = _run_and_summarize(config)
     by_name = {e.component: e for e in summary.executions}
     assert by_name[dag.TRAINER].state == "COMPLETE" and by_name[dag.EVALUATOR].state == "COMPLETE"
     assert by_name[dag.EVALUATOR].output("blessing").custom_properties["blessed"].int_value == 1  # under the bound
@@ -140,14 +146,14 @@ def test_a_model_worse_than_the_blessed_one_is_not_pushed(workspace, reruns):
 
 def test_a_model_over_the_rmse_bound_is_not_pushed(workspace, reruns):
     before = tree_snapshot(workspace["serving"])
-    summary = run_local(config_for(workspace, rmse_upper_bound=0.05), echo=lambda line: None)
+    summary = _run_and_summarize(config_for(workspace, rmse_upper_bound=0.05))
     assert summary.blessed is False and summary.pushed_path is None
     assert tree_snapshot(workspace["serving"]) == before
 
 
 def test_a_model_under_the_ndcg_bound_is_not_pushed_though_its_rmse_passes(workspace, reruns):
     before = tree_snapshot(workspace["serving"])
-    summary = run_local(config_for(workspace, ndcg_lower_bound=0.99), echo=lambda line: None)
+    summary = _run_and_summarize(config_for(workspace, ndcg_lower_bound=0.99))
     by_name = {e.component: e for e in summary.executions}
     assert by_name[dag.EVALUATOR].state == "CACHED"  # only the ranking gate's bound changed
     assert by_name[dag.EVALUATOR].output("blessing").custom_properties["blessed"].int_value == 1
@@ -208,7 +214,7 @@ def test_schema_violation_stops_the_run_at_the_gate(synthetic_dir, tmp_path):
 
     # The explicit override lets the anomaly through, and says so in the summary and in MLMD.
     accepting = dataclasses.replace(config, accepted_anomalies=("user_occupation",))
-    summary = run_local(accepting, echo=lambda line: None)
+    summary = _run_and_summarize(accepting)
     by_name = {e.component: e for e in summary.executions}
     assert by_name[dag.VALIDATION_GATE].state == by_name[dag.TRANSFORM].state == "COMPLETE"
     assert by_name[dag.EXAMPLE_VALIDATOR].state == "CACHED"
@@ -236,7 +242,7 @@ def test_a_run_on_other_data_is_refused_before_it_starts(workspace, first_run, t
     shutil.copytree(workspace["data"], other)
     serving, metadata_file = tree_snapshot(workspace["serving"]), config_for(workspace).metadata_file
     executions = len(metadata.open_store(metadata_file).get_executions())
-    command = [sys.executable, "-m", "pipeline.cli", "run", "--input-dir", str(other), "--pipeline-root",
+    command = [sys.executable, "-m", "recommender.cli", "run", "--input-dir", str(other), "--pipeline-root",
                str(workspace["root"]), "--serving-dir", str(workspace["serving"])]  # fmt: skip
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert result.returncode == 1
@@ -270,7 +276,7 @@ def test_a_run_on_another_split_has_no_baseline(workspace, first_run, reruns, tm
         trainer=TrainerConfig(epochs=2, tuner_trials=0, seed=46, retrieval_epochs=1),
         ndcg_lower_bound=0.99,
     )
-    summary = run_local(config, echo=lambda line: None)
+    summary = _run_and_summarize(config)
     by_name = {e.component: e for e in summary.executions}
     (resolved,) = by_name[dag.RANKING_EVALUATOR].inputs["baseline_model"]
     first_model = next(e for e in first_run["summary"].executions if e.component == dag.TRAINER).output("model")

@@ -24,7 +24,7 @@ def _headline() -> dict[str, float]:
 
 
 def test_the_default_run_scores_the_readmes_headline(ml100k_dir, tmp_path):
-    command = [sys.executable, "-m", "pipeline.cli", "run", "--input-dir", str(ml100k_dir),
+    command = [sys.executable, "-m", "recommender.cli", "run", "--input-dir", str(ml100k_dir),
                "--pipeline-root", str(tmp_path / "pipeline"), "--serving-dir", str(tmp_path / "serving")]  # fmt: skip
     result = subprocess.run(command, capture_output=True, text=True, timeout=1500)
     print(result.stdout)

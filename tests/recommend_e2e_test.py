@@ -180,7 +180,7 @@ def test_the_trainer_records_its_phases_and_scores_retrieval_on_eval_once(first_
 
 def test_the_recommend_command(first_run, workspace, rated_in_training):
     user = sorted(rated_in_training, key=lambda u: -len(rated_in_training[u]))[0]
-    base = [sys.executable, "-m", "pipeline.cli", "recommend", "--serving-dir", str(workspace["serving"])]
+    base = [sys.executable, "-m", "recommender.cli", "recommend", "--serving-dir", str(workspace["serving"])]
     text = subprocess.run([*base, "--user-id", user], capture_output=True, text=True, timeout=300)
     assert text.returncode == 0, text.stderr
     rows = text.stdout.strip().splitlines()
@@ -213,7 +213,7 @@ def test_the_documented_recommend_example_runs_as_written(model):
 
 def test_a_half_star_rating_passes_the_cli_parser_and_the_model_names_its_own_range(pushed):
     """--rated takes any MovieLens rating (0.5..5, half stars from ml-10m on); a whole-star model refuses 0.5 itself."""
-    from pipeline.recommendations import Model, RecommendError, parse_rated
+    from recommender.recommendations import Model, RecommendError, parse_rated
 
     assert parse_rated(("1:0.5", "2:4.5")) == [("1", 0.5), ("2", 4.5)]
     with pytest.raises(RecommendError, match=r"recent_ratings must lie within 1\.\.5"):

@@ -12,9 +12,10 @@ import pytest
 import tensorflow as tf
 
 from components.example_gen import layouts, synthetic_release
-from pipeline import evaluation_view, metadata
+from pipeline import metadata
 from pipeline.config import PipelineConfig
-from pipeline.local_runner import summarize
+from recommender import evaluation_view
+from recommender.summary import summarize
 from transform import features as f
 
 pytestmark = pytest.mark.e2e
@@ -31,7 +32,7 @@ def release_run(tmp_path_factory) -> dict:
     data = synthetic_release.write(root / "ml-25m", layouts.CSV, synthetic_release.SynthSpec(3000, 120, 80, seed=3))
     ws = {"data": data, "root": root / "pipeline", "serving": root / "serving"}
     command = [
-        sys.executable, "-m", "pipeline.cli", "run",
+        sys.executable, "-m", "recommender.cli", "run",
         "--input-dir", str(data), "--pipeline-root", str(ws["root"]), "--serving-dir", str(ws["serving"]),
         "--epochs", str(EPOCHS), "--tuner-trials", "0", "--retrieval-epochs", "1",
         "--rmse-upper-bound", str(RMSE_BOUND),

@@ -256,7 +256,7 @@ OUT_USER_IDS = "user_ids"  # [users] string: the users in the model's snapshot
 OUT_RATING_RANGE = "rating_range"  # [2] float32: the release's lowest and highest rating
 OUT_MOVIE_VECTORS = "movie_vectors"  # [movies, d] the retrieval candidate vectors
 
-# Explanations (pipeline/explanations.py): a (user, movie) pair's ranker inputs, read from the snapshot as the
+# Explanations (recommender/explanations.py): a (user, movie) pair's ranker inputs, read from the snapshot as the
 # `recommend` path builds them, and the ranker run on any such inputs (the Transform outputs it reads, unclipped).
 PAIR_INPUTS_SIGNATURE = "pair_inputs"  # user_id [b], movie_id [b] (+ recent_movies/ratings) → ranker inputs
 RANK_INPUTS_SIGNATURE = "rank_inputs"  # ranker inputs → OUT_RAW_RATING [b]

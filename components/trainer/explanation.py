@@ -1,4 +1,4 @@
-"""Signatures that let a client explain and show the model (pipeline/explanations.py, the app).
+"""Signatures that let a client explain and show the model (recommender/explanations.py, the app).
 
 - `pair_inputs`: (user, movie) pairs → the ranker's inputs (Transform outputs), built from the snapshot exactly as
   the `recommend` signature builds them for its candidates.

@@ -16,7 +16,7 @@ def read_examples(examples_uri: str, split: str) -> list[dict]:
     """Every example of `split` as {feature: scalar or list} (strings decoded), in file order."""
     import tensorflow as tf
 
-    from pipeline.inspection import split_examples
+    from recommender.inspection import split_examples
 
     rows = []
     for record in split_examples(examples_uri, split):
@@ -56,7 +56,7 @@ def predict(model_path: str, rows: list[dict], batch: int = 1024) -> np.ndarray:
 
 
 def records(rows: list[dict], predictions, model_version: str) -> list[dict]:
-    """`predict` log records (pipeline/monitoring/requests.py) of scored rows, timed at each rating's timestamp."""
+    """`predict` log records (recommender/monitoring/requests.py) of scored rows, timed at each rating's timestamp."""
     return [
         {
             "kind": "predict",

@@ -14,8 +14,9 @@ import os
 
 from google.protobuf import descriptor
 
-from pipeline import inspection, metadata
+from pipeline import metadata
 from pipeline import pipeline as dag
+from recommender import inspection
 
 STATISTICS_RELATIVE_TOLERANCE = 1e-6
 # TFDV's median and histograms come from quantile sketches (KLL), approximate by design and merged in the order

@@ -15,8 +15,8 @@ import os
 from collections import Counter
 from typing import Any
 
-from pipeline import decision_view, evaluation_view, inspection, ranking_view
-from pipeline.monitoring import drift as monitoring_drift
+from recommender import decision_view, evaluation_view, inspection, ranking_view
+from recommender.monitoring import drift as monitoring_drift
 
 DRIFT_THRESHOLD = monitoring_drift.DRIFT_THRESHOLD  # L-infinity (strings) / Jensen-Shannon (numbers), train vs test
 

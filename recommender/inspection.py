@@ -16,9 +16,10 @@ from typing import Any
 import ml_metadata as mlmd
 from ml_metadata.proto import metadata_store_pb2
 
-from pipeline import decision_view, evaluation_view, metadata, ranking_view
+from pipeline import metadata
 from pipeline import pipeline as dag
 from pipeline.config import DEFAULT_PIPELINE_NAME
+from recommender import decision_view, evaluation_view, ranking_view
 
 
 class InspectionError(RuntimeError):

@@ -7,9 +7,9 @@ import os
 
 import numpy as np
 
-from pipeline import inspection
 from pipeline import pipeline as dag
-from pipeline.monitoring import drift, requests
+from recommender import inspection
+from recommender.monitoring import drift, requests
 from transform import features as f
 
 
@@ -117,7 +117,7 @@ def text_lines(result: dict) -> list[str]:
 
 def render_html(result: dict) -> str:
     """A self-contained page (no script, no network), styled like the report."""
-    from pipeline import report as page
+    from recommender import report as page
 
     alerts = "".join(f"<li class='bad'>{html.escape(a)}</li>" for a in result["alerts"]) or "<li class='ok'>none</li>"
     live, evaluator = result["live"], result["evaluator"]

@@ -1,4 +1,4 @@
-"""`recommender app`: start the Streamlit app (pipeline/app/page.py) on localhost."""
+"""`recommender app`: start the Streamlit app (recommender/app/page.py) on localhost."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import sys
 
 import click
 
-from pipeline.cli.common import DEFAULT_WORKDIR, main, pipeline_name_option
 from pipeline.config import DEFAULT_MODEL_NAME
+from recommender.cli.common import DEFAULT_WORKDIR, main, pipeline_name_option
 
 
 @main.command("app")
@@ -27,7 +27,7 @@ from pipeline.config import DEFAULT_MODEL_NAME
 def app_command(serving_dir, model_name, pipeline_root, metadata_path, pipeline_name, port, metrics_port,
                 request_log, monitor_file) -> None:  # fmt: skip
     """A Streamlit app on localhost: a user's recommendations and why, new-user recommendations, the model."""
-    from pipeline.app import logic
+    from recommender.app import logic
 
     settings = logic.Settings(
         serving_dir=os.path.abspath(serving_dir),

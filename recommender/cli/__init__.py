@@ -9,7 +9,7 @@ recommender compile --image REGISTRY/recommender:TAG --pipeline-root gs://b/root
 recommender submit --host https://KFP_HOST movielens-recommender.yaml
 """
 
-from pipeline.cli import app, cluster, data, recommend, run, views  # noqa: F401  (each registers its commands on `main`)
-from pipeline.cli.common import main
+from recommender.cli import app, cluster, data, recommend, run, views  # noqa: F401  (each registers its commands on `main`)
+from recommender.cli.common import main
 
 __all__ = ["main"]

@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 from click.core import ParameterSource
 
-from pipeline.cli.common import (
+from recommender.cli.common import (
     DEFAULT_WORKDIR,
     build_config,
     data_root_option,
@@ -19,7 +19,7 @@ from pipeline.cli.common import (
     mirror_option,
     model_options,
 )
-from pipeline.cli.data import dataset_option, fetch
+from recommender.cli.data import dataset_option, fetch
 
 
 @main.command("run")
@@ -154,21 +154,28 @@ def run_command(
         check_same_data(config.training_identity, config.model_serving_dir)
     except PushError as error:
         fail(str(error))
+    from recommender.inspection import InspectionError
+    from recommender.summary import summarize
+
     started = time.monotonic()
     try:
         if flink:
-            summary = _run_on_flink(config, flink, class_path, verbose)
+            run_id = _run_on_flink(config, flink, class_path, verbose)
         else:
-            summary = run_local(config, verbose=verbose)
+            run_id = run_local(config, verbose=verbose)
     except PipelineRunError as error:
         fail(str(error))
     click.echo(f"Done in {time.monotonic() - started:.0f} s.")
+    try:
+        summary = summarize(config, run_id)
+    except InspectionError as error:
+        fail(f"the run finished, but its outcome cannot be read: {error}")
     for line in summary.lines():
         click.echo(line)
 
 
-def _run_on_flink(config, flink, class_path, verbose: bool):
-    """The DAG with one Flink job server for all its Beam steps, stopped at the end whatever happens."""
+def _run_on_flink(config, flink, class_path, verbose: bool) -> str:
+    """The DAG with one Flink job server for all its Beam steps, stopped at the end whatever happens; the run id."""
     from pipeline.flink import job_server
     from pipeline.local_runner import PipelineRunError, run_local
 

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from pipeline.recommendations import Model, RecommendError, rated_tensors
+from recommender.recommendations import Model, RecommendError, rated_tensors
 from transform import features as f
 
 DEFAULT_BACKGROUND = 100

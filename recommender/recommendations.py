@@ -1,7 +1,7 @@
 """A pushed model, loaded once, and what a client asks of it: recommendations, the catalogue, a user's ratings.
 
 The CLI, the app and the explanations use this; every `recommend` call is counted and timed for Prometheus
-(pipeline/monitoring/metrics.py).
+(recommender/monitoring/metrics.py).
 """
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ class Model:
         self, user_id: str, rated: Sequence[tuple[str, float]] = (), k: int = 10, diversity: float = 0.0
     ) -> dict:
         """{"known_user": bool, "movies": [{movie_id, title, genres, score, predicted_rating}, ...]}."""
-        from pipeline.monitoring import metrics
+        from recommender.monitoring import metrics
 
         with metrics.timed_request(self.version):
             return self._recommend(user_id, rated, k, diversity)

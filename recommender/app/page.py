@@ -13,9 +13,9 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 import pandas as pd  # noqa: E402
 import streamlit as st  # noqa: E402
 
-from pipeline.app import logic  # noqa: E402
-from pipeline.explanations import Explainer, why  # noqa: E402
-from pipeline.recommendations import RecommendError  # noqa: E402
+from recommender.app import logic  # noqa: E402
+from recommender.explanations import Explainer, why  # noqa: E402
+from recommender.recommendations import RecommendError  # noqa: E402
 
 PAGES = ("Known user", "New user", "Model")
 
@@ -32,7 +32,7 @@ def _explainer(_model, version: str) -> Explainer:
 
 @st.cache_resource
 def _metrics(port: int) -> int:
-    from pipeline.monitoring import metrics
+    from recommender.monitoring import metrics
 
     return metrics.serve(port)
 
@@ -134,13 +134,13 @@ def model_view(settings) -> None:
         st.subheader(f"Run {run['run']['run_id']} ({run['run']['status']})")
         decision = run.get("decision")
         if decision:
-            from pipeline import decision_view
+            from recommender import decision_view
 
             st.markdown("\n".join(f"- {line}" for line in decision_view.text_lines(decision)))
         slices = [{"slice": s["slice"], **s["metrics"]} for s in run["evaluation"]]
         st.dataframe(pd.DataFrame(slices), hide_index=True, width="stretch")
         if run.get("ranking"):
-            from pipeline import ranking_view
+            from recommender import ranking_view
 
             st.subheader("Ranking (test split)")
             st.dataframe(pd.DataFrame(ranking_view.rows(run["ranking"])), hide_index=True, width="stretch")

@@ -9,7 +9,7 @@ import os
 from collections.abc import Sequence
 
 from pipeline.config import DEFAULT_MODEL_NAME, DEFAULT_PIPELINE_NAME, METADATA_FILE_NAME
-from pipeline.recommendations import Model, RecommendError, load, parse_rated
+from recommender.recommendations import Model, RecommendError, load, parse_rated
 
 ENV = "RECOMMENDER_APP_"  # the CLI passes settings to the Streamlit script through RECOMMENDER_APP_* variables
 NEW_USER_ID = "new-user"  # not in any snapshot: the recommend signature's cold-start path
@@ -61,7 +61,7 @@ def recommend(
     model: Model, settings: Settings, user_id: str, rated: Sequence[tuple[str, float]], k: int, diversity: float
 ) -> dict:
     """Model.recommend (counted for Prometheus), logged to the request log when one is set."""
-    from pipeline.monitoring import requests
+    from recommender.monitoring import requests
 
     result = model.recommend(user_id, rated, k, diversity)
     if settings.request_log:
@@ -84,7 +84,7 @@ def find_movies(model: Model, query: str, limit: int = 30) -> list[tuple[str, st
 
 def model_page(settings: Settings) -> dict:
     """{"run": inspect_run(...) or None, "error": why not, "monitor": the latest monitor result or None}."""
-    from pipeline.inspection import InspectionError, inspect_run
+    from recommender.inspection import InspectionError, inspect_run
 
     page = {"run": None, "error": None, "monitor": None}
     try:

@@ -1,5 +1,5 @@
 """`recommender recommend` and `recommender explain`: top-K movies for a user from the newest pushed model's
-`recommend` signature, and why the model rates a movie as it does (SHAP, pipeline/explanations.py)."""
+`recommend` signature, and why the model rates a movie as it does (SHAP, recommender/explanations.py)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import os
 
 import click
 
-from pipeline.cli.common import DEFAULT_WORKDIR, fail, main, options
 from pipeline.config import DEFAULT_MODEL_NAME
-from pipeline.recommendations import RecommendError, newest_version, parse_rated, recommend
+from recommender.cli.common import DEFAULT_WORKDIR, fail, main, options
+from recommender.recommendations import RecommendError, newest_version, parse_rated, recommend
 
 # Which pushed model `recommend` and `explain` call: the newest version under SERVING_DIR/MODEL_NAME.
 _served_model = options(
@@ -77,8 +77,8 @@ def recommend_command(user_id, k, rated, diversity, as_json, serving_dir, model_
 def explain_command(user_id, movie_id, rated, background, as_json, serving_dir, model_name) -> None:
     """Why the newest pushed model predicts this rating: SHAP attributions by term (docs/app-and-monitoring.md)."""
     pairs, path = _request(rated, serving_dir, model_name)
-    from pipeline.explanations import explain
-    from pipeline.recommendations import Model
+    from recommender.explanations import explain
+    from recommender.recommendations import Model
 
     try:
         result = explain(Model(path), user_id, movie_id, pairs, background=background)

@@ -7,14 +7,14 @@ import os
 import click
 from click.core import ParameterSource
 
-from pipeline.cli.common import build_config, fail, main, model_options, pipeline_name_option
-from pipeline.cli.data import dataset_option
 from pipeline.config import (
     BEAM_RUNNERS,
     CLUSTER_FLINK_JOB_ENDPOINT,
     CLUSTER_FLINK_WORKER_POOL,
     DEFAULT_PIPELINE_NAME,
 )
+from recommender.cli.common import build_config, fail, main, model_options, pipeline_name_option
+from recommender.cli.data import dataset_option
 
 # Trainer/Tuner limits on Kubeflow when --gpus is given without --trainer-cpu/--trainer-memory.
 GPU_DEFAULT_CPU = 8.0

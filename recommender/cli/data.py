@@ -7,7 +7,7 @@ import time
 
 import click
 
-from pipeline.cli.common import data_root_option, fail, main, mirror_option
+from recommender.cli.common import data_root_option, fail, main, mirror_option
 
 RELEASE_NAMES = ("ml-100k", "ml-1m", "ml-10m", "ml-20m", "ml-25m", "ml-32m", "ml-latest-small", "ml-latest")
 LAYOUT_NAMES = ("ml-100k", "ml-1m", "ml-10m", "csv")

@@ -6,9 +6,9 @@ import os
 
 import click
 
-from pipeline.cli.common import DEFAULT_WORKDIR, fail, main, options, pipeline_name_option
 from pipeline.config import METADATA_FILE_NAME
-from pipeline.monitoring import drift
+from recommender.cli.common import DEFAULT_WORKDIR, fail, main, options, pipeline_name_option
+from recommender.monitoring import drift
 
 # Which run of which local store `inspect` and `report` read.
 _store_options = options(
@@ -25,8 +25,8 @@ _store_options = options(
 
 
 def _inspect(pipeline_root: str, metadata_path: str | None, pipeline_name: str, run_id: str) -> dict:
-    from pipeline.inspection import InspectionError, inspect_run
     from pipeline.local_runner import quiet_logs
+    from recommender.inspection import InspectionError, inspect_run
 
     quiet_logs()
     metadata_file = metadata_path or os.path.join(pipeline_root, METADATA_FILE_NAME)
@@ -50,7 +50,7 @@ def inspect_command(pipeline_root, metadata_path, pipeline_name, run_id, as_json
     """What a run saw and decided: components, splits, anomalies, metrics, blessing, push, lineage."""
     import json
 
-    from pipeline.inspection import render_text
+    from recommender.inspection import render_text
 
     data = _inspect(pipeline_root, metadata_path, pipeline_name, run_id)
     if as_json:
@@ -66,8 +66,8 @@ def inspect_command(pipeline_root, metadata_path, pipeline_name, run_id, as_json
 @click.option("--output", default="report.html", show_default=True, type=click.Path(dir_okay=False))
 def report_command(pipeline_root, metadata_path, pipeline_name, run_id, output) -> None:
     """Write a self-contained HTML report of a run (data, training, evaluation, decision)."""
-    from pipeline.inspection import InspectionError
-    from pipeline.report import write_report
+    from recommender.inspection import InspectionError
+    from recommender.report import write_report
 
     data = _inspect(pipeline_root, metadata_path, pipeline_name, run_id)
     try:
@@ -119,8 +119,8 @@ def monitor_command(request_files, ratings, pipeline_root, metadata_path, pipeli
     scheduler can alert (docs/monitoring.md)."""
     import json
 
-    from pipeline.inspection import InspectionError
-    from pipeline.monitoring import check, requests
+    from recommender.inspection import InspectionError
+    from recommender.monitoring import check, requests
 
     data = _inspect(pipeline_root, metadata_path, pipeline_name, run_id)
     try:
