@@ -33,16 +33,37 @@ def time_split(ratings: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return ratings[index < 2], ratings[index == 2]
 
 
-def stratified_split(ratings: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(train+eval, test) of the per-user stratified protocol: the very rows ExampleGen draws with `seed`."""
-    test = np.zeros(len(ratings), bool)
+def stratified_split_index(ratings: np.ndarray, seed: int) -> np.ndarray:
+    """Each rating's split under the per-user stratified protocol with `seed`: 0 train, 1 eval, 2 test."""
+    split = np.zeros(len(ratings), np.int64)
     for user in np.unique(ratings[:, 0]):
         rows = np.flatnonzero(ratings[:, 0] == user)
         by_key = {(str(u), str(m), int(t)): i for i, (u, m, _, t) in zip(rows, ratings[rows], strict=True)}
         events = [movielens.Rating(u, m, 0.0, t) for u, m, t in by_key]
         for rating, index in movielens.stratified_indices(events, splits.STRATIFIED_FRACTIONS, seed):
-            test[by_key[rating.key]] = index == 2
+            split[by_key[rating.key]] = index
+    return split
+
+
+def stratified_split(ratings: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train+eval, test) of the per-user stratified protocol: the very rows ExampleGen draws with `seed`."""
+    test = stratified_split_index(ratings, seed) == 2
     return ratings[~test], ratings[test]
+
+
+def three_way_split(directory: Path, protocol: str, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(train, eval, test) of one protocol and seed, with ExampleGen's rules: what a reference model's choices
+    (a regularisation, a neighbourhood size) are made on (eval) before it refits on train + eval for test."""
+    if protocol in splits.FOLDS:
+        base, test = load(directory, f"{protocol}.base"), load(directory, f"{protocol}.test")
+        keys = set()
+        index = np.array(
+            [movielens.fold_index(movielens.Rating(str(u), str(m), 0.0, int(t)), keys, seed) for u, m, _, t in base]
+        )
+        return base[index == 0], base[index == 1], test
+    ratings = load(directory)
+    index = time_split_index(ratings) if splits.by_time(protocol) else stratified_split_index(ratings, seed)
+    return ratings[index == 0], ratings[index == 1], ratings[index == 2]
 
 
 def fit_biases(train: np.ndarray, reg_user: float = 5.0, reg_movie: float = 10.0, iterations: int = 15):

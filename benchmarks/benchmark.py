@@ -2,7 +2,8 @@
 
     python benchmarks/benchmark.py --data-dir artifacts/data/ml-100k [--seeds 3] [--work-dir artifacts/benchmark]
         [--first-seed 43] [--protocols time,time-frozen,stratified,folds] [--models mean,biases,biases-online,seed,ours]
-    python benchmarks/benchmark.py --ranking [--seeds 3] [--protocols time,stratified]   # the top-10 table
+    python benchmarks/benchmark.py --ranking [--seeds 3] [--protocols time,stratified,folds]   # the top-10 table
+        [--ranking-models popular,sar,knn,ease,ours]
 
 Protocols (components/example_gen/splits.py): the seed notebook's time split (test histories online: every
 earlier event, test-period ones included) and the same split frozen (`time-frozen`: test histories know only
@@ -20,8 +21,9 @@ train and stops early on eval. Test predictions are clipped to [1, 5] for every 
 
 Columns: RMSE, MAE, RMSE on test ratings of users unseen vs seen in training, training time.
 With --ranking: top-10 NDCG, precision, recall, MAP and catalogue coverage (Microsoft Recommenders' protocol,
-components/ranking_evaluator/metrics.py) of most-popular, a SAR-like item-item model
-(benchmarks/ranking_baselines.py) and ours (its RankingEvaluator), with their published ML-100k figures.
+components/ranking_evaluator/metrics.py) of the references (benchmarks/ranking_baselines.py: most popular,
+SAR-like item-item, item-kNN, EASE with its λ chosen on the protocol's eval split and refitted on train + eval)
+and ours (its RankingEvaluator), with published ML-100k figures; `--ranking-models` picks rows.
 Ours runs in one pipeline root per protocol under --work-dir (so seeds of the time split reuse
 ExampleGen and Transform), and each run leaves seed<S>.json there; reference models leave theirs
 under reference/. An interrupted benchmark resumes where it stopped, and a finished run is never
@@ -31,6 +33,7 @@ recomputed (delete the work dir to start over).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import re
@@ -75,8 +78,19 @@ def regime(protocol: str, model: str) -> str:
 
 
 COLUMNS = ("RMSE", "MAE", "RMSE unseen", "RMSE seen", "train s")
-RANKING_MODELS = ("popular", "sar", "ours")
-RANKING_NAMES = {"popular": "most popular", "sar": "SAR-like item-item", "ours": "ours (two-tower + ranker)"}
+RANKING_MODELS = ("popular", "sar", "knn", "ease", "ours")
+RANKING_NAMES = {
+    "popular": "most popular",
+    "sar": "SAR-like item-item (Jaccard)",
+    "knn": "item-kNN (cosine)",
+    "ease": "EASE (λ chosen on eval)",
+    "ours": "ours (two-tower + ranker)",
+}
+REFERENCE_RECOMMENDERS = {
+    "popular": ranking_baselines.most_popular,
+    "sar": ranking_baselines.sar,
+    "knn": ranking_baselines.item_knn,
+}
 RANKING_COLUMNS = ("NDCG@10", "P@10", "R@10", "MAP", "coverage")
 # Microsoft Recommenders' ML-100k benchmark (top-10, stratified 75/25): NDCG, precision, recall, MAP.
 PUBLISHED_RANKING = {
@@ -212,12 +226,25 @@ def reference_ranking(data_dir: Path, work_dir: Path, model: str, protocol: str,
     relevant: dict[str, set[str]] = {}
     for user, movie in test[:, :2]:
         relevant.setdefault(str(user), set()).add(str(movie))
-    recommend = ranking_baselines.most_popular if model == "popular" else ranking_baselines.sar
+    chosen = {}
+    if model == "ease":  # λ chosen on eval (fitted on train), then refitted on train + eval for test
+        inner, held_out, _ = baselines.three_way_split(data_dir, protocol, seed)
+        ndcg = lambda lists, wanted: metrics.accuracy(  # noqa: E731
+            {str(u): [str(m) for m in ms] for u, ms in lists.items()},
+            {str(u): {str(m) for m in ms} for u, ms in wanted.items()},
+            10,
+        )["ndcg"]
+        regularization, on_eval = ranking_baselines.choose_ease_regularization(inner, held_out, ndcg)
+        print(f"  EASE {protocol} seed {seed}: λ {regularization:g} chosen on eval ({on_eval})", file=sys.stderr)
+        chosen = {"lambda": regularization}
+        recommend = functools.partial(ranking_baselines.ease, regularization=regularization)
+    else:
+        recommend = REFERENCE_RECOMMENDERS[model]
     lists = recommend(train, [int(u) for u in relevant], 10)
     ranked = {str(u): [str(m) for m in movies] for u, movies in lists.items()}
     counts = {str(m): int(c) for m, c in zip(*np.unique(train[:, 1], return_counts=True), strict=True)}
     figures = {**metrics.accuracy(ranked, relevant, 10), **metrics.beyond_accuracy(ranked, {}, counts, 1)}
-    result = ranking_columns(figures)
+    result = {**ranking_columns(figures), **chosen}
     work_dir.mkdir(parents=True, exist_ok=True)
     result_file.write_text(json.dumps(result))
     return result
@@ -239,7 +266,7 @@ def ranking_table(args) -> None:
     """The top-10 table: reference recommenders and ours, time split and stratified (3 seeds)."""
     rows = []
     for protocol in args.protocols.split(","):
-        for model in RANKING_MODELS:
+        for model in args.ranking_models.split(","):
             results = model_results(args, protocol, model, reference_ranking, "ranking", "NDCG@10")
             cells = [cell([r[column] for r in results]) for column in RANKING_COLUMNS]
             rows.append(f"| {protocol} | {RANKING_NAMES[model]} | {' | '.join(cells)} |")
@@ -271,11 +298,15 @@ def main() -> None:
     parser.add_argument("--ours-args", default="", help="Extra `recommender run` arguments, e.g. '--tuner-trials 0'.")
     parser.add_argument("--results", type=Path, help="Also write every run's figures to this JSON file.")
     parser.add_argument("--ranking", action="store_true", help="Print the top-10 table (protocols time,stratified).")
+    parser.add_argument(
+        "--ranking-models", default=",".join(RANKING_MODELS), help=f"With --ranking: some of {RANKING_MODELS}."
+    )
     args = parser.parse_args()
     if args.ranking and args.protocols == ",".join(PROTOCOLS):
         args.protocols = "time,stratified"
     protocols, models = args.protocols.split(","), args.models.split(",")
     unknown = sorted(set(protocols) - set(PROTOCOLS)) + sorted(set(models) - set(MODELS))
+    unknown += sorted(set(args.ranking_models.split(",")) - set(RANKING_MODELS))
     if unknown or args.seeds < 1:
         parser.error(f"unknown protocol/model {unknown}, or --seeds < 1")
     if not (args.data_dir / "u.data").is_file():

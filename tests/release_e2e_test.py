@@ -75,12 +75,37 @@ def test_the_pushed_model_takes_no_user_attributes(model):
         feature[name].int64_list.value.append(-1 if name == f.USER_SECONDS_SINCE_LAST else 0)
     for name in f.HISTORY_FLOAT_FEATURES:
         feature[name].float_list.value.append(0.0)
-    out = model.signatures[f.SERVING_SIGNATURE](examples=tf.constant([example.SerializeToString()]))
-    rating = float(out[f.PREDICTION_KEY].numpy().reshape(-1)[0])
-    assert 0.5 <= rating <= 5.0
+    assert model.signatures[f.SERVING_SIGNATURE](examples=tf.constant([example.SerializeToString()]))
 
 
-def test_recommend_takes_half_star_ratings_and_knows_the_users(model):
+def _split_records(examples_uri: str, split: str) -> list[bytes]:
+    files = sorted(str(p) for p in Path(examples_uri, f"Split-{split}").glob("*"))
+    return [record.numpy() for record in tf.data.TFRecordDataset(files, compression_type="GZIP")]
+
+
+def _labels(records: list[bytes]) -> np.ndarray:
+    return np.array([tf.train.Example.FromString(r).features.feature[f.LABEL_KEY].float_list.value[0] for r in records])
+
+
+def test_serving_the_test_split_without_user_attributes_scores_what_the_evaluator_recorded(release_run, model):
+    """Served as a client sends them (serialized examples, no user attributes): the test split's RMSE is the
+    Evaluator's, and well under the train mean's — a model that ignored its inputs would fail both."""
+    examples = metadata.find_output(release_run["summary"].executions, "ExampleGen", "examples")
+    test = _split_records(examples.uri, "test")
+    served = np.concatenate(
+        [
+            model.signatures[f.SERVING_SIGNATURE](examples=tf.constant(test[i : i + 256]))[f.PREDICTION_KEY].numpy()
+            for i in range(0, len(test), 256)
+        ]
+    ).ravel()
+    labels = _labels(test)
+    rmse = float(np.sqrt(np.mean((served - labels) ** 2)))
+    train_mean = _labels(_split_records(examples.uri, "train")).mean()
+    assert rmse == pytest.approx(release_run["summary"].test_rmse, abs=1e-3)
+    assert rmse < float(np.sqrt(np.mean((train_mean - labels) ** 2))) - 0.05
+
+
+def test_recommend_takes_half_star_ratings_and_knows_the_users(release_run, model):
     out = model.signatures[f.RECOMMEND_SIGNATURE](
         user_id=tf.constant(["1", "new user"]),
         recent_movies=tf.constant([["", ""], ["1", "2"]]),
@@ -92,8 +117,18 @@ def test_recommend_takes_half_star_ratings_and_knows_the_users(model):
     assert out[f.OUT_KNOWN_USER].numpy().tolist() == [True, False]
     assert all(len(set(row)) == 5 and b"" not in row for row in movies)
     assert not {b"1", b"2"} & set(movies[1])  # the new user's own ratings are not recommended back
-    predicted = out[f.OUT_RATINGS].numpy()
-    assert np.all((predicted >= 0.5) & (predicted <= 5.0))
+    # Each listed rating is the ranker's own for that (user, movie) pair, clipped to the data's rating range.
+    ratings = [float(row.split(",")[2]) for row in (release_run["data"] / "ratings.csv").read_text().splitlines()[1:]]
+    for row, user, given in ((0, "1", (["", ""], [0.0, 0.0])), (1, "new user", (["1", "2"], [0.5, 4.5]))):
+        pairs = model.signatures[f.PAIR_INPUTS_SIGNATURE](
+            user_id=tf.constant([user] * 5),
+            movie_id=tf.constant(movies[row]),
+            recent_movies=tf.constant([given[0]] * 5),
+            recent_ratings=tf.constant([given[1]] * 5),
+        )
+        raw = model.signatures[f.RANK_INPUTS_SIGNATURE](**pairs)[f.OUT_RAW_RATING].numpy()
+        expected = np.clip(raw, min(ratings), max(ratings))
+        np.testing.assert_allclose(out[f.OUT_RATINGS].numpy()[row], expected, rtol=1e-5)
 
 
 def test_the_evaluations_leave_out_the_demographic_slices(release_run):

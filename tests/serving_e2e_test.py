@@ -259,20 +259,27 @@ def test_serving_batches_empty_to_ten_thousand_stay_finite_and_spread(model):
     assert serve(examples=tf.constant([], tf.string))[f.PREDICTION_KEY].shape == (0, 1)
 
     rng = np.random.default_rng(0)
+    # Each request's user rates around their own level (1.5 to 4.5), as the training data's users do.
+    levels = rng.uniform(1.5, 4.5, size=10_000)
+    pasts = [np.clip(np.round(rng.normal(level, 0.7, size=rng.integers(0, 60))), 1, 5) for level in levels]
     batch = [
         serialized_example(
             str(rng.integers(1, 10**6)),
             str(rng.integers(1, 10**6)),
             genres=("Drama", "Zzz"),
-            values=history(earlier(*rng.integers(1, 6, size=rng.integers(0, 60)).astype(float))),
+            values=history(earlier(*past.astype(float))),
         )
-        for _ in range(10_000)
+        for past in pasts
     ]  # fmt: skip  (mostly unknown users and movies: OOV buckets; histories of 0 to 59 ratings)
     ratings = serve(examples=tf.constant(batch))[f.PREDICTION_KEY].numpy().ravel()
     assert ratings.shape == (10_000,) and np.isfinite(ratings).all()
-    assert ((ratings >= 1) & (ratings <= 5)).all()
     inside = (ratings > 1) & (ratings < 5)
     assert inside.mean() > 0.9 and ratings.std() > 0.1  # histories spread the scores; few hit the clip
+    # An unknown user is scored from their history: the more they rated high, the higher the prediction.
+    long = np.array([len(past) >= 20 for past in pasts])
+    means = np.array([past.mean() for past, is_long in zip(pasts, long, strict=True) if is_long])
+    correlation = float(np.corrcoef(ratings[long], means)[0, 1])
+    assert correlation > 0.5, correlation
 
     # Coherent extremes: a million earlier ratings, all 5 or all 1, the last a second ago or years ago.
     extremes = [
@@ -285,6 +292,7 @@ def test_serving_batches_empty_to_ten_thousand_stay_finite_and_spread(model):
     scores = np.concatenate([raw(**raw_inputs(2, values))[f.PREDICTION_KEY].numpy().ravel() for values in extremes])
     assert np.isfinite(scores).all() and ((scores >= 1) & (scores <= 5)).all()
     assert len(np.unique(np.round(scores, 4))) > 2  # not every output saturated at one bound
+    assert scores[4:].min() > scores[:4].max(), scores  # a million 5s scores above a million 1s
     empty = raw(**{k: v[:0] for k, v in raw_inputs(2).items()})[f.PREDICTION_KEY]
     assert empty.shape == (0, 1)
     with pytest.raises(TypeError, match="missing a required argument: 'user_age'"):
