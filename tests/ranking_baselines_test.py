@@ -64,7 +64,7 @@ def test_the_regularization_is_the_grids_best_on_the_held_out_ratings():
     assert all(relevant == {u: {2} for u in range(1, 16)} for relevant in seen)  # scored on held-out only
 
 
-def test_the_three_way_split_holds_exampegens_eval_inside_the_non_test_ratings(tmp_path):
+def test_the_three_way_split_holds_examplegens_eval_inside_the_non_test_ratings(tmp_path):
     rng = np.random.default_rng(2)
     data = np.stack([rng.integers(1, 30, 900), rng.integers(1, 50, 900), rng.integers(1, 6, 900),
                      rng.integers(0, 10**6, 900)], axis=1)  # fmt: skip
