@@ -56,9 +56,8 @@ def three_way_split(directory: Path, protocol: str, seed: int) -> tuple[np.ndarr
     (a regularisation, a neighbourhood size) are made on (eval) before it refits on train + eval for test."""
     if protocol in splits.FOLDS:
         base, test = load(directory, f"{protocol}.base"), load(directory, f"{protocol}.test")
-        keys = set()
-        index = np.array(
-            [movielens.fold_index(movielens.Rating(str(u), str(m), 0.0, int(t)), keys, seed) for u, m, _, t in base]
+        index = np.array(  # no base rating is in the fold's test: no test keys
+            [movielens.fold_index(movielens.Rating(str(u), str(m), 0.0, int(t)), (), seed) for u, m, _, t in base]
         )
         return base[index == 0], base[index == 1], test
     ratings = load(directory)

@@ -217,6 +217,12 @@ def ranking_columns(figures: dict) -> dict[str, float]:
     return {column: figures.get(name, float("nan")) for name, column in names.items()}
 
 
+def _ndcg_at_10(lists: dict[int, list[int]], relevant: dict[int, set[int]]) -> float:
+    """metrics.accuracy's NDCG@10 of integer-id lists (its ids are strings)."""
+    ranked = {str(u): [str(m) for m in movies] for u, movies in lists.items()}
+    return metrics.accuracy(ranked, {str(u): {str(m) for m in ms} for u, ms in relevant.items()}, 10)["ndcg"]
+
+
 def reference_ranking(data_dir: Path, work_dir: Path, model: str, protocol: str, seed: int) -> dict[str, float]:
     """A reference recommender's top-10 figures on one split (kept in work_dir like the rating models')."""
     result_file = work_dir / f"{protocol}-seed{seed}-{model}.json"
@@ -229,12 +235,7 @@ def reference_ranking(data_dir: Path, work_dir: Path, model: str, protocol: str,
     chosen = {}
     if model == "ease":  # λ chosen on eval (fitted on train), then refitted on train + eval for test
         inner, held_out, _ = baselines.three_way_split(data_dir, protocol, seed)
-        ndcg = lambda lists, wanted: metrics.accuracy(  # noqa: E731
-            {str(u): [str(m) for m in ms] for u, ms in lists.items()},
-            {str(u): {str(m) for m in ms} for u, ms in wanted.items()},
-            10,
-        )["ndcg"]
-        regularization, on_eval = ranking_baselines.choose_ease_regularization(inner, held_out, ndcg)
+        regularization, on_eval = ranking_baselines.choose_ease_regularization(inner, held_out, _ndcg_at_10)
         print(f"  EASE {protocol} seed {seed}: λ {regularization:g} chosen on eval ({on_eval})", file=sys.stderr)
         chosen = {"lambda": regularization}
         recommend = functools.partial(ranking_baselines.ease, regularization=regularization)

@@ -13,6 +13,14 @@ def _index(train: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nd
     return users, user_of, movies, movie_of
 
 
+def _rated(train: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(user ids, movie ids, the users × movies 0/1 matrix of who rated what)."""
+    known, user_of, movies, movie_of = _index(train)
+    rated = np.zeros((len(known), len(movies)), np.float64)
+    rated[user_of, movie_of] = 1.0
+    return known, movies, rated
+
+
 def _top(scores: np.ndarray, seen: np.ndarray, k: int) -> np.ndarray:
     scores = np.where(seen, -np.inf, scores)
     return np.argsort(-scores, axis=1, kind="stable")[:, :k]
@@ -29,9 +37,7 @@ def most_popular(train: np.ndarray, users: list[int], k: int = 10) -> dict[int, 
 
 def sar(train: np.ndarray, users: list[int], k: int = 10) -> dict[int, list[int]]:
     """SAR-like: user affinity (1 per rated movie) × item-item Jaccard similarity of co-rating."""
-    known, user_of, movies, movie_of = _index(train)
-    rated = np.zeros((len(known), len(movies)), np.float32)
-    rated[user_of, movie_of] = 1.0
+    known, movies, rated = _rated(train)
     together = rated.T @ rated
     counts = np.diag(together)
     jaccard = together / np.maximum(counts[:, None] + counts[None, :] - together, 1.0)
@@ -43,13 +49,6 @@ def _lists(users, known, movies, top, counts, k) -> dict[int, list[int]]:
     row = {int(u): i for i, u in enumerate(known)}
     popular = [int(movies[i]) for i in np.argsort(-counts, kind="stable")[:k]]
     return {int(u): [int(movies[i]) for i in top[row[int(u)]]] if int(u) in row else popular for u in users}
-
-
-def _rated(train: np.ndarray):
-    known, user_of, movies, movie_of = _index(train)
-    rated = np.zeros((len(known), len(movies)), np.float64)
-    rated[user_of, movie_of] = 1.0
-    return known, movies, rated
 
 
 def item_knn(train: np.ndarray, users: list[int], k: int = 10) -> dict[int, list[int]]:
