@@ -50,12 +50,18 @@ class TrainerConfig:
     rating_weight: float = (
         0.3  # score = retrieval score + rating_weight × predicted rating (measured: docs/recommending.md)
     )
+    # The item-item scorer (components/trainer/item_item.py): EASE over the most-rated movies, each movie's top
+    # neighbours kept; its λ and share of the candidate score are chosen on eval.
+    item_item_neighbours: int = 100
+    item_item_movies: int = 4000
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError("epochs and batch_size must be positive")
         if self.retrieval_epochs < 1 or self.retrieval_batch_size < 2 or self.candidates < 1:
             raise ValueError("retrieval_epochs, candidates must be positive and retrieval_batch_size >= 2")
+        if self.item_item_neighbours < 1 or self.item_item_movies < 2:
+            raise ValueError("item_item_neighbours must be >= 1 and item_item_movies >= 2")
         if self.ensemble_size < 1:
             raise ValueError("ensemble_size must be >= 1")
         if self.tuner_trials < 0:

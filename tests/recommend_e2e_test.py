@@ -22,7 +22,7 @@ import tensorflow as tf
 from components.example_gen import tiny_ml100k
 from components.ranking_evaluator import component as ranking
 from components.ranking_evaluator import metrics
-from components.trainer import task
+from components.trainer import item_item, task
 from components.trainer.retrieval import VALIDATION_METRIC
 from pipeline import metadata
 from pipeline import pipeline as dag
@@ -187,6 +187,8 @@ def test_a_bad_request_is_refused_naming_the_input(model):
         call(model, ["x"], [[("1", 9.0)]])
     with pytest.raises(tf.errors.InvalidArgumentError, match="diversity must lie within 0..1"):
         call(model, ["x"], diversity=2.0)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="a movie of recent_movies is not in the catalogue"):
+        call(model, ["x"], [[("no-such-movie", 4.0)]])
 
 
 def test_a_tensorflow_only_process_loads_the_pushed_model_and_recommends(pushed):
@@ -242,6 +244,19 @@ def test_the_trainer_records_its_phases_and_scores_retrieval_on_eval_once(first_
     assert len(retrieval[VALIDATION_METRIC]) == 1 and 0 < retrieval[VALIDATION_METRIC][0] <= 1  # after the last epoch
 
 
+def test_the_item_item_scorers_choices_were_made_on_eval_and_travel_in_the_pushed_model(first_run, model):
+    executions = {e.component: e for e in first_run["summary"].executions}
+    history = json.loads(Path(executions[dag.TRAINER].output("model_run").uri, task.HISTORY_FILE).read_text())
+    choice = history["item_item"]
+    assert choice["eval_users"] > 10
+    assert choice["regularization"] in item_item.REGULARIZATIONS and choice["share"] in item_item.BLENDS
+    for name, chosen in (("eval_ndcg_by_regularization", "regularization"), ("eval_ndcg_by_share", "share")):
+        figures = choice[name]
+        assert len(figures) > 1 and figures[str(float(choice[chosen]))] == max(figures.values())
+    assert float(model.recommender.item_share.numpy()) == choice["share"]
+    assert choice["bytes"] == model.recommender.neighbour_weights.numpy()[:-1].nbytes * 3  # int64 + float32
+
+
 def test_the_recommend_command(first_run, workspace, rated_in_training):
     user = sorted(rated_in_training, key=lambda u: -len(rated_in_training[u]))[0]
     base = [sys.executable, "-m", "recommender.cli", "recommend", "--serving-dir", str(workspace["serving"])]
@@ -263,12 +278,15 @@ def test_the_recommend_command(first_run, workspace, rated_in_training):
     ]
 
 
-def test_the_documented_recommend_example_runs_as_written(model):
+def test_the_documented_recommend_example_runs_as_written(model, catalogue):
     readme = (Path(__file__).resolve().parents[1] / "docs" / "serving.md").read_text()
     [snippet] = [block for block in readme.split("```python\n")[1:] if 'signatures["recommend"]' in block]
     snippet = snippet.split("```", 1)[0].replace(
         'model = tf.saved_model.load("artifacts/serving/movielens_ranker/<version>")', ""
     )
+    first, second = sorted(catalogue)[:2]  # the generated catalogue need not hold ML-100k's movies 50 and 172
+    assert '["50", "172"]' in snippet
+    snippet = snippet.replace('["50", "172"]', f'["{first}", "{second}"]')
     printed = []
     exec(compile(snippet, "docs/serving.md", "exec"), {"model": model, "print": lambda *v: printed.extend(v)})  # noqa: S102
     movie_ids, titles, scores = printed

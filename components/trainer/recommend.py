@@ -3,8 +3,10 @@
     user_id ─► snapshot row (snapshot.py) ─┐ + the request's recent (movie, rating) pairs
                                            ▼
     raw user features ─► Transform ─► query tower ─► exact scores over every movie vector (computed at
-    export) ─► mask movies the user rated ─► top N ─► raw (user, candidate) features ─► Transform ─►
-    ranker ─► score = retrieval score + rating_weight × predicted rating ─► MMR (diversity) ─► top K
+    export) ─┐
+    rated movies ─► item-item scores (item_item.py: EASE neighbours) ─┴► blend of the two, each standardized
+    per user ─► mask movies the user rated ─► top N ─► raw (user, candidate) features ─► Transform ─►
+    ranker ─► score = blend + rating_weight × predicted rating ─► MMR (diversity) ─► top K
 
 Only stock TensorFlow ops, so stock TF Serving loads it. The exact index is a matrix product with every
 movie vector (what tfrs BruteForce does) because rated movies must be masked before the top-N cut.
@@ -15,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from components.trainer.item_item import Neighbours
 from components.trainer.snapshot import Snapshot
 from transform import features as f
 
@@ -33,6 +36,22 @@ def _strings(values) -> np.ndarray:
 
 def _variable(values: np.ndarray, dtype, name: str) -> tf.Variable:
     return tf.Variable(tf.constant(values, dtype), trainable=False, name=name)
+
+
+def moments(values: tf.Tensor, excluded: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """Each row's mean and standard deviation ([batch, 1]) over the entries not `excluded`."""
+    valid = tf.cast(~excluded, tf.float32)
+    count = tf.maximum(tf.reduce_sum(valid, 1, keepdims=True), 1.0)
+    mean = tf.reduce_sum(values * valid, 1, keepdims=True) / count
+    centred = (values - mean) * valid
+    return mean, tf.sqrt(tf.reduce_sum(centred * centred, 1, keepdims=True) / count)
+
+
+def standardized(values: tf.Tensor, excluded: tf.Tensor) -> tf.Tensor:
+    """Each row minus its mean, over its standard deviation (0 where flat and where excluded), both over the
+    entries not `excluded`: what item_item.standardized computes in numpy when the Trainer chooses the blend."""
+    mean, std = moments(values, excluded)
+    return tf.where(~excluded & (std > 1e-9), (values - mean) / tf.maximum(std, 1e-9), 0.0)
 
 
 def mmr_order(relevance: tf.Tensor, similarity: tf.Tensor, diversity: tf.Tensor, k: tf.Tensor) -> tf.Tensor:
@@ -77,9 +96,12 @@ class Recommender(tf.Module):
 
     def __init__(self, snapshot: Snapshot, movie_vectors: np.ndarray, vocab_index: np.ndarray,
                  query_tower: tf.keras.Model, candidates: int, rating_weight: float,
-                 rating_range: tuple[float, float] = (f.RATING_MIN, f.RATING_MAX)):  # fmt: skip
+                 rating_range: tuple[float, float] = (f.RATING_MIN, f.RATING_MAX),
+                 neighbours: Neighbours | None = None, item_share: float = 0.0):  # fmt: skip
         """`vocab_index`: each snapshot movie's index in Transform's movie vocabulary (its MOVIE_ID_XF);
-        `rating_range`: the release's (predictions are clipped to it, request ratings must lie in it)."""
+        `rating_range`: the release's (predictions are clipped to it, request ratings must lie in it);
+        `neighbours`: the item-item scorer in the snapshot's movie order (none: no movie has neighbours);
+        `item_share`: its share of the candidate score (the rest is the retrieval model's)."""
         super().__init__(name="recommender")
         s = snapshot
         self.users, self.movies = len(s.user_ids), len(s.movie_ids)
@@ -87,6 +109,7 @@ class Recommender(tf.Module):
         self.rating_range = tuple(float(x) for x in rating_range)
         # A variable, so an experiment can move it on a loaded model (benchmarks/rating_weight_sweep.py).
         self.rating_weight = tf.Variable(float(rating_weight), trainable=False, name="rating_weight")
+        self.item_share = tf.Variable(float(item_share), trainable=False, name="item_share")
         self.request_time = s.request_time
         self.query_tower = query_tower
         self.user_table = tf.lookup.StaticHashTable(
@@ -136,6 +159,32 @@ class Recommender(tf.Module):
         self.rated_ratings = v(s.rated_ratings, tf.float32, "rated_ratings")
         self.vocab_index = v(_padded(np.asarray(vocab_index, np.int64).reshape(-1), -1), tf.int64, "vocab_index")
         self.rated_splits = v(np.concatenate([s.rated_splits, s.rated_splits[-1:]]), tf.int64, "rated_splits")
+        self.set_item_item(neighbours, item_share)
+
+    def set_item_item(self, neighbours: Neighbours | None, item_share: float) -> None:
+        """Attaches the item-item scorer (before export): its neighbours, in the snapshot's movie order, and
+        its share of the candidate score (the rest is the retrieval model's). None: no movie has neighbours."""
+        if neighbours is None:
+            neighbours = Neighbours(
+                np.full((self.movies, 1), self.movies, np.int64), np.zeros((self.movies, 1), np.float32)
+            )
+        if neighbours.movies != self.movies:
+            raise ValueError(f"item-item neighbours for {neighbours.movies} movies, the snapshot has {self.movies}")
+        self.item_share.assign(float(item_share))
+        # Row `movies` (the unknown movie) points at column `movies`, which item_item_scores drops.
+        self.neighbour_indices = _variable(_padded(neighbours.indices, self.movies), tf.int64, "neighbour_indices")
+        self.neighbour_weights = _variable(_padded(neighbours.weights, 0.0), tf.float32, "neighbour_weights")
+
+    def item_item_scores(self, rated: tf.RaggedTensor) -> tf.Tensor:
+        """[batch, movies]: Σ over each row's rated movie indices i of their neighbours' weights B[i, j]."""
+        sources = rated.flat_values
+        targets = tf.gather(self.neighbour_indices, sources)  # [ratings, n]
+        weights = tf.gather(self.neighbour_weights, sources)
+        rows = tf.broadcast_to(tf.cast(rated.value_rowids(), tf.int64)[:, None], tf.shape(targets, out_type=tf.int64))
+        positions = tf.stack([tf.reshape(rows, [-1]), tf.reshape(targets, [-1])], axis=1)
+        batch = tf.cast(rated.nrows(), tf.int64)
+        summed = tf.scatter_nd(positions, tf.reshape(weights, [-1]), tf.stack([batch, self.movies + 1]))
+        return summed[:, : self.movies]
 
     def user_state(self, user_id: tf.Tensor, movies: tf.Tensor, ratings: tf.Tensor) -> dict:
         """Each user's raw features (as in a request for a rating now), their rated movie indices and whether
@@ -274,6 +323,10 @@ def make_signatures(model: tf.keras.Model, recommender: Recommender) -> dict:
                 [f"{f.RECOMMEND_SIGNATURE}: {f.REQUEST_RATINGS} must lie within {low:g}..{high:g}"],
             ),
             tf.debugging.Assert(
+                tf.reduce_all(~given | tf.not_equal(r.movie_table.lookup(recent_movies), r.movies)),
+                [f"{f.RECOMMEND_SIGNATURE}: a movie of {f.REQUEST_MOVIES} is not in the catalogue"],
+            ),
+            tf.debugging.Assert(
                 (diversity >= 0.0) & (diversity <= 1.0),
                 [f"{f.RECOMMEND_SIGNATURE}: {f.REQUEST_DIVERSITY} must lie within 0..1"],
             ),
@@ -285,13 +338,20 @@ def make_signatures(model: tf.keras.Model, recommender: Recommender) -> dict:
         # Query: the user's transformed features (any movie fills the movie side; the tower ignores it).
         user_rows = r.pair_features(state, tf.zeros([batch, 1], tf.int64))
         query = r.query_tower({**model.tft_layer(user_rows), **state["profile"]})
-        scores = tf.matmul(query, r.movie_vectors, transpose_b=True)  # [b, movies]
         rated = state["rated"]
         positions = tf.stack([tf.cast(rated.value_rowids(), tf.int64), rated.flat_values], axis=1)
         mask = tf.scatter_nd(
             positions, tf.ones_like(rated.flat_values, tf.float32), tf.cast([batch, r.movies], tf.int64)
         )
-        scores = tf.where(mask > 0, NEG_INF, scores)
+        excluded = mask > 0
+        retrieved = tf.matmul(query, r.movie_vectors, transpose_b=True)  # [b, movies]
+        # The blend of the standardized scores, put back on the retrieval score's scale (what rating_weight is
+        # relative to): item_share 0 leaves the retrieval score as it is.
+        mean, std = moments(retrieved, excluded)
+        blend = r.item_share * standardized(r.item_item_scores(rated), excluded) + (1.0 - r.item_share) * (
+            standardized(retrieved, excluded)
+        )
+        scores = tf.where(excluded, NEG_INF, mean + std * blend)
         n = tf.minimum(r.candidates, r.movies)
         retrieval, candidates = tf.math.top_k(scores, k=n)
         candidates = tf.cast(candidates, tf.int64)

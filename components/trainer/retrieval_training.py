@@ -17,7 +17,7 @@ import tensorflow as tf
 import tensorflow_transform as tft
 from tfx import v1 as tfx
 
-from components.trainer import data, recommend, retrieval, snapshot
+from components.trainer import data, item_item, recommend, retrieval, snapshot
 from components.trainer.model import Vocabularies
 from pipeline.config import TrainerConfig
 from transform import features as f
@@ -27,6 +27,7 @@ _FLOAT = {*retrieval.USER_DENSE, f.PROFILE_DEVIATIONS, f.MOVIE_YEAR_XF, f.MOVIE_
 _LISTS = {f.PROFILE_MOVIES, f.PROFILE_DEVIATIONS, f.MOVIE_GENRES_XF, f.MOVIE_TITLE_TOKENS_XF}
 TOWER_FEATURES = (*retrieval.QUERY_FEATURES, *retrieval.CANDIDATE_FEATURES)
 MIN_STEPS = 20
+EVAL_USERS = 2000  # the item-item scorer's λ and blend are chosen on at most this many eval users
 
 
 def tower_inputs(features: dict) -> dict[str, tf.Tensor]:
@@ -99,10 +100,10 @@ def train_recommender(
     config: TrainerConfig,
     vocab: Vocabularies,
     strategy: tf.distribute.Strategy,
-) -> tuple[recommend.Recommender, dict]:
+) -> tuple[recommend.Recommender, dict, dict]:
     """Builds the snapshot of every user and movie from the train and eval splits (everything the Trainer
-    saw), trains the retrieval model, and returns the Recommender module (with its movie vectors) and the
-    training history."""
+    saw), trains the retrieval model, fits the item-item scorer, and returns the Recommender module (with its
+    movie vectors and neighbours), the retrieval model's training history and the item-item scorer's choices."""
 
     def read(files: list[str], batch_size: int, shuffle: bool) -> tf.data.Dataset:
         return data.make_dataset(files, fn_args.data_accessor, tft_output, batch_size, shuffle, config.seed)
@@ -112,8 +113,13 @@ def train_recommender(
     eval_rows = data.collect(read(fn_args.eval_files, 4096, False), row_features)
     rows = {name: np.concatenate([train_rows[name], eval_rows[name]]) for name in train_rows}
     genre_vocab = [g.decode("utf-8") for g in tft_output.vocabulary_by_name(f.GENRES_VOCAB)]
-    genre_lists = [tuple(genre_vocab[i] for i in row if 0 <= i < len(genre_vocab)) for row in rows[f.MOVIE_GENRES_XF]]
-    state = snapshot.build(rows, genre_lists)
+
+    def genre_lists(split_rows: dict) -> list[tuple[str, ...]]:
+        return [
+            tuple(genre_vocab[i] for i in row if 0 <= i < len(genre_vocab)) for row in split_rows[f.MOVIE_GENRES_XF]
+        ]
+
+    state = snapshot.build(rows, genre_lists(rows))
     _, first = np.unique(np.asarray(rows[f.MOVIE_ID]), return_index=True)  # the snapshot's movie order
     catalogue = retrieval.candidate_features(rows, first)
 
@@ -154,4 +160,76 @@ def train_recommender(
         train, validation_data=profiles(eval_rows, None), epochs=epochs, validation_freq=[epochs], verbose=0
     )
     recommender.movie_vectors.assign(model.candidate_tower(catalogue))
-    return recommender, {name: [float(x) for x in values] for name, values in history.history.items()}
+    record = {name: [float(x) for x in values] for name, values in history.history.items()}
+
+    # The item-item scorer: λ and its share of the candidate score chosen on eval (fitted on train, the eval
+    # users' profiles from train alone), then fitted on train and eval with the chosen λ.
+    train_state = snapshot.build(train_rows, genre_lists(train_rows))
+    _, train_first = np.unique(np.asarray(train_rows[f.MOVIE_ID]), return_index=True)
+    train_recommender = recommend.Recommender(
+        train_state, np.zeros((len(train_state.movie_ids), hp.dim), np.float32),
+        retrieval.candidate_features(train_rows, train_first)[f.MOVIE_ID_XF], model.query_tower, 1, 0.0,
+    )  # fmt: skip
+    tft_layer = tft_output.transform_features_layer()
+
+    def query_vectors(users: np.ndarray) -> np.ndarray:
+        return model.query_tower(user_query_inputs(train_recommender, tft_layer, users)).numpy()
+
+    choice = choose_item_item(state, train_rows, eval_rows, query_vectors, recommender.movie_vectors.numpy(), config)
+    both = item_item.rated_matrix(*split_indices(state, rows), (len(state.user_ids), movies))
+    neighbours = item_item.fit(both, choice["regularization"], config.item_item_neighbours, config.item_item_movies)
+    recommender.set_item_item(neighbours, choice["share"])
+    return recommender, record, {**choice, "bytes": neighbours.nbytes()}
+
+
+def split_indices(state: snapshot.Snapshot, split_rows: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's user and movie index in `state` (which holds them all)."""
+    users = np.searchsorted(state.user_ids, snapshot.text(split_rows[f.USER_ID]))
+    return users, np.searchsorted(state.movie_ids, snapshot.text(split_rows[f.MOVIE_ID]))
+
+
+def choose_item_item(
+    state: snapshot.Snapshot,
+    train_rows: dict,
+    eval_rows: dict,
+    query_vectors,
+    movie_vectors: np.ndarray,
+    config: TrainerConfig,
+) -> dict:
+    """The item-item scorer's λ and share of the candidate score with the best NDCG@10 on eval.
+
+    Scored: up to EVAL_USERS eval users (a seeded sample) who rated in train, against their eval movies not
+    rated in train, their train movies excluded: the item-item scorer fitted on train alone; the retrieval
+    scores from `query_vectors(user ids)` (their train profiles) × `movie_vectors` (the snapshot's order).
+    Reads the train and eval rows only.
+    """
+    shape = (len(state.user_ids), len(state.movie_ids))
+    rated = item_item.rated_matrix(*split_indices(state, train_rows), shape)
+    users, movies = split_indices(state, eval_rows)
+    fresh = np.asarray(rated[users, movies]).reshape(-1) == 0
+    relevant: dict[int, set[int]] = {}
+    for user, movie in zip(users[fresh], movies[fresh], strict=True):
+        relevant.setdefault(int(user), set()).add(int(movie))
+    known = np.asarray(rated.sum(axis=1)).reshape(-1) > 0
+    candidates = np.array(sorted(u for u in relevant if known[u]), np.int64)
+    if not len(candidates):
+        return {"regularization": item_item.REGULARIZATIONS[0], "share": 0.0, "eval_users": 0}
+    rng = np.random.default_rng(config.seed)
+    sample = np.sort(rng.choice(candidates, size=min(EVAL_USERS, len(candidates)), replace=False))
+    held_out = [relevant[int(u)] for u in sample]
+    regularization, by_regularization = item_item.choose_regularization(
+        rated, sample, held_out, config.item_item_neighbours, config.item_item_movies
+    )
+    fitted = item_item.fit(rated, regularization, config.item_item_neighbours, config.item_item_movies)
+    retrieval_scores = query_vectors(state.user_ids[sample]) @ movie_vectors.T
+    excluded = rated[sample].toarray() > 0
+    share, by_share = item_item.choose_blend(
+        item_item.scores(rated[sample], fitted), retrieval_scores, excluded, held_out
+    )
+    return {
+        "regularization": regularization,
+        "share": share,
+        "eval_users": len(sample),
+        "eval_ndcg_by_regularization": {str(k): v for k, v in by_regularization.items()},
+        "eval_ndcg_by_share": {str(k): v for k, v in by_share.items()},
+    }

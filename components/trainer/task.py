@@ -150,7 +150,9 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         histories.append(member_history)
     model = members[0] if len(members) == 1 else EnsembleModel(members)
     seconds["ranker"], started = time.monotonic() - started, time.monotonic()
-    recommender, retrieval_history = train_recommender(fn_args, tft_output, config, vocab, distribution_strategy())
+    recommender, retrieval_history, item_item = train_recommender(
+        fn_args, tft_output, config, vocab, distribution_strategy()
+    )
     seconds["recommender"], started = time.monotonic() - started, time.monotonic()
     export.export_serving_model(model, tft_output, fn_args.serving_model_dir, recommender)
     if "training_identity" in (fn_args.custom_config or {}):  # beside the SavedModel: it travels with every push
@@ -164,6 +166,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
             "ensemble_histories": histories[1:],
             "refit": refits,  # per model: the epochs on train + eval and their training loss
             "retrieval_history": retrieval_history,
+            "item_item": item_item,  # λ and share chosen on eval, each candidate's eval NDCG@10, bytes pushed
             "seconds": seconds,  # ranker (with refits), recommender (snapshot + retrieval), export
         }
         json.dump(record, out, indent=1)

@@ -1,0 +1,131 @@
+"""The item-item scorer: EASE (Steck 2019) learned from who rated what, kept as each movie's top neighbours.
+
+EASE fits B = argmin ||X - XB||² + λ||B||² with diag(B) = 0 over the binary users × movies matrix X of the
+ratings the Trainer read, in closed form: P = (XᵀX + λI)⁻¹, B = -P / diag(P). A user who rated the movies
+R scores movie j as Σ_{i∈R} B[i, j]. `recommend` computes that sum from a sparse copy: for each movie i,
+its `neighbours` largest |B[i, j]| (recommend.py scatters them), so the pushed model grows with
+movies × neighbours, not movies² (a dense B is 11 MB at ML-100k's 1,682 movies, 30 GB at ML-32M's 87k).
+The Gram matrix is dense: only the `max_movies` most-rated movies take part (their ratings are most of any
+release's); the rest have no neighbours and are reached by the two-tower model alone.
+
+Also here: the choice of λ and of the blend with the retrieval model on the eval split (train → eval).
+No TensorFlow here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+import numpy as np
+from scipy import sparse
+
+REGULARIZATIONS = (100.0, 250.0, 500.0, 1000.0)  # λ grid, chosen on eval
+BLENDS = (0.0, 0.25, 0.5, 0.75, 1.0)  # the item-item share of the candidate score, chosen on eval
+TOP_K = 10  # the choices maximise NDCG@10 on eval
+
+
+@dataclasses.dataclass(frozen=True)
+class Neighbours:
+    """Row i: movie i's neighbours (movie indices; `movies` pads) and their EASE weights B[i, j] (0 pads)."""
+
+    indices: np.ndarray  # [movies, n] int64
+    weights: np.ndarray  # [movies, n] float32
+
+    @property
+    def movies(self) -> int:
+        return len(self.indices)
+
+    def nbytes(self) -> int:
+        return self.indices.nbytes + self.weights.nbytes
+
+
+def rated_matrix(users: np.ndarray, movies: np.ndarray, shape: tuple[int, int]) -> sparse.csr_matrix:
+    """The binary users × movies matrix of (user index, movie index) pairs (repeats count once)."""
+    values = np.ones(len(users), np.float32)
+    matrix = sparse.csr_matrix((values, (users, movies)), shape=shape)
+    matrix.data[:] = 1.0
+    return matrix
+
+
+def fit(rated: sparse.csr_matrix, regularization: float, neighbours: int, max_movies: int) -> Neighbours:
+    """EASE over the `max_movies` most-rated movies of `rated`, each movie's `neighbours` largest |weights| kept."""
+    movies = rated.shape[1]
+    counts = np.asarray(rated.sum(axis=0)).reshape(-1)
+    kept = np.sort(np.argsort(-counts, kind="stable")[: min(max_movies, movies)])
+    kept = kept[counts[kept] > 0]
+    indices = np.full((movies, neighbours), movies, np.int64)
+    weights = np.zeros((movies, neighbours), np.float32)
+    if len(kept) < 2:
+        return Neighbours(indices, weights)
+    columns = rated[:, kept]
+    gram = (columns.T @ columns).toarray().astype(np.float64)
+    gram[np.diag_indices_from(gram)] += regularization
+    inverse = np.linalg.inv(gram)
+    dense = -inverse / np.diag(inverse)[None, :]
+    np.fill_diagonal(dense, 0.0)
+    n = min(neighbours, len(kept) - 1)
+    top = np.argpartition(-np.abs(dense), n - 1, axis=1)[:, :n]
+    indices[kept, :n] = kept[top]
+    weights[kept, :n] = np.take_along_axis(dense, top, axis=1)
+    return Neighbours(indices, weights)
+
+
+def scores(rated: sparse.csr_matrix, neighbours: Neighbours) -> np.ndarray:
+    """Each row's item-item scores over every movie (what `recommend` computes), [rows, movies]."""
+    movies = neighbours.movies
+    sources = np.repeat(np.arange(movies), neighbours.indices.shape[1])
+    targets = neighbours.indices.reshape(-1)
+    keep = targets < movies
+    weights = sparse.csr_matrix(
+        (neighbours.weights.reshape(-1)[keep], (sources[keep], targets[keep])), shape=(movies, movies)
+    )
+    return np.asarray((rated @ weights).todense(), np.float32)
+
+
+def standardized(values: np.ndarray, excluded: np.ndarray) -> np.ndarray:
+    """Each row minus its mean, over its standard deviation, both over the entries not `excluded` (0 when flat).
+    `recommend` does the same in TensorFlow (recommend.standardized)."""
+    valid = ~excluded
+    count = np.maximum(valid.sum(axis=1, keepdims=True), 1)
+    mean = np.where(valid, values, 0.0).sum(axis=1, keepdims=True) / count
+    centred = np.where(valid, values - mean, 0.0)
+    std = np.sqrt((centred**2).sum(axis=1, keepdims=True) / count)
+    return np.where(std > 1e-9, centred / np.maximum(std, 1e-9), 0.0)
+
+
+def ndcg(scores: np.ndarray, excluded: np.ndarray, relevant: Sequence[set[int]], k: int = TOP_K) -> float:
+    """Mean NDCG@k of each row's top k (excluded entries never listed) against its relevant movie indices."""
+    masked = np.where(excluded, -np.inf, scores)
+    top = np.argsort(-masked, axis=1, kind="stable")[:, :k]
+    discounts = 1.0 / np.log2(np.arange(2, k + 2))
+    total = 0.0
+    for row, items in enumerate(relevant):
+        hits = np.array([movie in items for movie in top[row]], np.float64)
+        total += float(hits @ discounts) / float(discounts[: min(k, len(items))].sum())
+    return total / max(len(relevant), 1)
+
+
+def choose_regularization(
+    rated: sparse.csr_matrix, rows: np.ndarray, relevant: Sequence[set[int]], neighbours: int, max_movies: int
+) -> tuple[float, dict[float, float]]:
+    """λ of REGULARIZATIONS with the best eval NDCG@10 of the item-item scorer alone; each λ's NDCG.
+
+    `rated`: train only; `rows`: the eval users' rows of it; `relevant`: their eval movies not rated in train.
+    """
+    excluded = rated[rows].toarray() > 0
+    figures = {}
+    for regularization in REGULARIZATIONS:
+        fitted = fit(rated, regularization, neighbours, max_movies)
+        figures[regularization] = ndcg(scores(rated[rows], fitted), excluded, relevant)
+    return max(figures, key=figures.get), figures
+
+
+def choose_blend(
+    item_scores: np.ndarray, retrieval_scores: np.ndarray, excluded: np.ndarray, relevant: Sequence[set[int]]
+) -> tuple[float, dict[float, float]]:
+    """The item-item share of BLENDS with the best eval NDCG@10 of
+    share × standardized(item-item) + (1 - share) × standardized(retrieval); each share's NDCG."""
+    item, retrieval = standardized(item_scores, excluded), standardized(retrieval_scores, excluded)
+    figures = {share: ndcg(share * item + (1 - share) * retrieval, excluded, relevant) for share in BLENDS}
+    return max(figures, key=figures.get), figures

@@ -1,0 +1,131 @@
+"""The item-item scorer (components/trainer/item_item.py), its TensorFlow twin in `recommend`, and the eval
+choice of its λ and share (components/trainer/retrieval_training.choose_item_item)."""
+
+import types
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from components.trainer import item_item, recommend
+
+
+def planted(users: int = 80, seed: int = 0, movies: int = 12) -> list[set[int]]:
+    """Each user's movies: 3 of movies 2..`movies`-1 at random (with 12, each more popular than the pair); a
+    quarter of the users also rate movies 0 and 1, which are rated together and never alone."""
+    rng = np.random.default_rng(seed)
+    profiles = []
+    for user in range(users):
+        drawn = set(rng.choice(np.arange(2, movies), 3, replace=False).tolist())
+        profiles.append(drawn | ({0, 1} if user < users // 4 else set()))
+    return profiles
+
+
+def matrix(profiles: list[set[int]], movies: int = 12):
+    users = np.concatenate([[u] * len(p) for u, p in enumerate(profiles)]).astype(np.int64)
+    items = np.concatenate([sorted(p) for p in profiles]).astype(np.int64)
+    return item_item.rated_matrix(users, items, (len(profiles), movies))
+
+
+def test_a_user_holding_one_movie_of_a_planted_pair_gets_the_other_in_the_top_3():
+    profiles = planted()
+    profiles[0] = profiles[0] - {1}  # holds movie 0 of the pair, not movie 1
+    rated = matrix(profiles)
+    scores = item_item.scores(rated[:1], item_item.fit(rated, 10.0, neighbours=5, max_movies=100))[0]
+    excluded = rated[:1].toarray()[0] > 0
+    top = [int(m) for m in np.argsort(-np.where(excluded, -np.inf, scores), kind="stable")[:3]]
+    assert 1 in top
+    assert not set(top) & profiles[0]  # movies already rated never appear
+    counts = np.asarray(rated.sum(axis=0)).reshape(-1)
+    assert counts[1] < np.sort(counts)[-3]  # not there by popularity
+
+
+def test_only_the_most_rated_movies_get_neighbours_and_each_keeps_at_most_n():
+    rated = matrix(planted())
+    fitted = item_item.fit(rated, 10.0, neighbours=4, max_movies=6)
+    counts = np.asarray(rated.sum(axis=0)).reshape(-1)
+    with_neighbours = np.flatnonzero((fitted.indices < 12).any(axis=1))
+    assert len(with_neighbours) == 6 and set(with_neighbours) == set(np.argsort(-counts, kind="stable")[:6])
+    assert fitted.indices.shape == (12, 4) and fitted.nbytes() == 12 * 4 * (8 + 4)
+    kept = fitted.indices[fitted.indices < 12]
+    assert set(kept.tolist()) <= set(with_neighbours.tolist())  # neighbours come from the kept movies too
+    assert not (fitted.indices == np.arange(12)[:, None]).any()  # no movie is its own neighbour
+
+
+def test_the_neighbours_are_the_largest_weights_of_the_dense_solution():
+    rated = matrix(planted())
+    dense_fit = item_item.fit(rated, 50.0, neighbours=11, max_movies=100)  # every other movie kept: exact
+    sparse_fit = item_item.fit(rated, 50.0, neighbours=3, max_movies=100)
+    dense = item_item.scores(rated, dense_fit)
+    gram = (rated.T @ rated).toarray() + 50.0 * np.eye(12)
+    inverse = np.linalg.inv(gram)
+    exact = -inverse / np.diag(inverse)[None, :]
+    np.fill_diagonal(exact, 0.0)
+    np.testing.assert_allclose(dense, rated.toarray() @ exact, atol=1e-5)
+    for movie in range(12):
+        largest = np.sort(np.abs(exact[movie]))[-3:]
+        np.testing.assert_allclose(np.sort(np.abs(sparse_fit.weights[movie])), largest, rtol=1e-5)
+
+
+def test_recommend_sums_the_same_neighbour_weights_as_numpy():
+    rated = matrix(planted())
+    fitted = item_item.fit(rated, 10.0, neighbours=4, max_movies=8)
+    pad = lambda values, fill: np.concatenate([values, np.full((1, values.shape[1]), fill, values.dtype)])  # noqa: E731
+    module = types.SimpleNamespace(
+        movies=12,
+        neighbour_indices=tf.constant(pad(fitted.indices, 12)),
+        neighbour_weights=tf.constant(pad(fitted.weights, 0.0)),
+    )
+    rows = rated[:5].tolil().rows
+    ragged = tf.ragged.constant([list(r) for r in rows], dtype=tf.int64)
+    in_tf = recommend.Recommender.item_item_scores(module, ragged).numpy()
+    np.testing.assert_allclose(in_tf, item_item.scores(rated[:5], fitted), atol=1e-5)
+
+
+def test_standardized_is_the_same_in_numpy_and_tensorflow_and_ignores_excluded_entries():
+    values = np.array([[1.0, 2.0, 3.0, 100.0], [5.0, 5.0, 5.0, 5.0]], np.float32)
+    excluded = np.array([[False, False, False, True], [False, True, False, False]])
+    numpy_result = item_item.standardized(values, excluded)
+    np.testing.assert_allclose(
+        recommend.standardized(tf.constant(values), tf.constant(excluded)), numpy_result, atol=1e-6
+    )
+    np.testing.assert_allclose(numpy_result[0, :3], [-1.2247449, 0.0, 1.2247449], atol=1e-6)
+    assert (numpy_result[1] == 0).all()  # a flat row: no preference, not NaN
+
+
+@pytest.mark.parametrize("oracle", [False, True])
+def test_the_blend_is_chosen_by_what_eval_rewards(oracle):
+    """The eval users hold the planted pair's other movie: the item-item scorer finds it. A retrieval score that
+    already ranks it first (an oracle) needs no item-item share; a random one gets the largest share."""
+    profiles = planted(movies=40)
+    rows = np.arange(10)  # ten of the twenty users given the pair: eval holds their movie 1 back
+    rated = matrix([p - {1} if u in rows else p for u, p in enumerate(profiles)], movies=40)
+    relevant = [{1} for _ in rows]
+    excluded = rated[rows].toarray() > 0
+    item = item_item.scores(rated[rows], item_item.fit(rated, 10.0, 5, 100))
+    rng = np.random.default_rng(1)
+    retrieval = rng.normal(size=item.shape)
+    if oracle:
+        retrieval[:, 1] = 100.0
+    share, figures = item_item.choose_blend(item, retrieval, excluded, relevant)
+    assert set(figures) == set(item_item.BLENDS) and figures[share] == max(figures.values())
+    assert (share == 0.0) if oracle else (share > 0.0 and figures[share] > figures[0.0] + 0.3)
+
+
+def test_the_regularization_is_the_one_with_the_best_eval_ndcg():
+    profiles = planted(movies=40)
+    rows = np.arange(10)
+    rated = matrix([p - {1} if u in rows else p for u, p in enumerate(profiles)], movies=40)
+    chosen, figures = item_item.choose_regularization(rated, rows, [{1}] * 10, 5, 100)
+    assert set(figures) == set(item_item.REGULARIZATIONS) and figures[chosen] == max(figures.values())
+    excluded = rated[rows].toarray() > 0
+    again = item_item.ndcg(item_item.scores(rated[rows], item_item.fit(rated, chosen, 5, 100)), excluded, [{1}] * 10)
+    assert again == pytest.approx(figures[chosen])
+
+
+def test_ndcg_by_hand():
+    scores = np.array([[0.9, 0.8, 0.7, 0.1]])
+    excluded = np.array([[True, False, False, False]])  # movie 0 is never listed
+    # Top 3: movies 1, 2, 3; movie 2 relevant at rank 2: 1/log2(3); ideal (one relevant) 1.
+    assert item_item.ndcg(scores, excluded, [{2}], k=3) == pytest.approx(1 / np.log2(3))
+    assert item_item.ndcg(scores, excluded, [{0}], k=3) == 0.0
