@@ -1,7 +1,11 @@
-"""How the ranker's weight in `recommend`'s ordering score moves top-10 accuracy: NDCG@10, precision, recall, MAP
-of one pushed model on its run's test split, for several `rating_weight` values (set on the loaded model).
+"""How the weights in `recommend`'s scores move top-10 accuracy: NDCG@10, precision, recall, MAP of one pushed
+model on its run's test split, for several `rating_weight` values and item-item shares (set on the loaded model).
 
-    python benchmarks/rating_weight_sweep.py --pipeline-root artifacts/pipeline [--weights 0,0.25,0.5,1,2]
+    python benchmarks/rating_weight_sweep.py --pipeline-root artifacts/pipeline [--weights 0,0.3,1] [--shares 0,0.5,1]
+
+A diagnostic after the fact: it reads the test split, so nothing here may choose a setting. The Trainer chooses
+the item-item share on eval (history.json's "item_item"); this shows how far from the best on test that choice
+landed. The default share is the pushed model's own.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pipeline-root", required=True)
     parser.add_argument("--weights", default="0,0.25,0.5,1,2")
+    parser.add_argument("--shares", default="", help="Item-item shares (default: the pushed model's).")
     args = parser.parse_args()
     inspected = subprocess.run(
         [sys.executable, "-m", "recommender.cli", "inspect", "--pipeline-root", args.pipeline_root, "--json"],
@@ -36,12 +41,16 @@ def main() -> None:
     model = tf.saved_model.load(os.path.join(data["artifacts"][f"{dag.TRAINER}.model"], "Format-Serving"))
     users = component.read_test_users(data["artifacts"][f"{dag.EXAMPLE_GEN}.examples"], "test")
     relevant = {user: entry["relevant"] for user, entry in users.items()}
-    print("| rating_weight | NDCG@10 | P@10 | R@10 | MAP |\n|---|---|---|---|---|")
-    for weight in (float(w) for w in args.weights.split(",")):
-        model.recommender.rating_weight.assign(weight)
-        ranked = component.recommend_all(model, sorted(users), 10)
-        m = metrics.accuracy(ranked, relevant, 10)
-        print(f"| {weight:g} | {m['ndcg']:.4f} | {m['precision']:.4f} | {m['recall']:.4f} | {m['map']:.4f} |")
+    shares = [float(s) for s in args.shares.split(",")] if args.shares else [float(model.recommender.item_share)]
+    print("| item-item share | rating_weight | NDCG@10 | P@10 | R@10 | MAP |\n|---|---|---|---|---|---|")
+    for share in shares:
+        model.recommender.item_share.assign(share)
+        for weight in (float(w) for w in args.weights.split(",")):
+            model.recommender.rating_weight.assign(weight)
+            ranked = component.recommend_all(model, sorted(users), 10)
+            m = metrics.accuracy(ranked, relevant, 10)
+            figures = " | ".join(f"{m[name]:.4f}" for name in ("ndcg", "precision", "recall", "map"))
+            print(f"| {share:g} | {weight:g} | {figures} |")
 
 
 if __name__ == "__main__":

@@ -44,6 +44,8 @@ class TrainerConfig:
     # The retrieval model and `recommend` (components/trainer/retrieval.py, recommend.py).
     retrieval_epochs: int = 8  # no early stopping (see retrieval_training.py)
     retrieval_batch_size: int = 1024
+    # ExampleGen writes each user's ratings together: a smaller shuffle buffer leaves batches of few users.
+    retrieval_shuffle_buffer: int = 200_000
     retrieval_dim: int = 32
     retrieval_learning_rate: float = 0.003
     candidates: int = 150  # movies retrieved per request, then reranked
@@ -52,7 +54,7 @@ class TrainerConfig:
     )
     # The item-item scorer (components/trainer/item_item.py): EASE over the most-rated movies, each movie's top
     # neighbours kept; its λ and share of the candidate score are chosen on eval.
-    item_item_neighbours: int = 100
+    item_item_neighbours: int = 200
     item_item_movies: int = 4000
 
     def __post_init__(self) -> None:
@@ -60,8 +62,8 @@ class TrainerConfig:
             raise ValueError("epochs and batch_size must be positive")
         if self.retrieval_epochs < 1 or self.retrieval_batch_size < 2 or self.candidates < 1:
             raise ValueError("retrieval_epochs, candidates must be positive and retrieval_batch_size >= 2")
-        if self.item_item_neighbours < 1 or self.item_item_movies < 2:
-            raise ValueError("item_item_neighbours must be >= 1 and item_item_movies >= 2")
+        if self.item_item_neighbours < 1 or self.item_item_movies < 2 or self.retrieval_shuffle_buffer < 1:
+            raise ValueError("item_item_neighbours, retrieval_shuffle_buffer must be >= 1 and item_item_movies >= 2")
         if self.ensemble_size < 1:
             raise ValueError("ensemble_size must be >= 1")
         if self.tuner_trials < 0:

@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from components.trainer import item_item, recommend
+from components.trainer import item_item, recommend, retrieval_training
+from pipeline.config import TrainerConfig
+from transform import features as f
 
 
 def planted(users: int = 80, seed: int = 0, movies: int = 12) -> list[set[int]]:
@@ -44,12 +46,12 @@ def test_only_the_most_rated_movies_get_neighbours_and_each_keeps_at_most_n():
     rated = matrix(planted())
     fitted = item_item.fit(rated, 10.0, neighbours=4, max_movies=6)
     counts = np.asarray(rated.sum(axis=0)).reshape(-1)
-    with_neighbours = np.flatnonzero((fitted.indices < 12).any(axis=1))
+    with_neighbours = np.flatnonzero(fitted.rows < len(fitted.indices))
     assert len(with_neighbours) == 6 and set(with_neighbours) == set(np.argsort(-counts, kind="stable")[:6])
-    assert fitted.indices.shape == (12, 4) and fitted.nbytes() == 12 * 4 * (8 + 4)
-    kept = fitted.indices[fitted.indices < 12]
-    assert set(kept.tolist()) <= set(with_neighbours.tolist())  # neighbours come from the kept movies too
-    assert not (fitted.indices == np.arange(12)[:, None]).any()  # no movie is its own neighbour
+    assert fitted.indices.shape == (6, 4)  # rows for the kept movies only: the size does not grow with the catalogue
+    assert fitted.nbytes() == 12 * 8 + 6 * 4 * (4 + 4)
+    assert set(fitted.indices.ravel().tolist()) <= set(with_neighbours.tolist())  # neighbours are kept movies too
+    assert not (fitted.indices == with_neighbours[:, None]).any()  # no movie is its own neighbour
 
 
 def test_the_neighbours_are_the_largest_weights_of_the_dense_solution():
@@ -64,7 +66,8 @@ def test_the_neighbours_are_the_largest_weights_of_the_dense_solution():
     np.testing.assert_allclose(dense, rated.toarray() @ exact, atol=1e-5)
     for movie in range(12):
         largest = np.sort(np.abs(exact[movie]))[-3:]
-        np.testing.assert_allclose(np.sort(np.abs(sparse_fit.weights[movie])), largest, rtol=1e-5)
+        row = sparse_fit.rows[movie]
+        np.testing.assert_allclose(np.sort(np.abs(sparse_fit.weights[row])), largest, rtol=1e-5)
 
 
 def test_recommend_sums_the_same_neighbour_weights_as_numpy():
@@ -73,6 +76,7 @@ def test_recommend_sums_the_same_neighbour_weights_as_numpy():
     pad = lambda values, fill: np.concatenate([values, np.full((1, values.shape[1]), fill, values.dtype)])  # noqa: E731
     module = types.SimpleNamespace(
         movies=12,
+        neighbour_rows=tf.constant(np.append(fitted.rows, len(fitted.indices))),
         neighbour_indices=tf.constant(pad(fitted.indices, 12)),
         neighbour_weights=tf.constant(pad(fitted.weights, 0.0)),
     )
@@ -129,3 +133,44 @@ def test_ndcg_by_hand():
     # Top 3: movies 1, 2, 3; movie 2 relevant at rank 2: 1/log2(3); ideal (one relevant) 1.
     assert item_item.ndcg(scores, excluded, [{2}], k=3) == pytest.approx(1 / np.log2(3))
     assert item_item.ndcg(scores, excluded, [{0}], k=3) == 0.0
+
+
+def rows_of(profiles: list[set[int]], users: range | np.ndarray) -> dict[str, np.ndarray]:
+    pairs = [(f"u{u}", f"m{m:02d}") for u in users for m in sorted(profiles[u])]
+    return {f.USER_ID: np.array([u for u, _ in pairs], object), f.MOVIE_ID: np.array([m for _, m in pairs], object)}
+
+
+@pytest.mark.parametrize("oracle", [False, True])
+def test_the_trainer_chooses_on_the_eval_users_held_out_movies_from_train_profiles(oracle):
+    """choose_item_item reads the train and eval rows it is given and nothing else: eval holds movie 1 back from
+    ten pair holders; it scores those users (profiles from train alone) against movie 1."""
+    profiles = planted(movies=40)
+    train = [p - {1} if u < 10 else p for u, p in enumerate(profiles)]
+    train_rows = rows_of(train, range(len(train)))
+    eval_rows = rows_of([{1}] * 10, range(10))
+    state = types.SimpleNamespace(
+        user_ids=np.array(sorted(f"u{u}" for u in range(len(profiles))), object),
+        movie_ids=np.array([f"m{m:02d}" for m in range(40)], object),
+    )
+    asked = []
+
+    def query_vectors(users: np.ndarray) -> np.ndarray:
+        asked.extend(users.tolist())
+        return np.random.default_rng(len(users)).normal(size=(len(users), 4))
+
+    movie_vectors = np.random.default_rng(7).normal(size=(40, 4))
+    if oracle:  # a retrieval model that already ranks movie 1 first for everybody
+        movie_vectors = np.concatenate([movie_vectors, np.zeros((40, 1))], axis=1)
+        movie_vectors[1] = [0.0, 0.0, 0.0, 0.0, 1000.0]
+        query_vectors_used = lambda users: np.concatenate([query_vectors(users), np.ones((len(users), 1))], 1)  # noqa: E731
+    else:
+        query_vectors_used = query_vectors
+    config = TrainerConfig(item_item_neighbours=5)
+    choice = retrieval_training.choose_item_item(
+        state, train_rows, eval_rows, query_vectors_used, movie_vectors, config
+    )
+    assert sorted(asked) == sorted(f"u{u}" for u in range(10))  # the eval users, and only they
+    assert choice["eval_users"] == 10
+    assert (choice["share"] == 0.0) if oracle else (choice["share"] > 0.0)
+    by_share = choice["eval_ndcg_by_share"]
+    assert by_share[str(choice["share"])] == max(by_share.values())

@@ -254,7 +254,9 @@ def test_the_item_item_scorers_choices_were_made_on_eval_and_travel_in_the_pushe
         figures = choice[name]
         assert len(figures) > 1 and figures[str(float(choice[chosen]))] == max(figures.values())
     assert float(model.recommender.item_share.numpy()) == choice["share"]
-    assert choice["bytes"] == model.recommender.neighbour_weights.numpy()[:-1].nbytes * 3  # int64 + float32
+    r = model.recommender  # each array has one row of padding
+    parts = (r.neighbour_rows, r.neighbour_indices, r.neighbour_weights)
+    assert choice["bytes"] == sum(part.numpy()[:-1].nbytes for part in parts) > 0
 
 
 def test_the_recommend_command(first_run, workspace, rated_in_training):

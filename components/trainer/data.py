@@ -19,12 +19,19 @@ def make_dataset(
     batch_size: int,
     shuffle: bool,
     seed: int,
+    shuffle_buffer: int = 10_000,
 ) -> tf.data.Dataset:
-    """(transformed features, label) batches; one pass over the data per epoch."""
+    """(transformed features, label) batches; one pass over the data per epoch (shuffled through a buffer of
+    `shuffle_buffer` examples)."""
     return data_accessor.tf_dataset_factory(
         file_pattern,
         tfxio.TensorFlowDatasetOptions(
-            batch_size=batch_size, label_key=f.LABEL_XF, shuffle=shuffle, shuffle_seed=seed, num_epochs=1
+            batch_size=batch_size,
+            label_key=f.LABEL_XF,
+            shuffle=shuffle,
+            shuffle_buffer_size=shuffle_buffer,
+            shuffle_seed=seed,
+            num_epochs=1,
         ),
         tft_output.transformed_metadata.schema,
     )

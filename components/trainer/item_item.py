@@ -21,23 +21,26 @@ import numpy as np
 from scipy import sparse
 
 REGULARIZATIONS = (100.0, 250.0, 500.0, 1000.0)  # λ grid, chosen on eval
-BLENDS = (0.0, 0.25, 0.5, 0.75, 1.0)  # the item-item share of the candidate score, chosen on eval
+BLENDS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0)  # the item-item share of the candidate score, chosen on eval
 TOP_K = 10  # the choices maximise NDCG@10 on eval
 
 
 @dataclasses.dataclass(frozen=True)
 class Neighbours:
-    """Row i: movie i's neighbours (movie indices; `movies` pads) and their EASE weights B[i, j] (0 pads)."""
+    """The kept movies' neighbours: movie i's are row rows[i] of `indices` (movie indices; `movies` pads) and
+    `weights` (their EASE weights B[i, j]; 0 pads); rows[i] = len(indices) for a movie without neighbours. Only
+    the kept movies have a row, so the size is bounded by max_movies × neighbours whatever the catalogue."""
 
-    indices: np.ndarray  # [movies, n] int64
-    weights: np.ndarray  # [movies, n] float32
+    rows: np.ndarray  # [movies] int64
+    indices: np.ndarray  # [kept, n] int32
+    weights: np.ndarray  # [kept, n] float32
 
     @property
     def movies(self) -> int:
-        return len(self.indices)
+        return len(self.rows)
 
     def nbytes(self) -> int:
-        return self.indices.nbytes + self.weights.nbytes
+        return self.rows.nbytes + self.indices.nbytes + self.weights.nbytes
 
 
 def rated_matrix(users: np.ndarray, movies: np.ndarray, shape: tuple[int, int]) -> sparse.csr_matrix:
@@ -54,32 +57,36 @@ def fit(rated: sparse.csr_matrix, regularization: float, neighbours: int, max_mo
     counts = np.asarray(rated.sum(axis=0)).reshape(-1)
     kept = np.sort(np.argsort(-counts, kind="stable")[: min(max_movies, movies)])
     kept = kept[counts[kept] > 0]
-    indices = np.full((movies, neighbours), movies, np.int64)
-    weights = np.zeros((movies, neighbours), np.float32)
     if len(kept) < 2:
-        return Neighbours(indices, weights)
+        kept = kept[:0]
+    rows = np.full(movies, len(kept), np.int64)
+    rows[kept] = np.arange(len(kept))
+    n = max(min(neighbours, len(kept) - 1), 1)
+    indices = np.full((len(kept), n), movies, np.int32)
+    weights = np.zeros((len(kept), n), np.float32)
+    if not len(kept):
+        return Neighbours(rows, indices, weights)
     columns = rated[:, kept]
     gram = (columns.T @ columns).toarray().astype(np.float64)
     gram[np.diag_indices_from(gram)] += regularization
     inverse = np.linalg.inv(gram)
     dense = -inverse / np.diag(inverse)[None, :]
     np.fill_diagonal(dense, 0.0)
-    n = min(neighbours, len(kept) - 1)
     top = np.argpartition(-np.abs(dense), n - 1, axis=1)[:, :n]
-    indices[kept, :n] = kept[top]
-    weights[kept, :n] = np.take_along_axis(dense, top, axis=1)
-    return Neighbours(indices, weights)
+    indices[:] = kept[top]
+    weights[:] = np.take_along_axis(dense, top, axis=1)
+    return Neighbours(rows, indices, weights)
 
 
 def scores(rated: sparse.csr_matrix, neighbours: Neighbours) -> np.ndarray:
     """Each row's item-item scores over every movie (what `recommend` computes), [rows, movies]."""
-    movies = neighbours.movies
-    sources = np.repeat(np.arange(movies), neighbours.indices.shape[1])
-    targets = neighbours.indices.reshape(-1)
+    movies, width = neighbours.movies, neighbours.indices.shape[1]
+    has = np.flatnonzero(neighbours.rows < len(neighbours.indices))
+    sources = np.repeat(has, width)
+    targets = neighbours.indices[neighbours.rows[has]].reshape(-1).astype(np.int64)
+    values = neighbours.weights[neighbours.rows[has]].reshape(-1)
     keep = targets < movies
-    weights = sparse.csr_matrix(
-        (neighbours.weights.reshape(-1)[keep], (sources[keep], targets[keep])), shape=(movies, movies)
-    )
+    weights = sparse.csr_matrix((values[keep], (sources[keep], targets[keep])), shape=(movies, movies))
     return np.asarray((rated @ weights).todense(), np.float32)
 
 

@@ -166,19 +166,21 @@ class Recommender(tf.Module):
         its share of the candidate score (the rest is the retrieval model's). None: no movie has neighbours."""
         if neighbours is None:
             neighbours = Neighbours(
-                np.full((self.movies, 1), self.movies, np.int64), np.zeros((self.movies, 1), np.float32)
+                np.zeros(self.movies, np.int64), np.full((0, 1), self.movies, np.int32), np.zeros((0, 1), np.float32)
             )
         if neighbours.movies != self.movies:
             raise ValueError(f"item-item neighbours for {neighbours.movies} movies, the snapshot has {self.movies}")
         self.item_share.assign(float(item_share))
-        # Row `movies` (the unknown movie) points at column `movies`, which item_item_scores drops.
-        self.neighbour_indices = _variable(_padded(neighbours.indices, self.movies), tf.int64, "neighbour_indices")
+        # A last row of padding (column `movies`, weight 0) for the movies without neighbours and the unknown movie.
+        padding = len(neighbours.indices)
+        self.neighbour_rows = _variable(_padded(neighbours.rows, padding), tf.int64, "neighbour_rows")
+        self.neighbour_indices = _variable(_padded(neighbours.indices, self.movies), tf.int32, "neighbour_indices")
         self.neighbour_weights = _variable(_padded(neighbours.weights, 0.0), tf.float32, "neighbour_weights")
 
     def item_item_scores(self, rated: tf.RaggedTensor) -> tf.Tensor:
         """[batch, movies]: Σ over each row's rated movie indices i of their neighbours' weights B[i, j]."""
-        sources = rated.flat_values
-        targets = tf.gather(self.neighbour_indices, sources)  # [ratings, n]
+        sources = tf.gather(self.neighbour_rows, rated.flat_values)
+        targets = tf.cast(tf.gather(self.neighbour_indices, sources), tf.int64)  # [ratings, n]
         weights = tf.gather(self.neighbour_weights, sources)
         rows = tf.broadcast_to(tf.cast(rated.value_rowids(), tf.int64)[:, None], tf.shape(targets, out_type=tf.int64))
         positions = tf.stack([tf.reshape(rows, [-1]), tf.reshape(targets, [-1])], axis=1)

@@ -106,7 +106,9 @@ def train_recommender(
     movie vectors and neighbours), the retrieval model's training history and the item-item scorer's choices."""
 
     def read(files: list[str], batch_size: int, shuffle: bool) -> tf.data.Dataset:
-        return data.make_dataset(files, fn_args.data_accessor, tft_output, batch_size, shuffle, config.seed)
+        return data.make_dataset(
+            files, fn_args.data_accessor, tft_output, batch_size, shuffle, config.seed, config.retrieval_shuffle_buffer
+        )
 
     row_features = f.present(ROW_FEATURES, tft_output.transformed_feature_spec())  # user attributes if any
     train_rows = data.collect(read(fn_args.train_files, 4096, False), row_features)
