@@ -84,7 +84,7 @@ RANKING_NAMES = {
     "sar": "SAR-like item-item (Jaccard)",
     "knn": "item-kNN (cosine)",
     "ease": "EASE (λ chosen on eval)",
-    "ours": "ours (two-tower + ranker)",
+    "ours": "ours (two-tower + EASE item-item, blended on eval, + ranker)",
 }
 REFERENCE_RECOMMENDERS = {
     "popular": ranking_baselines.most_popular,
