@@ -120,7 +120,7 @@ def test_the_regularization_is_the_one_with_the_best_eval_ndcg():
     profiles = planted(movies=40)
     rows = np.arange(10)
     rated = matrix([p - {1} if u in rows else p for u, p in enumerate(profiles)], movies=40)
-    chosen, figures = item_item.choose_regularization(rated, rows, [{1}] * 10, 5, 100)
+    chosen, figures, _ = item_item.choose_regularization(rated, rows, [{1}] * 10, 5, 100)
     assert set(figures) == set(item_item.REGULARIZATIONS) and figures[chosen] == max(figures.values())
     excluded = rated[rows].toarray() > 0
     again = item_item.ndcg(item_item.scores(rated[rows], item_item.fit(rated, chosen, 5, 100)), excluded, [{1}] * 10)

@@ -20,6 +20,8 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import sparse
 
+from components.ranking_evaluator import metrics
+
 REGULARIZATIONS = (100.0, 250.0, 500.0, 1000.0)  # λ grid, chosen on eval
 BLENDS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0)  # the item-item share of the candidate score, chosen on eval
 TOP_K = 10  # the choices maximise NDCG@10 on eval
@@ -102,30 +104,30 @@ def standardized(values: np.ndarray, excluded: np.ndarray) -> np.ndarray:
 
 
 def ndcg(scores: np.ndarray, excluded: np.ndarray, relevant: Sequence[set[int]], k: int = TOP_K) -> float:
-    """Mean NDCG@k of each row's top k (excluded entries never listed) against its relevant movie indices."""
-    masked = np.where(excluded, -np.inf, scores)
-    top = np.argsort(-masked, axis=1, kind="stable")[:, :k]
-    discounts = 1.0 / np.log2(np.arange(2, k + 2))
-    total = 0.0
-    for row, items in enumerate(relevant):
-        hits = np.array([movie in items for movie in top[row]], np.float64)
-        total += float(hits @ discounts) / float(discounts[: min(k, len(items))].sum())
-    return total / max(len(relevant), 1)
+    """Mean NDCG@k (the RankingEvaluator's, metrics.accuracy) of each row's top k (excluded entries never listed)
+    against its relevant movie indices."""
+    top = np.argsort(-np.where(excluded, -np.inf, scores), axis=1, kind="stable")[:, :k]
+    ranked = {str(row): [str(movie) for movie in movies] for row, movies in enumerate(top)}
+    wanted = {str(row): {str(movie) for movie in items} for row, items in enumerate(relevant)}
+    return metrics.accuracy(ranked, wanted, k)["ndcg"]
 
 
 def choose_regularization(
     rated: sparse.csr_matrix, rows: np.ndarray, relevant: Sequence[set[int]], neighbours: int, max_movies: int
-) -> tuple[float, dict[float, float]]:
-    """λ of REGULARIZATIONS with the best eval NDCG@10 of the item-item scorer alone; each λ's NDCG.
+) -> tuple[float, dict[float, float], Neighbours]:
+    """λ of REGULARIZATIONS with the best eval NDCG@10 of the item-item scorer alone; each λ's NDCG; its fit.
 
     `rated`: train only; `rows`: the eval users' rows of it; `relevant`: their eval movies not rated in train.
     """
-    excluded = rated[rows].toarray() > 0
-    figures = {}
+    users = rated[rows]
+    excluded = users.toarray() > 0
+    figures, best = {}, None
     for regularization in REGULARIZATIONS:
         fitted = fit(rated, regularization, neighbours, max_movies)
-        figures[regularization] = ndcg(scores(rated[rows], fitted), excluded, relevant)
-    return max(figures, key=figures.get), figures
+        figures[regularization] = ndcg(scores(users, fitted), excluded, relevant)
+        if best is None or figures[regularization] > figures[best[0]]:
+            best = regularization, fitted
+    return best[0], figures, best[1]
 
 
 def choose_blend(

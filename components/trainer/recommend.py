@@ -96,12 +96,10 @@ class Recommender(tf.Module):
 
     def __init__(self, snapshot: Snapshot, movie_vectors: np.ndarray, vocab_index: np.ndarray,
                  query_tower: tf.keras.Model, candidates: int, rating_weight: float,
-                 rating_range: tuple[float, float] = (f.RATING_MIN, f.RATING_MAX),
-                 neighbours: Neighbours | None = None, item_share: float = 0.0):  # fmt: skip
+                 rating_range: tuple[float, float] = (f.RATING_MIN, f.RATING_MAX)):  # fmt: skip
         """`vocab_index`: each snapshot movie's index in Transform's movie vocabulary (its MOVIE_ID_XF);
-        `rating_range`: the release's (predictions are clipped to it, request ratings must lie in it);
-        `neighbours`: the item-item scorer in the snapshot's movie order (none: no movie has neighbours);
-        `item_share`: its share of the candidate score (the rest is the retrieval model's)."""
+        `rating_range`: the release's (predictions are clipped to it, request ratings must lie in it).
+        No movie has item-item neighbours until `set_item_item`."""
         super().__init__(name="recommender")
         s = snapshot
         self.users, self.movies = len(s.user_ids), len(s.movie_ids)
@@ -109,7 +107,7 @@ class Recommender(tf.Module):
         self.rating_range = tuple(float(x) for x in rating_range)
         # A variable, so an experiment can move it on a loaded model (benchmarks/rating_weight_sweep.py).
         self.rating_weight = tf.Variable(float(rating_weight), trainable=False, name="rating_weight")
-        self.item_share = tf.Variable(float(item_share), trainable=False, name="item_share")
+        self.item_share = tf.Variable(0.0, trainable=False, name="item_share")
         self.request_time = s.request_time
         self.query_tower = query_tower
         self.user_table = tf.lookup.StaticHashTable(
@@ -159,7 +157,7 @@ class Recommender(tf.Module):
         self.rated_ratings = v(s.rated_ratings, tf.float32, "rated_ratings")
         self.vocab_index = v(_padded(np.asarray(vocab_index, np.int64).reshape(-1), -1), tf.int64, "vocab_index")
         self.rated_splits = v(np.concatenate([s.rated_splits, s.rated_splits[-1:]]), tf.int64, "rated_splits")
-        self.set_item_item(neighbours, item_share)
+        self.set_item_item(None, 0.0)
 
     def set_item_item(self, neighbours: Neighbours | None, item_share: float) -> None:
         """Attaches the item-item scorer (before export): its neighbours, in the snapshot's movie order, and
@@ -347,13 +345,12 @@ def make_signatures(model: tf.keras.Model, recommender: Recommender) -> dict:
         )
         excluded = mask > 0
         retrieved = tf.matmul(query, r.movie_vectors, transpose_b=True)  # [b, movies]
-        # The blend of the standardized scores, put back on the retrieval score's scale (what rating_weight is
-        # relative to): item_share 0 leaves the retrieval score as it is.
+        # The blend of the two standardized scores, on the retrieval score's scale (what rating_weight is relative
+        # to): the item-item score is given the retrieval score's per-user mean and spread; share 0 leaves the
+        # retrieval score as it is.
         mean, std = moments(retrieved, excluded)
-        blend = r.item_share * standardized(r.item_item_scores(rated), excluded) + (1.0 - r.item_share) * (
-            standardized(retrieved, excluded)
-        )
-        scores = tf.where(excluded, NEG_INF, mean + std * blend)
+        item_item = mean + std * standardized(r.item_item_scores(rated), excluded)
+        scores = tf.where(excluded, NEG_INF, (1.0 - r.item_share) * retrieved + r.item_share * item_item)
         n = tf.minimum(r.candidates, r.movies)
         retrieval, candidates = tf.math.top_k(scores, k=n)
         candidates = tf.cast(candidates, tf.int64)

@@ -219,10 +219,9 @@ def choose_item_item(
     rng = np.random.default_rng(config.seed)
     sample = np.sort(rng.choice(candidates, size=min(EVAL_USERS, len(candidates)), replace=False))
     held_out = [relevant[int(u)] for u in sample]
-    regularization, by_regularization = item_item.choose_regularization(
+    regularization, by_regularization, fitted = item_item.choose_regularization(
         rated, sample, held_out, config.item_item_neighbours, config.item_item_movies
     )
-    fitted = item_item.fit(rated, regularization, config.item_item_neighbours, config.item_item_movies)
     retrieval_scores = query_vectors(state.user_ids[sample]) @ movie_vectors.T
     excluded = rated[sample].toarray() > 0
     share, by_share = item_item.choose_blend(
