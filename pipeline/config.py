@@ -27,6 +27,9 @@ class TrainerConfig:
     seed: int = 42
     tuner_epochs: int = 3
     tuner_trials: int = 2
+    # The Tuner's trials fit on a seeded sample of users holding about this many training ratings (all of them
+    # below it: ML-100k's 65k): a trial's cost stops growing with the data (components/tuner/tuner.py).
+    tuner_sample_ratings: int = 250_000
     # Defaults used when the Tuner is skipped; the Tuner searches around them.
     learning_rate: float = 0.001
     embedding_dim: int = 16
@@ -42,7 +45,10 @@ class TrainerConfig:
     # epochs on train and eval together: the exported model has seen the most recent ratings (docs/results.md).
     refit: bool = True
     # The retrieval model and `recommend` (components/trainer/retrieval.py, recommend.py).
-    retrieval_epochs: int = 8  # no early stopping (see retrieval_training.py)
+    # At most this many epochs: early stopping on the towers' NDCG@10 on eval (retrieval_training.py), after
+    # `retrieval_patience` epochs without a better one.
+    retrieval_epochs: int = 8
+    retrieval_patience: int = 1
     retrieval_batch_size: int = 1024
     # ExampleGen writes each user's ratings together: a smaller shuffle buffer leaves batches of few users.
     retrieval_shuffle_buffer: int = 200_000
@@ -62,10 +68,14 @@ class TrainerConfig:
             raise ValueError("epochs and batch_size must be positive")
         if self.retrieval_epochs < 1 or self.retrieval_batch_size < 2 or self.candidates < 1:
             raise ValueError("retrieval_epochs, candidates must be positive and retrieval_batch_size >= 2")
+        if self.retrieval_patience < 1:
+            raise ValueError("retrieval_patience must be >= 1")
         if self.item_item_neighbours < 1 or self.item_item_movies < 2 or self.retrieval_shuffle_buffer < 1:
             raise ValueError("item_item_neighbours, retrieval_shuffle_buffer must be >= 1 and item_item_movies >= 2")
         if self.ensemble_size < 1:
             raise ValueError("ensemble_size must be >= 1")
+        if self.tuner_sample_ratings < 1:
+            raise ValueError("tuner_sample_ratings must be >= 1")
         if self.tuner_trials < 0:
             raise ValueError("tuner_trials must be >= 0 (0 skips the Tuner)")
         object.__setattr__(self, "layer_sizes", tuple(self.layer_sizes))

@@ -24,7 +24,7 @@ from tensorflow.python.autograph.impl import api
 
 from model_test import HP, VOCAB, batch
 from components.trainer.model import build_model
-from components.trainer.retrieval import CANDIDATE_FEATURES, RetrievalHyperparameters, build_retrieval
+from components.trainer.retrieval import RetrievalHyperparameters, build_retrieval
 from transform import features as f
 
 features, labels = batch()
@@ -35,9 +35,7 @@ features[f.PROFILE_DEVIATIONS] = features[f.USER_PRIOR_DEVIATIONS_XF]
 ranker = build_model(HP, VOCAB)
 data = tf.data.Dataset.from_tensors((features, labels))
 ranker.fit(data, validation_data=data, verbose=0)
-catalogue = {name: features[name].numpy()[:11] for name in CANDIDATE_FEATURES}
-catalogue[f.MOVIE_ID_XF] = np.arange(11)
-retrieval = build_retrieval(RetrievalHyperparameters(dim=4), VOCAB, catalogue, np.full(11, 1 / 11))
+retrieval = build_retrieval(RetrievalHyperparameters(dim=4), VOCAB, np.full(11, 1 / 11))
 retrieval.fit(tf.data.Dataset.from_tensors(features), verbose=0)
 retrieval.evaluate(tf.data.Dataset.from_tensors(features), verbose=0)
 from plain_control_flow import clip_positive  # the positive control: AutoGraph must convert this one

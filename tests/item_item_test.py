@@ -142,8 +142,8 @@ def rows_of(profiles: list[set[int]], users: range | np.ndarray) -> dict[str, np
 
 @pytest.mark.parametrize("oracle", [False, True])
 def test_the_trainer_chooses_on_the_eval_users_held_out_movies_from_train_profiles(oracle):
-    """choose_item_item reads the train and eval rows it is given and nothing else: eval holds movie 1 back from
-    ten pair holders; it scores those users (profiles from train alone) against movie 1."""
+    """eval_users and choose_item_item read the train and eval rows they are given and nothing else: eval holds
+    movie 1 back from ten pair holders; they are scored (profiles from train alone) against movie 1."""
     profiles = planted(movies=40)
     train = [p - {1} if u < 10 else p for u, p in enumerate(profiles)]
     train_rows = rows_of(train, range(len(train)))
@@ -166,8 +166,13 @@ def test_the_trainer_chooses_on_the_eval_users_held_out_movies_from_train_profil
     else:
         query_vectors_used = query_vectors
     config = TrainerConfig(item_item_neighbours=5)
+    judged = retrieval_training.eval_users(state, train_rows, eval_rows, config.seed)
+    assert judged.held_out == [{1}] * 10  # movie 1's index in the snapshot, for each of them
+    assert (judged.rated.toarray() > 0).tolist() == [
+        [m in train[int(u[1:])] for m in range(40)] for u in state.user_ids
+    ]
     choice = retrieval_training.choose_item_item(
-        state, train_rows, eval_rows, query_vectors_used, movie_vectors, config
+        judged, query_vectors_used(state.user_ids[judged.users]), movie_vectors, config
     )
     assert sorted(asked) == sorted(f"u{u}" for u in range(10))  # the eval users, and only they
     assert choice["eval_users"] == 10

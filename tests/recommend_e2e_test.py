@@ -23,7 +23,7 @@ from components.example_gen import tiny_ml100k
 from components.ranking_evaluator import component as ranking
 from components.ranking_evaluator import metrics
 from components.trainer import item_item, task
-from components.trainer.retrieval import VALIDATION_METRIC
+from components.trainer.retrieval_training import EVAL_NDCG
 from pipeline import metadata
 from pipeline import pipeline as dag
 from pipeline.config import TrainerConfig
@@ -234,14 +234,20 @@ def test_the_ranking_metrics_in_ml_metadata_equal_a_recomputation_from_the_model
     assert users["unseen"] > 0 and sum(users.values()) == again["users"]
 
 
-def test_the_trainer_records_its_phases_and_scores_retrieval_on_eval_once(first_run):
+def test_the_trainer_records_its_phases_and_stops_retrieval_on_its_eval_ndcg(first_run):
     executions = {e.component: e for e in first_run["summary"].executions}
     history = json.loads(Path(executions[dag.TRAINER].output("model_run").uri, task.HISTORY_FILE).read_text())
-    assert set(history["seconds"]) == {"ranker", "recommender", "export"}
+    assert set(history["seconds"]) == {"ranker", "refit", "recommender", "export"}
     assert all(seconds > 0 for seconds in history["seconds"].values())
     retrieval = history["retrieval_history"]
-    assert len(retrieval["loss"]) == TrainerConfig().retrieval_epochs > 1
-    assert len(retrieval[VALIDATION_METRIC]) == 1 and 0 < retrieval[VALIDATION_METRIC][0] <= 1  # after the last epoch
+    assert set(retrieval["seconds"]) == {"snapshot", "fit", "item_item"}
+    assert sum(retrieval["seconds"].values()) <= history["seconds"]["recommender"]
+    ndcg, config = retrieval[EVAL_NDCG], TrainerConfig()
+    assert len(ndcg) == len(retrieval["loss"]) <= config.retrieval_epochs and all(0 <= x <= 1 for x in ndcg)
+    best = retrieval["best_epoch"]
+    assert ndcg[best - 1] == max(ndcg)  # the kept weights are the best epoch's on eval
+    # Stopped after `retrieval_patience` epochs without a better one, or at the most epochs.
+    assert len(ndcg) == config.retrieval_epochs or len(ndcg) == best + config.retrieval_patience
 
 
 def test_the_item_item_scorers_choices_were_made_on_eval_and_travel_in_the_pushed_model(first_run, model):
@@ -253,7 +259,7 @@ def test_the_item_item_scorers_choices_were_made_on_eval_and_travel_in_the_pushe
     for name, chosen in (("eval_ndcg_by_regularization", "regularization"), ("eval_ndcg_by_share", "share")):
         figures = choice[name]
         assert len(figures) > 1 and figures[str(float(choice[chosen]))] == max(figures.values())
-    assert float(model.recommender.item_share.numpy()) == choice["share"]
+    assert model.recommender.item_share.numpy() == np.float32(choice["share"])
     r = model.recommender  # each array has one row of padding
     parts = (r.neighbour_rows, r.neighbour_indices, r.neighbour_weights)
     assert choice["bytes"] == sum(part.numpy()[:-1].nbytes for part in parts) > 0

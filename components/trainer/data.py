@@ -46,6 +46,46 @@ def train_and_eval(
     return train, val
 
 
+SAMPLE_BUCKETS = 1_000_000  # user_sample's resolution: a fraction is kept to 1e-6
+
+
+def count_rows(dataset: tf.data.Dataset) -> int:
+    """The rows of a (features, label) batch dataset (one pass)."""
+    return int(dataset.reduce(tf.constant(0, tf.int64), lambda n, batch: n + tf.size(batch[1], out_type=tf.int64)))
+
+
+def user_sample(dataset: tf.data.Dataset, fraction: float, seed: int) -> tf.data.Dataset:
+    """The rows (unbatched) of a seeded sample of users: a user is in when the hash of `seed` and its id falls
+    under `fraction`, so every split sampled with one seed keeps the same users, each with all its rows
+    (a user's history features stay as dense as in the full data). Deterministic for a seed."""
+    threshold = tf.constant(int(round(fraction * SAMPLE_BUCKETS)), tf.int64)
+
+    def select(features: dict, label: tf.Tensor) -> tuple[dict, tf.Tensor]:
+        users = tf.strings.join([str(seed), tf.reshape(features[f.USER_ID], [-1])], separator=":")
+        kept = tf.strings.to_hash_bucket_fast(users, SAMPLE_BUCKETS) < threshold
+        return {name: tf.boolean_mask(value, kept) for name, value in features.items()}, tf.boolean_mask(label, kept)
+
+    return dataset.map(select).unbatch()
+
+
+def sampled_dataset(
+    file_pattern: list[str],
+    data_accessor: tfx.components.DataAccessor,
+    tft_output: tft.TFTransformOutput,
+    batch_size: int,
+    shuffle: bool,
+    seed: int,
+    fraction: float,
+) -> tf.data.Dataset:
+    """(transformed features, label) batches of `user_sample(fraction, seed)` of the files' rows, held in memory
+    after the first pass (shuffled anew every epoch when `shuffle`)."""
+    read = make_dataset(file_pattern, data_accessor, tft_output, 4096, False, seed)
+    rows = user_sample(read, fraction, seed).cache()
+    if shuffle:
+        rows = rows.shuffle(10_000, seed=seed, reshuffle_each_iteration=True)
+    return rows.batch(batch_size)
+
+
 def collect(dataset: tf.data.Dataset, names: tuple[str, ...]) -> dict[str, np.ndarray]:
     """The `names` columns (and the label, as features.RATING) of every (features, label) batch, concatenated."""
     names = tuple(dict.fromkeys(names))

@@ -39,7 +39,6 @@ CANDIDATE_FEATURES = (
     f.MOVIE_YEAR_XF,
     f.MOVIE_YEAR_MISSING_XF,
 )
-VALIDATION_METRIC = "val_factorized_top_k/top_10_categorical_accuracy"  # recall@10 on the eval split
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,26 +117,18 @@ class CandidateTower(tf.keras.Model):
 
 
 class RetrievalModel(tfrs.models.Model):
-    """Two towers and a `tfrs.tasks.Retrieval` task with FactorizedTopK metrics over the catalogue."""
+    """Two towers and a `tfrs.tasks.Retrieval` task (in-batch softmax, log-Q corrected)."""
 
-    def __init__(self, hp: RetrievalHyperparameters, vocab: Vocabularies, catalogue: dict, sampling: np.ndarray):
-        """`catalogue`: the candidate features of every movie (arrays [movies, ...]); `sampling`: each movie
-        vocabulary index's share of the training ratings (the in-batch negatives' sampling probability)."""
+    def __init__(self, hp: RetrievalHyperparameters, vocab: Vocabularies, sampling: np.ndarray):
+        """`sampling`: each movie vocabulary index's share of the training ratings (the in-batch negatives'
+        sampling probability)."""
         super().__init__()
         movie_rows = vocab.sizes[f.MOVIE_ID_XF] + f.NUM_OOV_BUCKETS
         self.query_tower = QueryTower(hp, vocab, movie_rows)
         self.candidate_tower = CandidateTower(hp, vocab, movie_rows)
         self._sampling = tf.constant(np.maximum(sampling, 1e-9), tf.float32)
-        candidates = tf.data.Dataset.from_tensor_slices(catalogue).batch(512)
-        candidates = candidates.map(
-            tf.autograph.experimental.do_not_convert(
-                lambda movie: (tf.reshape(movie[f.MOVIE_ID_XF], [-1]), self.candidate_tower(movie))
-            )
-        )
-        self.task = tfrs.tasks.Retrieval(
-            metrics=tfrs.metrics.FactorizedTopK(candidates=candidates, ks=(10, 50)),
-            remove_accidental_hits=True,
-        )
+        # No metrics of its own: the Trainer scores top-K on eval users itself (retrieval_training.EvalNdcg).
+        self.task = tfrs.tasks.Retrieval(remove_accidental_hits=True)
 
     # Without AutoGraph, as RankingModel.train_step says why (the candidates' map above too).
     train_step = tf.autograph.experimental.do_not_convert(tfrs.models.Model.train_step)
@@ -160,10 +151,8 @@ def candidate_features(rows: dict[str, np.ndarray], first: np.ndarray) -> dict[s
     return {name: np.asarray(rows[name])[first] for name in CANDIDATE_FEATURES}
 
 
-def build_retrieval(
-    hp: RetrievalHyperparameters, vocab: Vocabularies, catalogue: dict, sampling: np.ndarray
-) -> RetrievalModel:
+def build_retrieval(hp: RetrievalHyperparameters, vocab: Vocabularies, sampling: np.ndarray) -> RetrievalModel:
     """A compiled RetrievalModel."""
-    model = RetrievalModel(hp, vocab, catalogue, sampling)
+    model = RetrievalModel(hp, vocab, sampling)
     model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate=hp.learning_rate))
     return model

@@ -12,9 +12,13 @@ The query tower learns from two kinds of examples, half and half:
 
 from __future__ import annotations
 
+import dataclasses
+import time
+
 import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
+from scipy import sparse
 from tfx import v1 as tfx
 
 from components.trainer import data, item_item, recommend, retrieval, snapshot
@@ -27,7 +31,8 @@ _FLOAT = {*retrieval.USER_DENSE, f.PROFILE_DEVIATIONS, f.MOVIE_YEAR_XF, f.MOVIE_
 _LISTS = {f.PROFILE_MOVIES, f.PROFILE_DEVIATIONS, f.MOVIE_GENRES_XF, f.MOVIE_TITLE_TOKENS_XF}
 TOWER_FEATURES = (*retrieval.QUERY_FEATURES, *retrieval.CANDIDATE_FEATURES)
 MIN_STEPS = 20
-EVAL_USERS = 2000  # the item-item scorer's λ and blend are chosen on at most this many eval users
+EVAL_USERS = 2000  # the retrieval epochs, the item-item scorer's λ and blend are chosen on at most this many eval users
+EVAL_NDCG = "eval_ndcg_at_10"  # the towers' NDCG@10 on the eval users after each epoch (history.json)
 
 
 def tower_inputs(features: dict) -> dict[str, tf.Tensor]:
@@ -103,13 +108,15 @@ def train_recommender(
 ) -> tuple[recommend.Recommender, dict, dict]:
     """Builds the snapshot of every user and movie from the train and eval splits (everything the Trainer
     saw), trains the retrieval model, fits the item-item scorer, and returns the Recommender module (with its
-    movie vectors and neighbours), the retrieval model's training history and the item-item scorer's choices."""
+    movie vectors and neighbours), the retrieval model's training history (with each phase's seconds) and the
+    item-item scorer's choices."""
 
     def read(files: list[str], batch_size: int, shuffle: bool) -> tf.data.Dataset:
         return data.make_dataset(
             files, fn_args.data_accessor, tft_output, batch_size, shuffle, config.seed, config.retrieval_shuffle_buffer
         )
 
+    started = time.monotonic()
     row_features = f.present(ROW_FEATURES, tft_output.transformed_feature_spec())  # user attributes if any
     train_rows = data.collect(read(fn_args.train_files, 4096, False), row_features)
     eval_rows = data.collect(read(fn_args.eval_files, 4096, False), row_features)
@@ -130,7 +137,7 @@ def train_recommender(
     sampling = np.bincount(train_movies, minlength=movie_rows) / max(train_movies.size, 1)
     hp = retrieval.RetrievalHyperparameters(config.retrieval_dim, config.retrieval_learning_rate)
     with strategy.scope():
-        model = retrieval.build_retrieval(hp, vocab, catalogue, sampling)
+        model = retrieval.build_retrieval(hp, vocab, sampling)
     movies = len(state.movie_ids)
     recommender = recommend.Recommender(
         state, np.zeros((movies, hp.dim), np.float32), catalogue[f.MOVIE_ID_XF], model.query_tower,
@@ -153,34 +160,40 @@ def train_recommender(
     train = tf.data.Dataset.sample_from_datasets(
         [point_in_time, profiles(train_rows, config.seed)], seed=config.seed, stop_on_empty_dataset=False
     )
-    # A fixed number of epochs, no early stopping: recall on eval peaks after one epoch while top-K accuracy on the
-    # test split keeps improving for several (stratified, ML-100k: NDCG@10 0.364 after epoch 1, 0.431 after 3).
-    # So eval recall is measured once, after the last epoch: scoring eval against the whole catalogue after every
-    # epoch cost 38% of this fit (300k generated ratings: 148 s with it, 91 s without).
-    epochs = config.retrieval_epochs
-    history = model.fit(
-        train, validation_data=profiles(eval_rows, None), epochs=epochs, validation_freq=[epochs], verbose=0
-    )
-    recommender.movie_vectors.assign(model.candidate_tower(catalogue))
-    record = {name: [float(x) for x in values] for name, values in history.history.items()}
 
-    # The item-item scorer: λ and its share of the candidate score chosen on eval (fitted on train, the eval
-    # users' profiles from train alone), then fitted on train and eval with the chosen λ.
+    # Choices on eval see the eval users as `recommend` would have seen them at the end of train: their profiles
+    # from a train-only snapshot, scored against their eval movies not rated in train.
     train_state = snapshot.build(train_rows, genre_lists(train_rows))
     _, train_first = np.unique(np.asarray(train_rows[f.MOVIE_ID]), return_index=True)
     train_recommender = recommend.Recommender(
         train_state, np.zeros((len(train_state.movie_ids), hp.dim), np.float32),
         retrieval.candidate_features(train_rows, train_first)[f.MOVIE_ID_XF], model.query_tower, 1, 0.0,
     )  # fmt: skip
-    tft_layer = tft_output.transform_features_layer()
+    judged = eval_users(state, train_rows, eval_rows, config.seed)
+    judged_queries = user_query_inputs(
+        train_recommender, tft_output.transform_features_layer(), state.user_ids[judged.users]
+    )
 
-    def query_vectors(users: np.ndarray) -> np.ndarray:
-        return model.query_tower(user_query_inputs(train_recommender, tft_layer, users)).numpy()
+    # Epochs by early stopping on the towers' NDCG@10 on eval (the best epoch's weights kept), at most
+    # retrieval_epochs. Not on the retrieval task's own eval recall: it peaked after one epoch while top-K accuracy
+    # on held-out movies kept rising for several (stratified ML-100k: NDCG@10 0.364 after epoch 1, 0.431 after 3).
+    stopping = tf.keras.callbacks.EarlyStopping(
+        monitor=EVAL_NDCG, mode="max", patience=config.retrieval_patience, restore_best_weights=True
+    )
+    callbacks = [EvalNdcg(judged, judged_queries, catalogue), stopping] if len(judged.users) else []
+    seconds = {"snapshot": time.monotonic() - started}
+    history = model.fit(train, epochs=config.retrieval_epochs, verbose=0, callbacks=callbacks)
+    seconds["fit"] = time.monotonic() - started - seconds["snapshot"]
+    recommender.movie_vectors.assign(model.candidate_tower(catalogue))
+    record = {name: [float(x) for x in values] for name, values in history.history.items()}
+    record["best_epoch"] = stopping.best_epoch + 1 if callbacks else config.retrieval_epochs
 
-    choice = choose_item_item(state, train_rows, eval_rows, query_vectors, recommender.movie_vectors.numpy(), config)
+    query_vectors = model.query_tower(judged_queries).numpy() if len(judged.users) else np.zeros((0, hp.dim))
+    choice = choose_item_item(judged, query_vectors, recommender.movie_vectors.numpy(), config)
     both = item_item.rated_matrix(*split_indices(state, rows), (len(state.user_ids), movies))
     neighbours = item_item.fit(both, choice["regularization"], config.item_item_neighbours, config.item_item_movies)
     recommender.set_item_item(neighbours, choice["share"])
+    record["seconds"] = {**seconds, "item_item": time.monotonic() - started - sum(seconds.values())}
     return recommender, record, {**choice, "bytes": neighbours.nbytes()}
 
 
@@ -190,21 +203,23 @@ def split_indices(state: snapshot.Snapshot, split_rows: dict) -> tuple[np.ndarra
     return users, np.searchsorted(state.movie_ids, snapshot.text(split_rows[f.MOVIE_ID]))
 
 
-def choose_item_item(
-    state: snapshot.Snapshot,
-    train_rows: dict,
-    eval_rows: dict,
-    query_vectors,
-    movie_vectors: np.ndarray,
-    config: TrainerConfig,
-) -> dict:
-    """The item-item scorer's λ and share of the candidate score with the best NDCG@10 on eval.
+@dataclasses.dataclass(frozen=True)
+class EvalUsers:
+    """The eval users the Trainer's choices are scored on: `users` (snapshot indices, a seeded sample of at most
+    EVAL_USERS who rated in train), `held_out` (each one's eval movies not rated in train, snapshot movie
+    indices), `rated` (the train split's users × movies matrix: their profiles, excluded from their lists)."""
 
-    Scored: up to EVAL_USERS eval users (a seeded sample) who rated in train, against their eval movies not
-    rated in train, their train movies excluded: the item-item scorer fitted on train alone; the retrieval
-    scores from `query_vectors(user ids)` (their train profiles) × `movie_vectors` (the snapshot's order).
-    Reads the train and eval rows only.
-    """
+    rated: sparse.csr_matrix
+    users: np.ndarray
+    held_out: list[set[int]]
+
+    @property
+    def excluded(self) -> np.ndarray:
+        return self.rated[self.users].toarray() > 0
+
+
+def eval_users(state: snapshot.Snapshot, train_rows: dict, eval_rows: dict, seed: int) -> EvalUsers:
+    """The EvalUsers of the train and eval rows (nothing else is read), sampled with `seed`."""
     shape = (len(state.user_ids), len(state.movie_ids))
     rated = item_item.rated_matrix(*split_indices(state, train_rows), shape)
     users, movies = split_indices(state, eval_rows)
@@ -214,23 +229,45 @@ def choose_item_item(
         relevant.setdefault(int(user), set()).add(int(movie))
     known = np.asarray(rated.sum(axis=1)).reshape(-1) > 0
     candidates = np.array(sorted(u for u in relevant if known[u]), np.int64)
-    if not len(candidates):
+    sample = np.random.default_rng(seed).choice(candidates, size=min(EVAL_USERS, len(candidates)), replace=False)
+    sample = np.sort(sample)
+    return EvalUsers(rated, sample, [relevant[int(u)] for u in sample])
+
+
+class EvalNdcg(tf.keras.callbacks.Callback):
+    """After every epoch, the towers' NDCG@10 on the eval users (logs[EVAL_NDCG], for EarlyStopping): their
+    query vectors from `queries` (their train profiles, transformed) against every movie of `catalogue`."""
+
+    def __init__(self, judged: EvalUsers, queries: dict[str, np.ndarray], catalogue: dict[str, np.ndarray]):
+        super().__init__()
+        self._judged, self._queries, self._catalogue = judged, queries, catalogue
+        self._excluded = judged.excluded
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        queries = self.model.query_tower(self._queries).numpy()
+        scores = queries @ self.model.candidate_tower(self._catalogue).numpy().T
+        logs[EVAL_NDCG] = item_item.ndcg(scores, self._excluded, self._judged.held_out)
+
+
+def choose_item_item(
+    judged: EvalUsers, query_vectors: np.ndarray, movie_vectors: np.ndarray, config: TrainerConfig
+) -> dict:
+    """The item-item scorer's λ and share of the candidate score with the best NDCG@10 on the eval users: the
+    item-item scorer fitted on train alone; the retrieval scores their `query_vectors` × `movie_vectors` (the
+    snapshot's order). Reads the train and eval rows only (through `judged`)."""
+    if not len(judged.users):
         return {"regularization": item_item.REGULARIZATIONS[0], "share": 0.0, "eval_users": 0}
-    rng = np.random.default_rng(config.seed)
-    sample = np.sort(rng.choice(candidates, size=min(EVAL_USERS, len(candidates)), replace=False))
-    held_out = [relevant[int(u)] for u in sample]
     regularization, by_regularization, fitted = item_item.choose_regularization(
-        rated, sample, held_out, config.item_item_neighbours, config.item_item_movies
+        judged.rated, judged.users, judged.held_out, config.item_item_neighbours, config.item_item_movies
     )
-    retrieval_scores = query_vectors(state.user_ids[sample]) @ movie_vectors.T
-    excluded = rated[sample].toarray() > 0
     share, by_share = item_item.choose_blend(
-        item_item.scores(rated[sample], fitted), retrieval_scores, excluded, held_out
-    )
+        item_item.scores(judged.rated[judged.users], fitted), query_vectors @ movie_vectors.T, judged.excluded,
+        judged.held_out,
+    )  # fmt: skip
     return {
         "regularization": regularization,
         "share": share,
-        "eval_users": len(sample),
+        "eval_users": len(judged.users),
         "eval_ndcg_by_regularization": {str(k): v for k, v in by_regularization.items()},
         "eval_ndcg_by_share": {str(k): v for k, v in by_share.items()},
     }

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+
 import keras_tuner
+import tensorflow as tf
 import tensorflow_transform as tft
 from tfx import v1 as tfx
 
@@ -53,12 +56,39 @@ class DefaultsFirstOracle(keras_tuner.oracles.RandomSearchOracle):
         return super().populate_space(trial_id)
 
 
+def sample_fraction(train_rows: int, sample_ratings: int) -> float:
+    """The share of users the Tuner keeps so that about `sample_ratings` training ratings remain (1: all)."""
+    return min(1.0, sample_ratings / max(train_rows, 1))
+
+
+def tuning_data(
+    fn_args: tfx.components.FnArgs, tft_output: tft.TFTransformOutput, config: TrainerConfig
+) -> tuple[tf.data.Dataset, tf.data.Dataset]:
+    """The train and eval datasets the trials fit on: every row while train holds at most
+    `tuner_sample_ratings`, else the rows of one seeded sample of users in both splits (data.user_sample),
+    so a trial's cost stops growing with the data; the Trainer then trains the winner on everything."""
+    train_rows = data.count_rows(
+        data.make_dataset(fn_args.train_files, fn_args.data_accessor, tft_output, 4096, False, config.seed)
+    )
+    fraction = sample_fraction(train_rows, config.tuner_sample_ratings)
+    if fraction >= 1.0:
+        return data.train_and_eval(fn_args, tft_output, config.batch_size, config.seed)
+    logging.info("Tuner: a sample of %.1f%% of the users (of %d training ratings)", 100 * fraction, train_rows)
+    return tuple(
+        data.sampled_dataset(
+            files, fn_args.data_accessor, tft_output, config.batch_size, shuffle, config.seed, fraction
+        )
+        for files, shuffle in ((fn_args.train_files, True), (fn_args.eval_files, False))
+    )
+
+
 # Called by the TFX Tuner component.
 def tuner_fn(fn_args: tfx.components.FnArgs) -> tfx.components.TunerFnResult:
-    """A seeded random search over `search_space` (defaults first), budgeted by TrainerConfig.tuner_trials."""
+    """A seeded random search over `search_space` (defaults first), budgeted by TrainerConfig.tuner_trials, on
+    a seeded sample of about `tuner_sample_ratings` training ratings (`tuning_data`)."""
     config = TrainerConfig.from_dict(fn_args.custom_config or {})
     tft_output = tft.TFTransformOutput(fn_args.transform_graph_path)
-    train, val = data.train_and_eval(fn_args, tft_output, config.batch_size, config.seed)
+    train, val = tuning_data(fn_args, tft_output, config)
     vocab = data.vocabularies(tft_output, train)
     defaults = hyperparameters(config, None)
 

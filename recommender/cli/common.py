@@ -87,7 +87,20 @@ def options(*decorators):
 
 # Training and blessing options shared by `run` and `compile`; their defaults are the configs' (one definition).
 model_options = options(
-    click.option("--epochs", default=TrainerConfig.epochs, show_default=True, type=click.IntRange(min=1)),
+    click.option(
+        "--epochs",
+        default=TrainerConfig.epochs,
+        show_default=True,
+        type=click.IntRange(min=1),
+        help="The most epochs of the rating model (early stopping on eval RMSE).",
+    ),
+    click.option(
+        "--batch-size",
+        default=TrainerConfig.batch_size,
+        show_default=True,
+        type=click.IntRange(min=1),
+        help="The rating model's batch size (Trainer and Tuner).",
+    ),
     click.option(
         "--tuner-trials",
         default=TrainerConfig.tuner_trials,
@@ -97,11 +110,18 @@ model_options = options(
     ),
     click.option("--tuner-epochs", default=TrainerConfig.tuner_epochs, show_default=True, type=click.IntRange(min=1)),
     click.option(
+        "--tuner-sample-ratings",
+        default=TrainerConfig.tuner_sample_ratings,
+        show_default=True,
+        type=click.IntRange(min=1),
+        help="The Tuner's trials fit on a seeded sample of users holding about this many training ratings.",
+    ),
+    click.option(
         "--retrieval-epochs",
         default=TrainerConfig.retrieval_epochs,
         show_default=True,
         type=click.IntRange(min=1),
-        help="Epochs of the retrieval (recommend) model; fixed, no early stopping.",
+        help="The most epochs of the retrieval (recommend) model (early stopping on its NDCG@10 on eval).",
     ),
     click.option(
         "--ensemble",
@@ -187,7 +207,17 @@ pipeline_name_option = click.option("--pipeline-name", default=DEFAULT_PIPELINE_
 
 def build_config(**kwargs):
     """Builds the frozen PipelineConfig from CLI values; a bad value is a usage error, not a traceback."""
-    names = ("epochs", "tuner_trials", "tuner_epochs", "retrieval_epochs", "ensemble_size", "refit", "seed")
+    names = (
+        "epochs",
+        "batch_size",
+        "tuner_trials",
+        "tuner_epochs",
+        "tuner_sample_ratings",
+        "retrieval_epochs",
+        "ensemble_size",
+        "refit",
+        "seed",
+    )
     trainer = {key: kwargs.pop(key) for key in names}
     kwargs["enable_cache"] = not kwargs.pop("no_cache")
     try:
