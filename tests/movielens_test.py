@@ -104,6 +104,18 @@ def test_to_example_has_every_raw_feature():
     assert feature[f.RATING].float_list.value == [4.0]
 
 
+@pytest.mark.parametrize(
+    "values",
+    [(), ("Comedy",), ("Sci-Fi", "Film-Noir", "(no genres listed)"), ("Amélie (2001)", "a\x1fb", "", "c")],
+)
+def test_string_lists_are_written_value_by_value(values):
+    example = history.to_example(
+        movielens.Rating("1", "2", 4.0, 100), None, movielens.Movie("2", "Amélie (2001)", 2001, values)
+    )
+    assert list(example.features.feature[f.MOVIE_GENRES].bytes_list.value) == [v.encode("utf-8") for v in values]
+    assert example.features.feature[f.MOVIE_TITLE].bytes_list.value == ["Amélie (2001)".encode()]
+
+
 def test_time_split_boundaries():
     split = movielens.TimeSplit(("train", "eval", "test"), (0.6, 0.2, 0.2))
     assert split.cutoffs(0, 100) == pytest.approx([60.0, 80.0])
