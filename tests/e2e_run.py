@@ -36,6 +36,8 @@ RMSE_BOUND = 0.9
 # Two ranking models averaged in the pushed model: every test reading it (serving, recommend, explain,
 # app) goes through an ensemble's export, at the cost of a second 10-epoch fit on 1,785 examples.
 ENSEMBLE = 2
+# The retrieval model's early stopping on its eval NDCG@10 (off by default), exercised by the shared run.
+RETRIEVAL_PATIENCE = 1
 
 
 def config_for(ws: dict, **overrides) -> PipelineConfig:
@@ -77,7 +79,7 @@ def first_run(workspace) -> dict:
         "--pipeline-root", str(workspace["root"]),
         "--serving-dir", str(workspace["serving"]),
         "--epochs", str(EPOCHS), "--tuner-trials", "1", "--rmse-upper-bound", str(RMSE_BOUND),
-        "--ensemble", str(ENSEMBLE),
+        "--ensemble", str(ENSEMBLE), "--retrieval-patience", str(RETRIEVAL_PATIENCE),
     ]  # fmt: skip
     temp = workspace["root"].parent / "tmp"  # the run's temp directory: it must leave nothing there
     temp.mkdir()

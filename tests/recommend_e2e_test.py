@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
+from e2e_run import RETRIEVAL_PATIENCE
 
 from components.example_gen import tiny_ml100k
 from components.ranking_evaluator import component as ranking
@@ -242,7 +243,7 @@ def test_the_trainer_records_its_phases_and_stops_retrieval_on_its_eval_ndcg(fir
     retrieval = history["retrieval_history"]
     assert set(retrieval["seconds"]) == {"snapshot", "fit", "item_item"}
     assert sum(retrieval["seconds"].values()) <= history["seconds"]["recommender"]
-    ndcg, config = retrieval[EVAL_NDCG], TrainerConfig()
+    ndcg, config = retrieval[EVAL_NDCG], TrainerConfig(retrieval_patience=RETRIEVAL_PATIENCE)
     assert len(ndcg) == len(retrieval["loss"]) <= config.retrieval_epochs and all(0 <= x <= 1 for x in ndcg)
     best = retrieval["best_epoch"]
     assert ndcg[best - 1] == max(ndcg)  # the kept weights are the best epoch's on eval

@@ -121,7 +121,14 @@ model_options = options(
         default=TrainerConfig.retrieval_epochs,
         show_default=True,
         type=click.IntRange(min=1),
-        help="The most epochs of the retrieval (recommend) model (early stopping on its NDCG@10 on eval).",
+        help="Epochs of the retrieval (recommend) model (the most, with --retrieval-patience).",
+    ),
+    click.option(
+        "--retrieval-patience",
+        default=TrainerConfig.retrieval_patience,
+        show_default=True,
+        type=click.IntRange(min=0),
+        help="Stop the retrieval model after N epochs without a better NDCG@10 on eval (0: no early stopping).",
     ),
     click.option(
         "--ensemble",
@@ -214,6 +221,7 @@ def build_config(**kwargs):
         "tuner_epochs",
         "tuner_sample_ratings",
         "retrieval_epochs",
+        "retrieval_patience",
         "ensemble_size",
         "refit",
         "seed",
