@@ -130,7 +130,7 @@ class RetrievalModel(tfrs.models.Model):
         # No metrics of its own: the Trainer scores top-K on eval users itself (retrieval_training.EvalNdcg).
         self.task = tfrs.tasks.Retrieval(remove_accidental_hits=True)
 
-    # Without AutoGraph, as RankingModel.train_step says why (the candidates' map above too).
+    # Without AutoGraph, as RankingModel.train_step says why.
     train_step = tf.autograph.experimental.do_not_convert(tfrs.models.Model.train_step)
     test_step = tf.autograph.experimental.do_not_convert(tfrs.models.Model.test_step)
 
