@@ -45,7 +45,9 @@ def config_for(ws: dict, **overrides) -> PipelineConfig:
         pipeline_root=str(ws["root"]),
         data_dir=str(ws["data"]),
         serving_dir=str(ws["serving"]),
-        trainer=TrainerConfig(epochs=EPOCHS, tuner_trials=1, ensemble_size=ENSEMBLE),
+        trainer=TrainerConfig(
+            epochs=EPOCHS, tuner_trials=1, ensemble_size=ENSEMBLE, retrieval_patience=RETRIEVAL_PATIENCE
+        ),
         rmse_upper_bound=RMSE_BOUND,
         beam_pipeline_args=direct_runner_args(),
     )
