@@ -47,6 +47,7 @@ def train_and_eval(
 
 
 SAMPLE_BUCKETS = 1_000_000  # user_sample's resolution: a fraction is kept to 1e-6
+READ_BATCH = 4096  # batches of a pass that only reads (counting, sampling), not of training
 
 
 def count_rows(dataset: tf.data.Dataset) -> int:
@@ -79,7 +80,7 @@ def sampled_dataset(
 ) -> tf.data.Dataset:
     """(transformed features, label) batches of `user_sample(fraction, seed)` of the files' rows, held in memory
     after the first pass (shuffled anew every epoch when `shuffle`)."""
-    read = make_dataset(file_pattern, data_accessor, tft_output, 4096, False, seed)
+    read = make_dataset(file_pattern, data_accessor, tft_output, READ_BATCH, False, seed)
     rows = user_sample(read, fraction, seed).cache()
     if shuffle:
         rows = rows.shuffle(10_000, seed=seed, reshuffle_each_iteration=True)

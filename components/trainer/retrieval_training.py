@@ -178,18 +178,19 @@ def train_recommender(
     # epoch's weights kept). Not on the retrieval task's own eval recall: it peaked after one epoch while top-K
     # accuracy on held-out movies kept rising for several (stratified ML-100k: NDCG@10 0.364 after epoch 1, 0.431
     # after 3). Off by default: where eval users are not the test population it stops too early (config.py).
-    stopping = tf.keras.callbacks.EarlyStopping(
-        monitor=EVAL_NDCG, mode="max", patience=config.retrieval_patience, restore_best_weights=True
-    )
-    stops = bool(config.retrieval_patience and len(judged.users))
     callbacks = [EvalNdcg(judged, judged_queries, catalogue)] if len(judged.users) else []
-    callbacks += [stopping] if stops else []
+    stopping = None
+    if callbacks and config.retrieval_patience:
+        stopping = tf.keras.callbacks.EarlyStopping(
+            monitor=EVAL_NDCG, mode="max", patience=config.retrieval_patience, restore_best_weights=True
+        )
+        callbacks.append(stopping)
     seconds = {"snapshot": time.monotonic() - started}
     history = model.fit(train, epochs=config.retrieval_epochs, verbose=0, callbacks=callbacks)
     seconds["fit"] = time.monotonic() - started - seconds["snapshot"]
     recommender.movie_vectors.assign(model.candidate_tower(catalogue))
     record = {name: [float(x) for x in values] for name, values in history.history.items()}
-    record["best_epoch"] = stopping.best_epoch + 1 if stops else config.retrieval_epochs  # the weights kept
+    record["best_epoch"] = stopping.best_epoch + 1 if stopping else config.retrieval_epochs  # the weights kept
 
     query_vectors = model.query_tower(judged_queries).numpy() if len(judged.users) else np.zeros((0, hp.dim))
     choice = choose_item_item(judged, query_vectors, recommender.movie_vectors.numpy(), config)

@@ -68,7 +68,7 @@ def tuning_data(
     `tuner_sample_ratings`, else the rows of one seeded sample of users in both splits (data.user_sample),
     so a trial's cost stops growing with the data; the Trainer then trains the winner on everything."""
     train_rows = data.count_rows(
-        data.make_dataset(fn_args.train_files, fn_args.data_accessor, tft_output, 4096, False, config.seed)
+        data.make_dataset(fn_args.train_files, fn_args.data_accessor, tft_output, data.READ_BATCH, False, config.seed)
     )
     fraction = sample_fraction(train_rows, config.tuner_sample_ratings)
     if fraction >= 1.0:
