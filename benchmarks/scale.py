@@ -1,11 +1,11 @@
 """How the whole DAG's time and memory grow with the data: generated releases of N ratings, one run each.
 
-    python benchmarks/scale.py --sizes 100000,1000000 [--runners direct,flink] [--layout csv]
+    python benchmarks/scale.py --sizes 100000,1000000 [--runners direct,flink,flink-cluster] [--layout csv]
                                [--work-dir artifacts/scale] [--run-args ...]
     python benchmarks/scale.py --input-dir artifacts/data/ml-100k --label ml-100k   # a real release as a row
 
 Each size: `recommender data synth --ratings N` (MovieLens proportions: N/100 users, N/200 movies), then, for each
-runner, `recommender run --input-dir --beam-runner RUNNER` under `/usr/bin/time -v` (its "peak RSS" is the largest
+runner, `recommender run --input-dir` on that runner (RUNNERS) under `/usr/bin/time -v` (its "peak RSS" is the largest
 single process's: the launching Python, where the DirectRunner works), and the **whole process tree's** resident
 memory (Python, the Flink job server's JVM, SDK workers), summed over its processes every half second and kept per
 component. Prints one row per size and runner: each component's wall time (from the run's progress lines), the
@@ -28,6 +28,13 @@ from pathlib import Path
 
 import psutil
 
+# Runner labels → `recommender run` arguments: the DirectRunner, Flink embedded in the job server, and a Flink
+# session cluster started on this machine for the run (pipeline/flink/local_cluster.py).
+RUNNERS = {
+    "direct": ("--beam-runner", "direct"),
+    "flink": ("--beam-runner", "flink"),
+    "flink-cluster": ("--beam-runner", "flink", "--flink-master", "[local-cluster]"),
+}
 COMPONENTS = ("ExampleGen", "StatisticsGen", "Transform", "Tuner", "Trainer", "Evaluator", "RankingEvaluator")
 _FINISHED = re.compile(r"^\s+(\w+)\s+finished in ([\d.]+) s", re.MULTILINE)
 _PEAK = re.compile(r"Maximum resident set size \(kbytes\): (\d+)")
@@ -100,7 +107,7 @@ def _size_and_runner(label: str, row: dict) -> tuple[str, str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="", help="Comma-separated numbers of ratings to generate.")
-    parser.add_argument("--runners", default="direct", help="Comma-separated Beam runners: direct, flink.")
+    parser.add_argument("--runners", default="direct", help=f"Comma-separated Beam runners: {', '.join(RUNNERS)}.")
     parser.add_argument("--layout", default="csv")
     parser.add_argument("--input-dir", help="A real release directory to run as one more row.")
     parser.add_argument("--label", default="input", help="The row name of --input-dir.")
@@ -124,7 +131,7 @@ def main() -> None:
         for runner in args.runners.split(","):
             root = work / f"run-{label.replace(',', '')}-{runner}"
             print(f"{label} on {runner}: running (log {root}.log)", flush=True)
-            result = run_once(data, root, ["--beam-runner", runner, *args.run_args.split()], Path(f"{root}.log"))
+            result = run_once(data, root, [*RUNNERS[runner], *args.run_args.split()], Path(f"{root}.log"))
             results[f"{label} {runner}"] = {"ratings": size, "runner": runner, "run_args": args.run_args, **result}
             results_file.write_text(json.dumps(results, indent=1))
     header = ["ratings", "runner", *COMPONENTS, "total s", "s / M ratings", "largest process GB", "tree GB", "status"]

@@ -199,15 +199,23 @@ class PipelineConfig:
         return os.path.join(self.serving_dir, self.model_name)
 
 
+LOCAL_FLINK_MASTERS = ("[local]", "[local-cluster]")
+
+
 @dataclasses.dataclass(frozen=True)
 class FlinkConfig:
     """How `recommender run --beam-runner flink` runs its Beam steps (pipeline/flink/).
 
-    `master` "[local]" embeds Flink in the job server's JVM; HOST:PORT is a cluster's JobManager (REST port).
-    `heap` is the job server JVM's -Xmx (Flink embedded lives in it), `managed_memory` Flink's off-heap memory
-    for batch sorts and joins (spilled to `tmp_dir` when full), `parallelism` 0 = this machine's cores.
-    `worker_pool` HOST:PORT of a Beam Python worker pool (EXTERNAL environment) a cluster's TaskManagers reach;
-    None: LOOPBACK, the launching process runs the Python code (embedded Flink only).
+    `master` "[local]" embeds Flink in the job server's JVM; "[local-cluster]" starts a Flink session cluster on
+    this machine for the run (pipeline/flink/local_cluster.py); HOST:PORT is a cluster's JobManager (REST port).
+    `heap` is the Java heap where Flink runs the steps (the job server's with "[local]", the local cluster's
+    TaskManager's task heap), `managed_memory` Flink's off-heap memory for batch sorts and joins (spilled to
+    `tmp_dir` when full). `parallelism`: how many partitions a Beam step's data is cut into; 0 = this machine's
+    cores with "[local]" (where it is also the number of task slots), one per 1.5 MB of input with
+    "[local-cluster]" (resolved by the run), the cluster's default otherwise. `slots`: the local cluster's
+    TaskManager's task slots, the partitions that run at once (0 = cores). `worker_pool` HOST:PORT of a Beam
+    Python worker pool (EXTERNAL environment) a cluster's TaskManagers reach; None: LOOPBACK, the launching
+    process runs the Python code (a Flink on this machine).
     """
 
     master: str = "[local]"
@@ -217,20 +225,29 @@ class FlinkConfig:
     managed_memory: str = "512m"
     tmp_dir: str | None = None
     worker_pool: str | None = None
+    slots: int = 0
 
     def __post_init__(self) -> None:
         if self.parallelism < 0:
             raise ValueError(f"Flink parallelism must be >= 0 (0 = all cores), got {self.parallelism}")
+        if self.slots < 0:
+            raise ValueError(f"Flink task slots must be >= 0 (0 = all cores), got {self.slots}")
         for name in ("heap", "managed_memory"):
             value = getattr(self, name)
             if not (value[:-1].isdigit() and value[-1].lower() in "kmg" and int(value[:-1]) > 0):
                 raise ValueError(f"Flink {name.replace('_', ' ')} looks like 2g or 512m, got {value!r}")
-        if self.master != "[local]" and ":" not in self.master:
-            raise ValueError(f"--flink-master is HOST:PORT of a Flink JobManager (or [local]), got {self.master!r}")
+        if self.master not in LOCAL_FLINK_MASTERS and ":" not in self.master:
+            raise ValueError(
+                f"--flink-master is HOST:PORT of a Flink JobManager, [local] or [local-cluster], got {self.master!r}"
+            )
 
     @property
     def effective_parallelism(self) -> int:
         return self.parallelism or os.cpu_count() or 1
+
+    @property
+    def effective_slots(self) -> int:
+        return self.slots or os.cpu_count() or 1
 
 
 # kubeflow/manifests/flink/: the Beam job server's Service, and the worker pool beside every TaskManager (as the
@@ -308,7 +325,12 @@ def flink_runner_args(
         environment = ("--environment_type=EXTERNAL", f"--environment_config={config.worker_pool}")
     else:
         environment = ("--environment_type=LOOPBACK",)
-    args = ("--runner=PortableRunner", f"--job_endpoint={job_endpoint}", *environment, "--sdk_location=container")
+    # BATCH_FORCED: every exchange between steps is blocking, so Flink schedules a step's partitions as task slots
+    # free up rather than all at once (TFX's advice for Flink; what bounds memory on a cluster, local_cluster.py).
+    args = (
+        "--runner=PortableRunner", f"--job_endpoint={job_endpoint}", *environment, "--sdk_location=container",
+        "--execution_mode_for_batch=BATCH_FORCED",
+    )  # fmt: skip
     if package:
         return (*args, f"--extra_package={package}")
     return (*args, f"--setup_file={PROJECT_SETUP_FILE}") if os.path.isfile(PROJECT_SETUP_FILE) else args

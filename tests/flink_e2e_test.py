@@ -4,9 +4,10 @@ flink` as a user types it, on the shared run's data (tests/e2e_run.py: 3,202 lin
 1. the job server is killed while Transform is about to submit its Beam job: the run fails naming Transform and
    the dead job server, nothing is pushed, nothing of the run is left running;
 2. SIGTERM (what Kubernetes and `kill` send) while the run waits in Transform: it stops, and so does its JVM;
-3. the next run resumes from the cached ExampleGen and StatisticsGen (both ran on Flink), runs the rest on Flink,
-   and its outputs equal the DirectRunner run's (`first_run`): the same examples as sorted sets, the same
-   quarantine, vocabularies and statistics.
+3. the next run resumes from the cached ExampleGen and StatisticsGen (both ran on Flink), runs the rest on a
+   Flink session cluster started for it on this machine (`--flink-master [local-cluster]`), and its outputs equal
+   the DirectRunner run's (`first_run`): the same examples as sorted sets, the same quarantine, vocabularies and
+   statistics.
 
 Steps are module fixtures, each requesting the one before it (see tests/faults_e2e_test.py for the pause hook).
 """
@@ -134,20 +135,31 @@ def test_sigterm_stops_the_run_and_its_job_server(ws, terminated):
     assert not alive(terminated["children"])
 
 
+def cluster_jvms(ws: dict) -> list[psutil.Process]:
+    """The JobManager and TaskManager JVMs of this root's local Flink cluster."""
+    conf = str(ws["root"] / "flink" / "cluster-conf")
+    return [p for p in psutil.process_iter(["cmdline"]) if conf in (p.info["cmdline"] or [])]
+
+
 @pytest.fixture(scope="module")
 def resumed(ws, terminated) -> subprocess.CompletedProcess:
-    """Run 3: nothing in the way."""
-    result = subprocess.run(command(ws), capture_output=True, text=True, timeout=900)
+    """Run 3: nothing in the way; its Beam steps on a Flink session cluster started for it on this machine, with
+    one task slot for two partitions (what bounds memory on big inputs: pipeline/flink/local_cluster.py)."""
+    cluster = ["--flink-master", "[local-cluster]", "--flink-slots", "1", "--flink-heap", "512m"]
+    result = subprocess.run([*command(ws), *cluster], capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout + result.stderr
     return result
 
 
 def test_the_next_run_resumes_from_the_components_the_failed_runs_finished(ws, resumed):
+    """The Beam args are the same on embedded Flink and on the local cluster: the cache does not see the change."""
     config_states = {e.component: e.state for e in summarize(_config(ws)).executions}
     assert config_states[dag.EXAMPLE_GEN] == config_states[dag.STATISTICS_GEN] == "CACHED"
     for component in (dag.TRANSFORM, dag.TRAINER, dag.EVALUATOR, dag.PUSHER):
         assert config_states[component] == "COMPLETE", component
-    assert not job_servers(ws)
+    assert "a Flink cluster started on this machine at localhost:" in resumed.stdout
+    assert "1 task slot, parallelism 2" in resumed.stdout
+    assert not job_servers(ws) and not cluster_jvms(ws)
     assert "Transform                    finished in" in resumed.stdout
 
 

@@ -12,13 +12,15 @@ import pytest
 from tfx.dsl.io import fileio
 
 from pipeline.config import FLINK_JOB_ENDPOINT, FlinkConfig, PipelineConfig, flink_runner_args
-from pipeline.flink import artifacts, job_server
+from pipeline.flink import artifacts, job_server, local_cluster
 
 
 def test_flink_settings_are_checked_where_they_are_built():
-    assert FlinkConfig().effective_parallelism == os.cpu_count()
-    assert FlinkConfig(parallelism=3).effective_parallelism == 3
-    for bad in (dict(parallelism=-1), dict(heap="lots"), dict(managed_memory="512"), dict(master="flink-host")):
+    assert FlinkConfig().effective_parallelism == os.cpu_count() == FlinkConfig().effective_slots
+    assert FlinkConfig(parallelism=3).effective_parallelism == 3 and FlinkConfig(slots=1).effective_slots == 1
+    assert FlinkConfig(master="[local-cluster]").master == "[local-cluster]"
+    bad_ones = (dict(parallelism=-1), dict(slots=-1), dict(heap="lots"), dict(managed_memory="512"))
+    for bad in (*bad_ones, dict(master="flink-host"), dict(master="[cluster]")):
         with pytest.raises(ValueError):
             FlinkConfig(**bad)
 
@@ -40,6 +42,33 @@ def test_the_job_server_command_uses_the_verified_class_path_or_the_given_jar(tm
     assert {"--flink-master=[local]", "--job-port=8099", f"--flink-conf-dir={tmp_path / 'conf'}"} <= set(embedded)
     given = job_server.command(FlinkConfig(job_server_jar="/jars/js.jar", master="jm:8081"), None, 1, tmp_path)
     assert given[given.index("-jar") + 1] == "/jars/js.jar" and "--flink-master=jm:8081" in given
+
+
+def test_the_local_cluster_cuts_the_data_by_input_size_and_runs_slots_partitions_at_once(tmp_path):
+    assert local_cluster.partitions_for(0, slots=2) == 4  # at least two per slot
+    assert local_cluster.partitions_for(30_000_000, slots=2) == 20  # one per 1.5 MB of input
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "ratings.csv").write_bytes(b"x" * 3000)
+    (tmp_path / "data" / "movies.csv").write_bytes(b"x" * 500)
+    assert local_cluster.input_bytes(str(tmp_path / "data")) == 3500
+    config = FlinkConfig(master="[local-cluster]", parallelism=20, slots=2, heap="1g", managed_memory="256m")
+    path = local_cluster.cluster_conf(config, tmp_path / "conf", tmp_path / "spill", rpc_port=6123, rest_port=8081)
+    settings = dict(line.split(": ", 1) for line in path.read_text().splitlines())
+    assert settings["taskmanager.numberOfTaskSlots"] == "2" and settings["rest.port"] == "8081"
+    assert settings["taskmanager.memory.task.heap.size"] == "1g" and settings["io.tmp.dirs"] == str(tmp_path / "spill")
+    assert settings["taskmanager.memory.managed.size"] == "256m"
+    commands = local_cluster.commands(config, tmp_path / "lib", tmp_path / "conf")
+    assert set(commands) == {"JobManager", "TaskManager"}
+    task_manager = commands["TaskManager"]  # its heap: the task heap plus Flink's own 128 MB
+    assert "-Xmx1152m" in task_manager and task_manager[task_manager.index("-cp") + 1] == f"{tmp_path / 'lib'}/*"
+    # In front of the cluster the job server only translates and submits: a small heap, and the cluster's address.
+    server = job_server.command(config, tmp_path / "lib", 8099, tmp_path / "conf", master="localhost:8081")
+    assert f"-Xmx{job_server.TRANSLATING_HEAP}" in server and "--flink-master=localhost:8081" in server
+    assert (
+        job_server.flink_conf(config, tmp_path / "jsconf", tmp_path / "spill")
+        .read_text()
+        .startswith("parallelism.default: 20\n")
+    )
 
 
 def test_out_of_heap_the_job_server_exits_and_the_note_says_which_knob(tmp_path):
@@ -67,7 +96,9 @@ def test_out_of_heap_the_job_server_exits_and_the_note_says_which_knob(tmp_path)
 def test_flink_beam_args_name_one_job_server_through_the_environment():
     args = flink_runner_args(FlinkConfig())
     assert "--runner=PortableRunner" in args and f"--job_endpoint={FLINK_JOB_ENDPOINT}" in args
-    assert "--environment_type=LOOPBACK" in args
+    assert "--environment_type=LOOPBACK" in args and "--execution_mode_for_batch=BATCH_FORCED" in args
+    # Embedded Flink or the local cluster: the same Beam args, so switching does not change cache keys.
+    assert flink_runner_args(FlinkConfig(master="[local-cluster]", parallelism=40, slots=1)) == args
     pool = flink_runner_args(FlinkConfig(worker_pool="localhost:50000"))
     assert {"--environment_type=EXTERNAL", "--environment_config=localhost:50000"} <= set(pool)
 

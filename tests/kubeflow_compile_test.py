@@ -130,6 +130,7 @@ def test_flink_points_the_beam_steps_at_the_cluster_manifests_job_server_and_wor
         "--environment_type=EXTERNAL",
         f"--environment_config={CLUSTER_FLINK_WORKER_POOL}",
         "--sdk_location=container",
+        "--execution_mode_for_batch=BATCH_FORCED",
         f"--extra_package={image_wheel()}",
         "--sdk_worker_parallelism=1",
     ]

@@ -31,8 +31,12 @@ JOB_ENDPOINT_ENV = "RECOMMENDER_FLINK_JOB_ENDPOINT"
 STARTUP_TIMEOUT_S = 120
 LOG_FILE = "flink-job-server.log"
 NETWORK_MEMORY = "256m"
+# Sort-based blocking shuffle (BATCH_FORCED, pipeline.config): each running producer reserves this many 32 kB
+# network buffers (Flink's default, 512, left none for the next step's tasks at 16 partitions in 256 MB).
+SORT_SHUFFLE_BUFFERS = 128
+TRANSLATING_HEAP = "512m"  # a job server in front of a cluster holds no data
 # Flink 1.19 on Java 17: Kryo and Flink's closure cleaner reflect into these JDK packages.
-_JAVA_OPENS = ("java.base/java.lang", "java.base/java.util", "java.base/java.lang.reflect", "java.base/java.nio")
+JAVA_OPENS = ("java.base/java.lang", "java.base/java.util", "java.base/java.lang.reflect", "java.base/java.nio")
 _PR_SET_PDEATHSIG = 1
 
 
@@ -77,6 +81,7 @@ def flink_conf(config: FlinkConfig, conf_dir: Path, tmp_dir: Path) -> Path:
         # at parallelism 2 failed with "Insufficient number of network buffers" in a clean-clone CI run.
         "taskmanager.memory.network.min": NETWORK_MEMORY,
         "taskmanager.memory.network.max": NETWORK_MEMORY,
+        "taskmanager.network.sort-shuffle.min-buffers": SORT_SHUFFLE_BUFFERS,
         "rest.bind-address": "localhost",
         "rest.port": 0,
     }
@@ -85,21 +90,26 @@ def flink_conf(config: FlinkConfig, conf_dir: Path, tmp_dir: Path) -> Path:
     return path
 
 
-def command(config: FlinkConfig, class_path: Path | None, port: int, conf_dir: Path) -> list[str]:
-    """The `java` command line of the job server: a verified class path, or the user's jar."""
-    opens = [f"--add-opens={name}=ALL-UNNAMED" for name in _JAVA_OPENS]
+def command(
+    config: FlinkConfig, class_path: Path | None, port: int, conf_dir: Path, master: str | None = None
+) -> list[str]:
+    """The `java` command line of the job server: a verified class path, or the user's jar. `master`: the local
+    cluster's JobManager (local_cluster.py), where the steps run; the job server then only translates and submits
+    them, in a small heap."""
+    opens = [f"--add-opens={name}=ALL-UNNAMED" for name in JAVA_OPENS]
     # Out of heap, exit (the run then fails naming the step) rather than lose a gRPC thread and hang: measured at
     # 2M ratings with a 2g heap, the job went on waiting for data that thread had been receiving. While no Beam
     # step runs (Tuner, Trainer), a periodic collection gives the unused heap back to the machine.
     memory = ["-XX:+ExitOnOutOfMemoryError", "-XX:+UseG1GC", "-XX:G1PeriodicGCInterval=15000"]
-    java = [artifacts.require_java(), f"-Xmx{config.heap}", *memory, *opens]
+    heap = TRANSLATING_HEAP if master else config.heap
+    java = [artifacts.require_java(), f"-Xmx{heap}", *memory, *opens]
     if config.job_server_jar:
         java += ["-jar", config.job_server_jar]
     else:
         java += ["-cp", f"{class_path}/*", artifacts.MAIN_CLASS]
     return [
         *java,
-        f"--flink-master={config.master}",
+        f"--flink-master={master or config.master}",
         f"--job-port={port}",
         "--artifact-port=0",
         "--expansion-port=0",
@@ -118,25 +128,28 @@ def resolve(config: FlinkConfig, maven_repository: str | None = None, progress=N
     return artifacts.fetch(repository=maven_repository, progress=progress)
 
 
-def _die_with_parent() -> None:  # runs in the child between fork and exec
+def die_with_parent() -> None:  # runs in the child between fork and exec
     libc = ctypes.CDLL("libc.so.6", use_errno=True)
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 @contextlib.contextmanager
-def running(config: FlinkConfig, class_path: Path | None, work_dir: Path) -> Iterator[JobServer]:
-    """Starts the job server, waits until it accepts connections, sets JOB_ENDPOINT_ENV; always stops it."""
+def running(
+    config: FlinkConfig, class_path: Path | None, work_dir: Path, master: str | None = None
+) -> Iterator[JobServer]:
+    """Starts the job server (in front of `master` if given), waits until it accepts connections, sets
+    JOB_ENDPOINT_ENV; always stops it."""
     port, conf_dir = free_port(), work_dir / "conf"
     flink_conf(config, conf_dir, Path(config.tmp_dir) if config.tmp_dir else work_dir / "tmp")
     log_path = work_dir / LOG_FILE
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            command(config, class_path, port, conf_dir),
+            command(config, class_path, port, conf_dir, master),
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,  # its own process group: stopped as one, and no Ctrl-C of ours reaches it
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
     server = JobServer(process, f"localhost:{port}", log_path)
     saved = os.environ.get(JOB_ENDPOINT_ENV)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import os
 import shutil
 import time
@@ -49,7 +51,9 @@ from recommender.cli.data import dataset_option, fetch
     default="[local]",
     show_default=True,
     metavar="HOST:PORT",
-    help="A Flink cluster's JobManager (REST) instead of Flink embedded in the job server ([local]).",
+    help="Where the Beam steps run: Flink embedded in the job server ([local]), a Flink session cluster started "
+    "on this machine for the run ([local-cluster]: bounded memory for big inputs, see docs/flink.md), or a Flink "
+    "cluster's JobManager (REST).",
 )
 @click.option(
     "--flink-job-server-jar",
@@ -61,8 +65,27 @@ from recommender.cli.data import dataset_option, fetch
     metavar="URL",
     help="Maven repository to fetch the job server from [default: your Maven's, i.e. Maven Central].",
 )
-@click.option("--flink-parallelism", default=0, show_default=True, type=int, help="Flink parallelism (0 = all cores).")
-@click.option("--flink-heap", default="2g", show_default=True, help="Java heap of the job server (embedded Flink).")
+@click.option(
+    "--flink-parallelism",
+    default=0,
+    show_default=True,
+    type=int,
+    help="Partitions of each Beam step's data (0: all cores with [local], one per 1.5 MB of input with "
+    "[local-cluster], the cluster's default otherwise).",
+)
+@click.option(
+    "--flink-slots",
+    default=0,
+    show_default=True,
+    type=int,
+    help="Task slots of the [local-cluster] TaskManager: the partitions that run at once (0 = all cores).",
+)
+@click.option(
+    "--flink-heap",
+    default="2g",
+    show_default=True,
+    help="Java heap where Flink runs the steps: the job server's ([local]) or the TaskManager's ([local-cluster]).",
+)
 @click.option(
     "--flink-managed-memory",
     default="512m",
@@ -91,7 +114,7 @@ from recommender.cli.data import dataset_option, fetch
 @click.option("-v", "--verbose", is_flag=True, help="Show TFX/TensorFlow/Beam logs.")
 def run_command(
     mirror, data_root, input_dir, dataset, pipeline_root, serving_dir, metadata_path, beam_runner, flink_master,
-    flink_job_server_jar, flink_maven_repository, flink_parallelism, flink_heap, flink_managed_memory,
+    flink_job_server_jar, flink_maven_repository, flink_parallelism, flink_slots, flink_heap, flink_managed_memory,
     flink_tmp_dir, flink_worker_pool, beam_mode, beam_workers, verbose, **model_options,
 ) -> None:  # fmt: skip
     """Run the whole pipeline locally (LocalDagRunner, SQLite MLMD; Beam on the DirectRunner or on Flink)."""
@@ -110,6 +133,7 @@ def run_command(
                 master=flink_master,
                 job_server_jar=os.path.abspath(flink_job_server_jar) if flink_job_server_jar else None,
                 parallelism=flink_parallelism,
+                slots=flink_slots,
                 heap=flink_heap,
                 managed_memory=flink_managed_memory,
                 tmp_dir=os.path.abspath(flink_tmp_dir) if flink_tmp_dir else None,
@@ -175,23 +199,36 @@ def run_command(
 
 
 def _run_on_flink(config, flink, class_path, verbose: bool) -> str:
-    """The DAG with one Flink job server for all its Beam steps, stopped at the end whatever happens; the run id."""
-    from pipeline.flink import job_server
+    """The DAG with one Flink job server for all its Beam steps (and, for [local-cluster], a Flink session cluster
+    on this machine), stopped at the end whatever happens; the run id."""
+    from pipeline.flink import job_server, local_cluster
     from pipeline.local_runner import PipelineRunError, run_local
 
     work_dir = Path(config.pipeline_root) / "flink"
     work_dir.mkdir(parents=True, exist_ok=True)
+    if flink.master == local_cluster.MASTER and not flink.parallelism:
+        size = local_cluster.input_bytes(config.data_dir)
+        flink = dataclasses.replace(flink, parallelism=local_cluster.partitions_for(size, flink.effective_slots))
     try:
-        with job_server.terminate_on_sigterm(), job_server.running(flink, class_path, work_dir) as server:
-            where = "embedded Flink" if flink.master == "[local]" else f"Flink at {flink.master}"
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(job_server.terminate_on_sigterm())
+            cluster = master = None
+            if flink.master == local_cluster.MASTER:
+                cluster = stack.enter_context(local_cluster.running(flink, class_path, work_dir))
+                master = cluster.master
+                slots = flink.effective_slots
+                where = f"a Flink cluster started on this machine at {master}, {slots} task slot{'s' * (slots != 1)}"
+            else:
+                where = "embedded Flink" if flink.master == "[local]" else f"Flink at {flink.master}"
+            server = stack.enter_context(job_server.running(flink, class_path, work_dir, master))
             click.echo(
                 f"Flink job server at {server.endpoint} ({where}, parallelism {flink.effective_parallelism}, "
-                f"heap {flink.heap}, managed memory {flink.managed_memory}; log {server.log_path})"
+                f"heap {flink.heap}, managed memory {flink.managed_memory}; logs in {work_dir})"
             )
             try:
                 return run_local(config, verbose=verbose)
             except PipelineRunError as error:
-                note = server.death_note()
+                note = server.death_note() or (cluster.death_note() if cluster else None)
                 raise PipelineRunError(f"{error} ({note})" if note else str(error)) from error
     except job_server.artifacts.JobServerError as error:
         raise PipelineRunError(str(error)) from error
