@@ -31,9 +31,12 @@ JOB_ENDPOINT_ENV = "RECOMMENDER_FLINK_JOB_ENDPOINT"
 STARTUP_TIMEOUT_S = 120
 LOG_FILE = "flink-job-server.log"
 NETWORK_MEMORY = "256m"
-# Sort-based blocking shuffle (BATCH_FORCED, pipeline.config): each running producer reserves this many 32 kB
-# network buffers (Flink's default, 512, left none for the next step's tasks at 16 partitions in 256 MB).
-SORT_SHUFFLE_BUFFERS = 128
+# BATCH_FORCED (pipeline.config) shuffles through sort-based blocking partitions, and a task slot runs one
+# partition of every step whose input is ready (Transform has dozens): each running producer reserves this many
+# 32 kB network buffers (Flink's default, 512, left none at 16 partitions in 256 MB), each input gate at most
+# READ_BUFFERS_PER_GATE (Flink's: 2 per upstream partition + 8; Transform with one slot ran out with 128 + that).
+SORT_SHUFFLE_BUFFERS = 32
+READ_BUFFERS_PER_GATE = 16
 TRANSLATING_HEAP = "512m"  # a job server in front of a cluster holds no data
 # Flink 1.19 on Java 17: Kryo and Flink's closure cleaner reflect into these JDK packages.
 JAVA_OPENS = ("java.base/java.lang", "java.base/java.util", "java.base/java.lang.reflect", "java.base/java.nio")
@@ -82,6 +85,7 @@ def flink_conf(config: FlinkConfig, conf_dir: Path, tmp_dir: Path) -> Path:
         "taskmanager.memory.network.min": NETWORK_MEMORY,
         "taskmanager.memory.network.max": NETWORK_MEMORY,
         "taskmanager.network.sort-shuffle.min-buffers": SORT_SHUFFLE_BUFFERS,
+        "taskmanager.network.memory.read-buffer.required-per-gate.max": READ_BUFFERS_PER_GATE,
         "rest.bind-address": "localhost",
         "rest.port": 0,
     }

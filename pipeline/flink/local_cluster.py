@@ -96,6 +96,7 @@ def cluster_conf(config: FlinkConfig, conf_dir: Path, tmp_dir: Path, rpc_port: i
         "taskmanager.memory.jvm-overhead.min": _OVERHEAD,
         "taskmanager.memory.jvm-overhead.max": _OVERHEAD,
         "taskmanager.network.sort-shuffle.min-buffers": job_server.SORT_SHUFFLE_BUFFERS,
+        "taskmanager.network.memory.read-buffer.required-per-gate.max": job_server.READ_BUFFERS_PER_GATE,
         "io.tmp.dirs": str(tmp_dir),
     }
     path = conf_dir / "flink-conf.yaml"
