@@ -33,6 +33,8 @@ def test_the_flink_configuration_sets_parallelism_memory_and_the_spill_directory
     assert settings["taskmanager.memory.managed.size"] == "256m"
     assert settings["io.tmp.dirs"] == str(tmp_path / "spill") and (tmp_path / "spill").is_dir()
     assert settings["taskmanager.memory.network.min"] == settings["taskmanager.memory.network.max"] == "256m"
+    assert settings["taskmanager.network.sort-shuffle.min-buffers"] == "32"  # see job_server.SORT_SHUFFLE_BUFFERS
+    assert settings["taskmanager.network.memory.read-buffer.required-per-gate.max"] == "16"
 
 
 def test_the_job_server_command_uses_the_verified_class_path_or_the_given_jar(tmp_path):
