@@ -232,6 +232,8 @@ class FlinkConfig:
             raise ValueError(f"Flink parallelism must be >= 0 (0 = all cores), got {self.parallelism}")
         if self.slots < 0:
             raise ValueError(f"Flink task slots must be >= 0 (0 = all cores), got {self.slots}")
+        if self.slots and self.master != "[local-cluster]":
+            raise ValueError("--flink-slots sizes the cluster of --flink-master [local-cluster]; give them together")
         for name in ("heap", "managed_memory"):
             value = getattr(self, name)
             if not (value[:-1].isdigit() and value[-1].lower() in "kmg" and int(value[:-1]) > 0):

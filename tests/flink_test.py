@@ -17,10 +17,18 @@ from pipeline.flink import artifacts, job_server, local_cluster
 
 def test_flink_settings_are_checked_where_they_are_built():
     assert FlinkConfig().effective_parallelism == os.cpu_count() == FlinkConfig().effective_slots
-    assert FlinkConfig(parallelism=3).effective_parallelism == 3 and FlinkConfig(slots=1).effective_slots == 1
+    assert (
+        FlinkConfig(parallelism=3).effective_parallelism == 3
+        and FlinkConfig(master="[local-cluster]", slots=1).effective_slots == 1
+    )
     assert FlinkConfig(master="[local-cluster]").master == "[local-cluster]"
-    bad_ones = (dict(parallelism=-1), dict(slots=-1), dict(heap="lots"), dict(managed_memory="512"))
-    for bad in (*bad_ones, dict(master="flink-host"), dict(master="[cluster]")):
+    bad_ones = (
+        dict(parallelism=-1),
+        dict(master="[local-cluster]", slots=-1),
+        dict(heap="lots"),
+        dict(managed_memory="512"),
+    )
+    for bad in (*bad_ones, dict(master="flink-host"), dict(master="[cluster]"), dict(slots=2)):
         with pytest.raises(ValueError):
             FlinkConfig(**bad)
 
