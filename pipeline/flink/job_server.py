@@ -37,7 +37,15 @@ NETWORK_MEMORY = "256m"
 # READ_BUFFERS_PER_GATE (Flink's: 2 per upstream partition + 8; Transform with one slot ran out with 128 + that).
 SORT_SHUFFLE_BUFFERS = 32
 READ_BUFFERS_PER_GATE = 16
-TRANSLATING_HEAP = "512m"  # a job server in front of a cluster holds no data
+TRANSLATING_HEAP = "512m"
+# Out of heap, exit (the run then fails naming the step) rather than lose a gRPC thread and hang: measured at 2M
+# ratings with a 2g heap, the job went on waiting for data that thread had been receiving. While no Beam step runs
+# (Tuner, Trainer), a periodic collection gives the unused heap back to the machine.
+JVM_MEMORY_FLAGS = (
+    "-XX:+ExitOnOutOfMemoryError",
+    "-XX:+UseG1GC",
+    "-XX:G1PeriodicGCInterval=15000",
+)  # a job server in front of a cluster holds no data
 # Flink 1.19 on Java 17: Kryo and Flink's closure cleaner reflect into these JDK packages.
 JAVA_OPENS = ("java.base/java.lang", "java.base/java.util", "java.base/java.lang.reflect", "java.base/java.nio")
 _PR_SET_PDEATHSIG = 1
@@ -101,10 +109,7 @@ def command(
     cluster's JobManager (local_cluster.py), where the steps run; the job server then only translates and submits
     them, in a small heap."""
     opens = [f"--add-opens={name}=ALL-UNNAMED" for name in JAVA_OPENS]
-    # Out of heap, exit (the run then fails naming the step) rather than lose a gRPC thread and hang: measured at
-    # 2M ratings with a 2g heap, the job went on waiting for data that thread had been receiving. While no Beam
-    # step runs (Tuner, Trainer), a periodic collection gives the unused heap back to the machine.
-    memory = ["-XX:+ExitOnOutOfMemoryError", "-XX:+UseG1GC", "-XX:G1PeriodicGCInterval=15000"]
+    memory = list(JVM_MEMORY_FLAGS)
     heap = TRANSLATING_HEAP if master else config.heap
     java = [artifacts.require_java(), f"-Xmx{heap}", *memory, *opens]
     if config.job_server_jar:

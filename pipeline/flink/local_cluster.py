@@ -113,10 +113,10 @@ def commands(config: FlinkConfig, class_path: Path | None, conf_dir: Path) -> di
     direct = _mb(job_server.NETWORK_MEMORY) + _mb(_FRAMEWORK) + _mb(_TASK_OFF_HEAP)  # as Flink's scripts add it
     task_manager = [
         java, f"-Xmx{heap}m", f"-XX:MaxDirectMemorySize={direct}m", f"-XX:MaxMetaspaceSize={_METASPACE}",
-        "-XX:+ExitOnOutOfMemoryError", *opens, "-cp", jars, _TASK_MANAGER, "--configDir", str(conf_dir),
+        *job_server.JVM_MEMORY_FLAGS, *opens, "-cp", jars, _TASK_MANAGER, "--configDir", str(conf_dir),
     ]  # fmt: skip
     job_manager = [
-        java, f"-Xmx{JOB_MANAGER_HEAP}", "-XX:+ExitOnOutOfMemoryError", *opens, "-cp", jars, _JOB_MANAGER,
+        java, f"-Xmx{JOB_MANAGER_HEAP}", *job_server.JVM_MEMORY_FLAGS, *opens, "-cp", jars, _JOB_MANAGER,
         "--configDir", str(conf_dir),
     ]  # fmt: skip
     return {"JobManager": job_manager, "TaskManager": task_manager}
