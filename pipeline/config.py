@@ -199,7 +199,8 @@ class PipelineConfig:
         return os.path.join(self.serving_dir, self.model_name)
 
 
-LOCAL_FLINK_MASTERS = ("[local]", "[local-cluster]")
+LOCAL_CLUSTER = "[local-cluster]"  # --flink-master: a Flink session cluster started on this machine for the run
+LOCAL_FLINK_MASTERS = ("[local]", LOCAL_CLUSTER)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -232,7 +233,7 @@ class FlinkConfig:
             raise ValueError(f"Flink parallelism must be >= 0 (0 = all cores), got {self.parallelism}")
         if self.slots < 0:
             raise ValueError(f"Flink task slots must be >= 0 (0 = all cores), got {self.slots}")
-        if self.slots and self.master != "[local-cluster]":
+        if self.slots and self.master != LOCAL_CLUSTER:
             raise ValueError("--flink-slots sizes the cluster of --flink-master [local-cluster]; give them together")
         for name in ("heap", "managed_memory"):
             value = getattr(self, name)

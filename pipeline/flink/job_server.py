@@ -37,17 +37,22 @@ NETWORK_MEMORY = "256m"
 # READ_BUFFERS_PER_GATE (Flink's: 2 per upstream partition + 8; Transform with one slot ran out with 128 + that).
 SORT_SHUFFLE_BUFFERS = 32
 READ_BUFFERS_PER_GATE = 16
-TRANSLATING_HEAP = "512m"
+# The network settings of every Flink that runs the steps here: embedded, or the local cluster's TaskManager.
+# Embedded Flink gets 64 MB (2,048 x 32 kB) unless told, and Transform's job at parallelism 2 failed with
+# "Insufficient number of network buffers" in a clean-clone CI run.
+NETWORK_SETTINGS = {
+    "taskmanager.memory.network.min": NETWORK_MEMORY,
+    "taskmanager.memory.network.max": NETWORK_MEMORY,
+    "taskmanager.network.sort-shuffle.min-buffers": SORT_SHUFFLE_BUFFERS,
+    "taskmanager.network.memory.read-buffer.required-per-gate.max": READ_BUFFERS_PER_GATE,
+}
+TRANSLATING_HEAP = "512m"  # a job server in front of a cluster holds no data
 # Out of heap, exit (the run then fails naming the step) rather than lose a gRPC thread and hang: measured at 2M
 # ratings with a 2g heap, the job went on waiting for data that thread had been receiving. While no Beam step runs
 # (Tuner, Trainer), a periodic collection gives the unused heap back to the machine.
-JVM_MEMORY_FLAGS = (
-    "-XX:+ExitOnOutOfMemoryError",
-    "-XX:+UseG1GC",
-    "-XX:G1PeriodicGCInterval=15000",
-)  # a job server in front of a cluster holds no data
+JVM_MEMORY_FLAGS = ("-XX:+ExitOnOutOfMemoryError", "-XX:+UseG1GC", "-XX:G1PeriodicGCInterval=15000")
 # Flink 1.19 on Java 17: Kryo and Flink's closure cleaner reflect into these JDK packages.
-JAVA_OPENS = ("java.base/java.lang", "java.base/java.util", "java.base/java.lang.reflect", "java.base/java.nio")
+_JAVA_OPENS = ("java.base/java.lang", "java.base/java.util", "java.base/java.lang.reflect", "java.base/java.nio")
 _PR_SET_PDEATHSIG = 1
 
 
@@ -88,12 +93,7 @@ def flink_conf(config: FlinkConfig, conf_dir: Path, tmp_dir: Path) -> Path:
         # Batch sorts and hash tables of the groupings live here and spill to io.tmp.dirs when it is full.
         "taskmanager.memory.managed.size": config.managed_memory,
         "io.tmp.dirs": str(tmp_dir),
-        # Buffers between operators: embedded Flink gets 64 MB (2,048 × 32 kB) unless told, and Transform's job
-        # at parallelism 2 failed with "Insufficient number of network buffers" in a clean-clone CI run.
-        "taskmanager.memory.network.min": NETWORK_MEMORY,
-        "taskmanager.memory.network.max": NETWORK_MEMORY,
-        "taskmanager.network.sort-shuffle.min-buffers": SORT_SHUFFLE_BUFFERS,
-        "taskmanager.network.memory.read-buffer.required-per-gate.max": READ_BUFFERS_PER_GATE,
+        **NETWORK_SETTINGS,
         "rest.bind-address": "localhost",
         "rest.port": 0,
     }
@@ -108,10 +108,8 @@ def command(
     """The `java` command line of the job server: a verified class path, or the user's jar. `master`: the local
     cluster's JobManager (local_cluster.py), where the steps run; the job server then only translates and submits
     them, in a small heap."""
-    opens = [f"--add-opens={name}=ALL-UNNAMED" for name in JAVA_OPENS]
-    memory = list(JVM_MEMORY_FLAGS)
     heap = TRANSLATING_HEAP if master else config.heap
-    java = [artifacts.require_java(), f"-Xmx{heap}", *memory, *opens]
+    java = [artifacts.require_java(), f"-Xmx{heap}", *jvm_flags()]
     if config.job_server_jar:
         java += ["-jar", config.job_server_jar]
     else:
@@ -137,9 +135,33 @@ def resolve(config: FlinkConfig, maven_repository: str | None = None, progress=N
     return artifacts.fetch(repository=maven_repository, progress=progress)
 
 
-def die_with_parent() -> None:  # runs in the child between fork and exec
+def jvm_flags() -> list[str]:
+    """The flags every JVM of a run gets after its heap: memory behaviour and the JDK packages Flink opens."""
+    return [*JVM_MEMORY_FLAGS, *(f"--add-opens={name}=ALL-UNNAMED" for name in _JAVA_OPENS)]
+
+
+def spill_dir(config: FlinkConfig, work_dir: Path) -> Path:
+    """Where Flink spills: the user's --flink-tmp-dir, else `work_dir/tmp` (emptied after the run)."""
+    return Path(config.tmp_dir) if config.tmp_dir else work_dir / "tmp"
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
     libc = ctypes.CDLL("libc.so.6", use_errno=True)
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def start_jvm(command: list[str], log_path: Path) -> subprocess.Popen:
+    """A JVM of the run: its output to `log_path`, in a process group of its own (stopped as one, and no Ctrl-C
+    of ours reaches it), killed by Linux if the launching process dies."""
+    with open(log_path, "wb") as log:
+        return subprocess.Popen(
+            command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
+        )
 
 
 @contextlib.contextmanager
@@ -149,17 +171,9 @@ def running(
     """Starts the job server (in front of `master` if given), waits until it accepts connections, sets
     JOB_ENDPOINT_ENV; always stops it."""
     port, conf_dir = free_port(), work_dir / "conf"
-    flink_conf(config, conf_dir, Path(config.tmp_dir) if config.tmp_dir else work_dir / "tmp")
+    flink_conf(config, conf_dir, spill_dir(config, work_dir))
     log_path = work_dir / LOG_FILE
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            command(config, class_path, port, conf_dir, master),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,  # its own process group: stopped as one, and no Ctrl-C of ours reaches it
-            preexec_fn=die_with_parent,
-        )
+    process = start_jvm(command(config, class_path, port, conf_dir, master), log_path)
     server = JobServer(process, f"localhost:{port}", log_path)
     saved = os.environ.get(JOB_ENDPOINT_ENV)
     try:

@@ -13,7 +13,7 @@ per 1.5 MB of input by default, `partitions_for`) while its TaskManager runs as 
 holding a slice of the output. With `--execution_mode_for_batch=BATCH_FORCED` (pipeline.config) every exchange is
 blocking, so Flink schedules the partitions slot by slot instead of all at once.
 
-The JVMs run in process groups of their own with Linux's parent-death signal (job_server.die_with_parent), and
+The JVMs run in process groups of their own with Linux's parent-death signal (job_server.start_jvm), and
 are stopped (TERM, then KILL) when the `running` context exits, whatever the reason.
 """
 
@@ -30,10 +30,10 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-from pipeline.config import FlinkConfig
+from pipeline.config import LOCAL_CLUSTER, FlinkConfig
 from pipeline.flink import artifacts, job_server
 
-MASTER = "[local-cluster]"
+MASTER = LOCAL_CLUSTER
 STARTUP_TIMEOUT_S = 120
 JOB_MANAGER_HEAP = "512m"
 # Input bytes per partition when the parallelism is left to the run: at about 50 bytes of rating in the CSV and
@@ -87,16 +87,13 @@ def cluster_conf(config: FlinkConfig, conf_dir: Path, tmp_dir: Path, rpc_port: i
         # A TaskManager started without Flink's scripts must be told every part of its memory.
         "taskmanager.memory.task.heap.size": config.heap,
         "taskmanager.memory.managed.size": config.managed_memory,
-        "taskmanager.memory.network.min": job_server.NETWORK_MEMORY,
-        "taskmanager.memory.network.max": job_server.NETWORK_MEMORY,
+        **job_server.NETWORK_SETTINGS,
         "taskmanager.memory.framework.heap.size": _FRAMEWORK,
         "taskmanager.memory.framework.off-heap.size": _FRAMEWORK,
         "taskmanager.memory.task.off-heap.size": _TASK_OFF_HEAP,
         "taskmanager.memory.jvm-metaspace.size": _METASPACE,
         "taskmanager.memory.jvm-overhead.min": _OVERHEAD,
         "taskmanager.memory.jvm-overhead.max": _OVERHEAD,
-        "taskmanager.network.sort-shuffle.min-buffers": job_server.SORT_SHUFFLE_BUFFERS,
-        "taskmanager.network.memory.read-buffer.required-per-gate.max": job_server.READ_BUFFERS_PER_GATE,
         "io.tmp.dirs": str(tmp_dir),
     }
     path = conf_dir / "flink-conf.yaml"
@@ -108,15 +105,14 @@ def commands(config: FlinkConfig, class_path: Path | None, conf_dir: Path) -> di
     """The `java` command lines of the JobManager and the TaskManager (the job server's class path or jar)."""
     java = artifacts.require_java()
     jars = config.job_server_jar if config.job_server_jar else f"{class_path}/*"
-    opens = [f"--add-opens={name}=ALL-UNNAMED" for name in job_server.JAVA_OPENS]
     heap = _mb(config.heap) + _mb(_FRAMEWORK)
     direct = _mb(job_server.NETWORK_MEMORY) + _mb(_FRAMEWORK) + _mb(_TASK_OFF_HEAP)  # as Flink's scripts add it
     task_manager = [
         java, f"-Xmx{heap}m", f"-XX:MaxDirectMemorySize={direct}m", f"-XX:MaxMetaspaceSize={_METASPACE}",
-        *job_server.JVM_MEMORY_FLAGS, *opens, "-cp", jars, _TASK_MANAGER, "--configDir", str(conf_dir),
+        *job_server.jvm_flags(), "-cp", jars, _TASK_MANAGER, "--configDir", str(conf_dir),
     ]  # fmt: skip
     job_manager = [
-        java, f"-Xmx{JOB_MANAGER_HEAP}", *job_server.JVM_MEMORY_FLAGS, *opens, "-cp", jars, _JOB_MANAGER,
+        java, f"-Xmx{JOB_MANAGER_HEAP}", *job_server.jvm_flags(), "-cp", jars, _JOB_MANAGER,
         "--configDir", str(conf_dir),
     ]  # fmt: skip
     return {"JobManager": job_manager, "TaskManager": task_manager}
@@ -143,19 +139,11 @@ def running(config: FlinkConfig, class_path: Path | None, work_dir: Path) -> Ite
     stops both."""
     rpc_port, rest_port = job_server.free_port(), job_server.free_port()
     conf_dir = work_dir / "cluster-conf"
-    cluster_conf(config, conf_dir, Path(config.tmp_dir) if config.tmp_dir else work_dir / "tmp", rpc_port, rest_port)
+    cluster_conf(config, conf_dir, job_server.spill_dir(config, work_dir), rpc_port, rest_port)
     processes: dict[str, subprocess.Popen] = {}
     try:
         for name, command in commands(config, class_path, conf_dir).items():
-            with open(work_dir / f"flink-{name.lower()}.log", "wb") as log:
-                processes[name] = subprocess.Popen(
-                    command,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL,
-                    start_new_session=True,
-                    preexec_fn=job_server.die_with_parent,
-                )
+            processes[name] = job_server.start_jvm(command, work_dir / f"flink-{name.lower()}.log")
         cluster = LocalCluster(f"localhost:{rest_port}", processes, work_dir)
         _wait_for_slots(cluster, config.effective_slots)
         yield cluster
