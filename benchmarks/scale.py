@@ -9,7 +9,8 @@ runner, `recommender run --input-dir` on that runner (RUNNERS) under `/usr/bin/t
 single process's: the launching Python, where the DirectRunner works), and the **whole process tree's** resident
 memory (Python, the Flink job server's JVM, SDK workers), summed over its processes every half second and kept per
 component. Prints one row per size and runner: each component's wall time (from the run's progress lines), the
-total, seconds per million ratings, the largest process's and the whole tree's peak, then each component's tree peak;
+total, seconds per million ratings, the largest process's and the whole tree's peak, then each component's tree peak
+(with the JVMs' share of it);
 writes scale.json into the work dir (rows are added to the ones already there).
 A run that fails (out of memory, killed) is a row saying so: the largest size that ran is the answer.
 """
@@ -41,18 +42,20 @@ _PEAK = re.compile(r"Maximum resident set size \(kbytes\): (\d+)")
 _STARTED = re.compile(r"^\s+(\w+)\s+started$")
 
 
-def tree_rss(process: psutil.Process) -> int:
-    """Resident bytes of a process and all its descendants (0 once it is gone)."""
-    total = 0
+def tree_rss(process: psutil.Process) -> tuple[int, int]:
+    """Resident bytes of a process and all its descendants, and of the JVMs among them ((0, 0) once it is gone)."""
+    total = jvms = 0
     try:
         for member in (process, *process.children(recursive=True)):
             try:
-                total += member.memory_info().rss
+                rss = member.memory_info().rss
+                total += rss
+                jvms += rss if member.name() == "java" else 0
             except psutil.NoSuchProcess:
                 continue
     except psutil.NoSuchProcess:
-        return 0
-    return total
+        return 0, 0
+    return total, jvms
 
 
 def recommender(*args: str) -> list[str]:
@@ -67,7 +70,8 @@ def run_once(data_dir: Path, root: Path, run_args: list[str], log: Path) -> dict
         str(root / "pipeline"), "--serving-dir", str(root / "serving"), "--no-cache", *run_args),
     ]  # fmt: skip
     started = time.monotonic()
-    current, peaks = ["(start)"], {}  # the component running now; each component's peak tree RSS in bytes
+    current = ["(start)"]  # the component running now
+    peaks, jvm_at_peak = {}, {}  # each component's peak tree RSS, and the JVMs' share of it, in bytes
 
     with open(log, "w") as out:
         child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -75,7 +79,9 @@ def run_once(data_dir: Path, root: Path, run_args: list[str], log: Path) -> dict
 
         def sample() -> None:
             while child.poll() is None:
-                peaks[current[0]] = max(peaks.get(current[0], 0), tree_rss(process))
+                total, jvms = tree_rss(process)
+                if total > peaks.get(current[0], 0):
+                    peaks[current[0]], jvm_at_peak[current[0]] = total, jvms
                 time.sleep(0.5)
 
         sampler = threading.Thread(target=sample, daemon=True)
@@ -95,6 +101,7 @@ def run_once(data_dir: Path, root: Path, run_args: list[str], log: Path) -> dict
         "components": {name: float(s) for name, s in _FINISHED.findall(text)},
         "peak_rss_gb": int(peak.group(1)) / 1024**2 if peak else None,
         "component_peak_gb": {name: size / 1024**3 for name, size in peaks.items()},
+        "component_peak_jvm_gb": {name: size / 1024**3 for name, size in jvm_at_peak.items()},
         "tree_peak_gb": max(peaks.values(), default=0) / 1024**3,
     }
 
@@ -102,6 +109,13 @@ def run_once(data_dir: Path, root: Path, run_args: list[str], log: Path) -> dict
 def _size_and_runner(label: str, row: dict) -> tuple[str, str]:
     """A scale.json row's size label and runner ("1,000,000 flink"; rows from before the runner column: direct)."""
     return tuple(label.rsplit(" ", 1)) if "runner" in row else (label, "direct")
+
+
+def _peak_cell(tree: float | None, jvms: float | None) -> str:
+    """ "8.74 (3.10)": a component's tree peak and the JVMs' share of it (blank if it did not run)."""
+    if tree is None:
+        return ""
+    return f"{tree:.2f}" + (f" ({jvms:.2f})" if jvms else "")
 
 
 def main() -> None:
@@ -146,14 +160,14 @@ def main() -> None:
         name, runner = _size_and_runner(label, row)
         print(f"| {name} | {runner} | " + " | ".join(cells)
               + f" | {row['seconds']:.0f} | {per_million} | {peak} | {tree} | {status} |")  # fmt: skip
-    print("\nPeak memory of the run's whole process tree while each component ran, GB:")
+    print("\nPeak memory of the run's whole process tree while each component ran, GB (the JVMs' share at that peak):")
     print("| ratings | runner | " + " | ".join(COMPONENTS) + " |")
     print("|" + "---|" * (len(COMPONENTS) + 2))
     for label, row in results.items():
-        peaks = row.get("component_peak_gb", {})
+        peaks, jvms = row.get("component_peak_gb", {}), row.get("component_peak_jvm_gb", {})
         name, runner = _size_and_runner(label, row)
-        print(f"| {name} | {runner} | "
-              + " | ".join(f"{peaks[n]:.2f}" if n in peaks else "" for n in COMPONENTS) + " |")  # fmt: skip
+        cells = [_peak_cell(peaks.get(n), jvms.get(n)) for n in COMPONENTS]
+        print(f"| {name} | {runner} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":

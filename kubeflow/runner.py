@@ -42,6 +42,9 @@ def image_schema_file(layout: str) -> str:
 GFILE_SCHEMES = ("gs",)
 # The entry point every compiled executor runs (the KFP launcher fills in `{{$}}`).
 EXECUTOR_ENTRYPOINT = "tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor"
+# What every executor runs instead when the Beam steps run on Flink: TFX's entry point with tfx_bsl's TFRecord
+# reads spread over the Flink job's partitions (pipeline/flink/record_reads.py says why).
+FLINK_EXECUTOR_ENTRYPOINT = "pipeline.flink.kubeflow_executor"
 
 
 class CompileError(RuntimeError):
@@ -89,6 +92,11 @@ def pipeline_spec(config: PipelineConfig, image: str) -> dict:
     job = runner.run(create_pipeline(config), write_out=False)
     spec = job["pipelineSpec"]
     spec["defaultPipelineRoot"] = config.pipeline_root
+    if "--runner=PortableRunner" in config.beam_pipeline_args:  # flink_runner_args
+        for executor in spec["deploymentSpec"]["executors"].values():
+            container = executor.get("container", {})
+            if container.get("command") == ["python", "-m", EXECUTOR_ENTRYPOINT]:
+                container["command"] = ["python", "-m", FLINK_EXECUTOR_ENTRYPOINT]
     return spec
 
 

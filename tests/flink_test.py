@@ -2,6 +2,7 @@
 the verified job-server jars, and every way of not having them, as a user would type it (one Error: line,
 nothing started, nothing written). The DAG on Flink itself: tests/flink_e2e_test.py."""
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -244,3 +245,53 @@ def test_a_job_server_that_cannot_start_is_one_error_line_and_leaves_nothing_run
     error = _one_error(_run(tmp_path, "--flink-job-server-jar", str(fake)))
     assert "the Flink job server (pid" in error and "exited with code 1" in error
     assert fileio.exists(str(tmp_path / "root" / "flink" / job_server.LOG_FILE))
+
+
+def _beam_labels(pipeline) -> set[str]:
+    return {t.unique_name for t in pipeline.to_runner_api().components.transforms.values()}
+
+
+def test_during_a_flink_run_tfx_readers_spread_the_files_over_partitions_and_read_the_same_records(tmp_path):
+    """The same records as tfx_bsl's reader, through a GroupByKey of the files; and tf.Transform's deep copy of
+    the read (what Transform does to read its input twice) runs on Beam's portable runner, whose optimizer refused
+    the copy of a read spread by a Reshuffle (KeyError: 'ref_PCollection_…')."""
+    import apache_beam as beam
+    import tensorflow as tf
+    from apache_beam.options.pipeline_options import PipelineOptions
+    from apache_beam.testing.util import assert_that, equal_to
+    from tensorflow_transform.beam import deep_copy
+    from tfx_bsl.tfxio import record_based_tfxio, tf_example_record
+
+    from pipeline.flink import record_reads
+
+    written = []
+    for shard in range(3):
+        with tf.io.TFRecordWriter(str(tmp_path / f"data-{shard}.gz"), options="GZIP") as writer:
+            for row in range(5):
+                record = f"shard {shard} row {row}".encode()
+                writer.write(record)
+                written.append(record)
+    original = record_based_tfxio.ReadTfRecord
+    portable = PipelineOptions(["--runner=PortableRunner", "--job_endpoint=embed", "--environment_type=LOOPBACK"])
+
+    def read(spread: bool, options: PipelineOptions | None = None) -> set[str]:
+        reader = tf_example_record.TFExampleRecord(file_pattern=[str(tmp_path / "*.gz")])
+        with contextlib.ExitStack() as stack:
+            if spread:
+                stack.enter_context(record_reads.spread_over_partitions())
+            pipeline = beam.Pipeline(options=options)
+            records = pipeline | reader.RawRecordBeamSource()
+            assert_that(records, equal_to(written), label="Original")
+            assert_that(deep_copy.deep_copy(records), equal_to(written), label="Copy")
+            labels = _beam_labels(pipeline)
+        pipeline.run().wait_until_finish()
+        return labels
+
+    spread, stock = read(spread=True), read(spread=False)
+    assert any("SpreadFiles" in label for label in spread)
+    assert not any("SpreadFiles" in label for label in stock)
+    assert record_based_tfxio.ReadTfRecord is original
+    read(spread=True, options=portable)
+    with pytest.raises(FileNotFoundError, match="no TFRecord file matches"):
+        with beam.Pipeline() as pipeline:
+            pipeline | record_reads.read_tfrecords([str(tmp_path / "none-*.gz")])

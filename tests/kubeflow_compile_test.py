@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import json
+import subprocess
+import sys
 
 import kfp.components
 import pytest
@@ -14,7 +16,7 @@ from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 from tfx.utils import import_utils
 
-from kubeflow.runner import EXECUTOR_ENTRYPOINT, IMAGE_SCHEMA_FILE, image_wheel
+from kubeflow.runner import EXECUTOR_ENTRYPOINT, FLINK_EXECUTOR_ENTRYPOINT, IMAGE_SCHEMA_FILE, image_wheel
 from pipeline import pipeline as dag
 from pipeline.config import CLUSTER_FLINK_JOB_ENDPOINT, CLUSTER_FLINK_WORKER_POOL, PipelineConfig, TrainerConfig
 from recommender.cli import main
@@ -140,6 +142,18 @@ def test_flink_points_the_beam_steps_at_the_cluster_manifests_job_server_and_wor
     assert "/work/" not in yaml.safe_dump(spec)  # The image's wheel, not the compiling machine's setup.py.
     other = _compile(tmp_path, "--beam-runner", "flink", "--flink-job-endpoint", "jobs.flink.svc:18099")
     assert "--job_endpoint=jobs.flink.svc:18099" in _containers(other)[dag.TRANSFORM]["args"]
+    # Each step starts TFX's entry point through the one that spreads TFRecord reads over the partitions.
+    commands = {task: container["command"] for task, container in _containers(spec).items()}
+    assert set(map(tuple, commands.values())) == {("python", "-m", FLINK_EXECUTOR_ENTRYPOINT)}, commands
+
+
+def test_the_flink_entrypoint_is_tfxs_own():
+    """`python -m pipeline.flink.kubeflow_executor` is TFX's entry point: its flags, and its refusal without them."""
+    command = [sys.executable, "-m", FLINK_EXECUTOR_ENTRYPOINT]
+    shown = subprocess.run([*command, "--help"], capture_output=True, text=True, timeout=300)
+    assert shown.returncode == 0 and "--executor_class_path" in shown.stdout, shown.stderr[-2000:]
+    refused = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert refused.returncode != 0 and "--executor_class_path" in refused.stderr
 
 
 def test_paths_are_the_given_ones(cpu_spec):

@@ -201,7 +201,7 @@ def run_command(
 def _run_on_flink(config, flink, class_path, verbose: bool) -> str:
     """The DAG with one Flink job server for all its Beam steps (and, for [local-cluster], a Flink session cluster
     on this machine), stopped at the end whatever happens; the run id."""
-    from pipeline.flink import job_server, local_cluster
+    from pipeline.flink import job_server, local_cluster, record_reads
     from pipeline.local_runner import PipelineRunError, run_local
 
     work_dir = Path(config.pipeline_root) / "flink"
@@ -212,6 +212,7 @@ def _run_on_flink(config, flink, class_path, verbose: bool) -> str:
     try:
         with contextlib.ExitStack() as stack:
             stack.enter_context(job_server.terminate_on_sigterm())
+            stack.enter_context(record_reads.spread_over_partitions())
             cluster = master = None
             if flink.master == local_cluster.MASTER:
                 cluster = stack.enter_context(local_cluster.running(flink, class_path, work_dir))
