@@ -26,7 +26,7 @@ from tfx import v1 as tfx
 
 from components.example_gen import layouts
 from components.example_gen.reading import PROGRESS_LOGGER  # our executors' progress lines
-from pipeline import metadata
+from pipeline import metadata, native_memory
 from pipeline import pipeline as dag
 from pipeline.config import PipelineConfig
 
@@ -277,7 +277,7 @@ def run_local(config: PipelineConfig, echo: Echo | None = None, verbose: bool = 
     try:
         with exclusive_run(config.metadata_file):
             echo(f"Running {config.pipeline_name} (pipeline root {config.pipeline_root})")
-            with stdout, _program_name_only_argv(), _scratch_temp_dir():
+            with stdout, _program_name_only_argv(), _scratch_temp_dir(), native_memory.trimmed_periodically():
                 tfx.orchestration.LocalDagRunner().run(pipeline)
     except AlreadyRunningError:
         raise

@@ -85,7 +85,7 @@ def cluster_conf(config: FlinkConfig, conf_dir: Path, tmp_dir: Path, rpc_port: i
         "taskmanager.numberOfTaskSlots": config.effective_slots,
         "taskmanager.cpu.cores": config.effective_slots,
         # A TaskManager started without Flink's scripts must be told every part of its memory.
-        "taskmanager.memory.task.heap.size": config.heap,
+        "taskmanager.memory.task.heap.size": config.effective_heap,
         "taskmanager.memory.managed.size": config.managed_memory,
         **job_server.NETWORK_SETTINGS,
         "taskmanager.memory.framework.heap.size": _FRAMEWORK,
@@ -105,7 +105,7 @@ def commands(config: FlinkConfig, class_path: Path | None, conf_dir: Path) -> di
     """The `java` command lines of the JobManager and the TaskManager (the job server's class path or jar)."""
     java = artifacts.require_java()
     jars = config.job_server_jar if config.job_server_jar else f"{class_path}/*"
-    heap = _mb(config.heap) + _mb(_FRAMEWORK)
+    heap = _mb(config.effective_heap) + _mb(_FRAMEWORK)
     direct = _mb(job_server.NETWORK_MEMORY) + _mb(_FRAMEWORK) + _mb(_TASK_OFF_HEAP)  # as Flink's scripts add it
     task_manager = [
         java, f"-Xmx{heap}m", f"-XX:MaxDirectMemorySize={direct}m", f"-XX:MaxMetaspaceSize={_METASPACE}",

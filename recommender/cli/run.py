@@ -82,9 +82,9 @@ from recommender.cli.data import dataset_option, fetch
 )
 @click.option(
     "--flink-heap",
-    default="2g",
-    show_default=True,
-    help="Java heap where Flink runs the steps: the job server's ([local]) or the TaskManager's ([local-cluster]).",
+    default="",
+    help="Java heap where Flink runs the steps: the job server's ([local], default 2g) or the TaskManager's task "
+    "heap ([local-cluster], default 1g).",
 )
 @click.option(
     "--flink-managed-memory",
@@ -224,7 +224,7 @@ def _run_on_flink(config, flink, class_path, verbose: bool) -> str:
             server = stack.enter_context(job_server.running(flink, class_path, work_dir, master))
             click.echo(
                 f"Flink job server at {server.endpoint} ({where}, parallelism {flink.effective_parallelism}, "
-                f"heap {flink.heap}, managed memory {flink.managed_memory}; logs in {work_dir})"
+                f"heap {flink.effective_heap}, managed memory {flink.managed_memory}; logs in {work_dir})"
             )
             try:
                 return run_local(config, verbose=verbose)
