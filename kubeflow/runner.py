@@ -15,6 +15,7 @@ import yaml
 from tfx import v1 as tfx
 
 from pipeline.config import PipelineConfig
+from pipeline.flink import kubeflow_executor
 from pipeline.pipeline import create_pipeline
 
 # Where kubeflow/Dockerfile puts the source tree (and so the curated schema) inside the image.
@@ -40,11 +41,11 @@ def image_schema_file(layout: str) -> str:
 
 # URI schemes tf.io.gfile reads without extra plugins (s3:// needs tensorflow-io; minio:// is KFP-only).
 GFILE_SCHEMES = ("gs",)
-# The entry point every compiled executor runs (the KFP launcher fills in `{{$}}`).
-EXECUTOR_ENTRYPOINT = "tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor"
+# The entry point every compiled executor runs (the KFP launcher fills in `{{$}}`): TFX's own.
+EXECUTOR_ENTRYPOINT = kubeflow_executor.TFX_ENTRYPOINT
 # What every executor runs instead when the Beam steps run on Flink: TFX's entry point with tfx_bsl's TFRecord
 # reads spread over the Flink job's partitions (pipeline/flink/record_reads.py says why).
-FLINK_EXECUTOR_ENTRYPOINT = "pipeline.flink.kubeflow_executor"
+FLINK_EXECUTOR_ENTRYPOINT = kubeflow_executor.__name__
 
 
 class CompileError(RuntimeError):

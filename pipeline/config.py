@@ -236,10 +236,7 @@ class FlinkConfig:
             raise ValueError(f"Flink task slots must be >= 0 (0 = all cores), got {self.slots}")
         if self.slots and self.master != LOCAL_CLUSTER:
             raise ValueError("--flink-slots sizes the cluster of --flink-master [local-cluster]; give them together")
-        for name in ("heap", "managed_memory"):
-            value = getattr(self, name)
-            if name == "heap" and not value:
-                continue
+        for name, value in (("heap", self.effective_heap), ("managed_memory", self.managed_memory)):
             if not (value[:-1].isdigit() and value[-1].lower() in "kmg" and int(value[:-1]) > 0):
                 raise ValueError(f"Flink {name.replace('_', ' ')} looks like 2g or 512m, got {value!r}")
         if self.master not in LOCAL_FLINK_MASTERS and ":" not in self.master:

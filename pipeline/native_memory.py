@@ -16,14 +16,16 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import functools
 import threading
 from collections.abc import Callable, Iterator
 
 TRIM_INTERVAL_S = 10.0
 
 
+@functools.cache
 def _malloc_trim() -> Callable[[int], int] | None:
-    """glibc's `malloc_trim`, or None where the C library has none."""
+    """glibc's `malloc_trim`, or None where the C library has none (looked up once: find_library runs ldconfig)."""
     name = ctypes.util.find_library("c")
     if not name:
         return None
