@@ -167,8 +167,21 @@ def quiet_logs() -> None:
     # Beam's worker logs that as an error with a stack, then its reader thread dies of it: pages of noise per
     # stage. A real failure still fails the Beam job, whose error the run reports.
     logging.getLogger("apache_beam.runners.worker.data_plane").setLevel(logging.CRITICAL)
+    # A failed Beam job's messages (Beam's portable runner logs them on the root logger, Java exception included)
+    # and TFX's "Execution N failed.": the run's Error line names the component and the cause already.
+    for logger in (logging.getLogger(), logging.getLogger("absl")):
+        if not any(isinstance(f, _RepeatsOfTheFailure) for f in logger.filters):
+            logger.addFilter(_RepeatsOfTheFailure())
     if not getattr(threading.excepthook, "ignores_hang_ups", False):
         threading.excepthook = _ignoring_hang_ups(threading.excepthook)
+
+
+class _RepeatsOfTheFailure(logging.Filter):
+    """Drops what only repeats a failure the run reports itself (see quiet_logs)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        job_message = record.threadName == "wait_until_finish_read" and record.levelno >= logging.ERROR
+        return not (job_message or record.msg == "Execution %d failed.")
 
 
 def _ignoring_hang_ups(hook):

@@ -3,6 +3,7 @@ the verified job-server jars, and every way of not having them, as a user would 
 nothing started, nothing written). The DAG on Flink itself: tests/flink_e2e_test.py."""
 
 import contextlib
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -44,9 +45,12 @@ def test_the_flink_configuration_sets_parallelism_memory_and_the_spill_directory
     assert settings["parallelism.default"] == "3" and settings["taskmanager.numberOfTaskSlots"] == "3"
     assert settings["taskmanager.memory.managed.size"] == "256m"
     assert settings["io.tmp.dirs"] == str(tmp_path / "spill") and (tmp_path / "spill").is_dir()
-    assert settings["taskmanager.memory.network.min"] == settings["taskmanager.memory.network.max"] == "256m"
-    assert settings["taskmanager.network.sort-shuffle.min-buffers"] == "32"  # see job_server.SORT_SHUFFLE_BUFFERS
-    assert settings["taskmanager.network.memory.read-buffer.required-per-gate.max"] == "16"
+    # Network buffers per task slot (embedded: one slot per partition), 256 MB at least; see job_server.
+    assert settings["taskmanager.memory.network.min"] == settings["taskmanager.memory.network.max"] == "384m"
+    assert settings["taskmanager.network.sort-shuffle.min-buffers"] == "16"
+    assert settings["taskmanager.network.memory.read-buffer.required-per-gate.max"] == "8"
+    one_slot = job_server.flink_conf(FlinkConfig(parallelism=1), tmp_path / "one", tmp_path / "spill").read_text()
+    assert "taskmanager.memory.network.max: 256m\n" in one_slot
 
 
 def test_the_job_server_command_uses_the_verified_class_path_or_the_given_jar(tmp_path):
@@ -64,7 +68,8 @@ def test_the_local_cluster_cuts_the_data_by_input_size_and_runs_slots_partitions
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "ratings.csv").write_bytes(b"x" * 3000)
     (tmp_path / "data" / "movies.csv").write_bytes(b"x" * 500)
-    assert local_cluster.input_bytes(str(tmp_path / "data")) == 3500
+    (tmp_path / "data" / "genome-scores.csv").write_bytes(b"x" * 90_000)  # not read: does not count
+    assert local_cluster.input_bytes(str(tmp_path / "data"), ["ratings.csv", "movies.csv"]) == 3500
     config = FlinkConfig(master="[local-cluster]", parallelism=20, slots=2, heap="1g", managed_memory="256m")
     path = local_cluster.cluster_conf(config, tmp_path / "conf", tmp_path / "spill", rpc_port=6123, rest_port=8081)
     settings = dict(line.split(": ", 1) for line in path.read_text().splitlines())
@@ -86,6 +91,15 @@ def test_the_local_cluster_cuts_the_data_by_input_size_and_runs_slots_partitions
         job_server.flink_conf(config, tmp_path / "jsconf", tmp_path / "spill")
         .read_text()
         .startswith("parallelism.default: 20\n")
+    )
+    # Each task slot runs a subtask of every ready vertex, each reserving network buffers: they grow with the slots,
+    # and so does the direct memory the TaskManager may allocate them from.
+    four = dataclasses.replace(config, slots=4)
+    four_settings = local_cluster.cluster_conf(four, tmp_path / "four", tmp_path / "spill", 6123, 8081).read_text()
+    assert "taskmanager.memory.network.max: 512m\n" in four_settings
+    assert (
+        "-XX:MaxDirectMemorySize=896m"
+        in local_cluster.commands(four, tmp_path / "lib", tmp_path / "four")["TaskManager"]
     )
 
 
@@ -299,3 +313,39 @@ def test_during_a_flink_run_tfx_readers_spread_the_files_over_partitions_and_rea
     with pytest.raises(FileNotFoundError, match="no TFRecord file matches"):
         with beam.Pipeline() as pipeline:
             pipeline | record_reads.read_tfrecords([str(tmp_path / "none-*.gz")])
+
+
+def test_a_failed_beam_jobs_messages_are_not_repeated_above_the_error_line(capfd):
+    """Beam's portable runner logs a failed job's messages (the Java exception) on the root logger from its
+    message thread, and TFX logs "Execution N failed."; the quiet run's Error line says both already. Other errors
+    still show."""
+    import logging
+    import threading
+
+    from absl import logging as absl_logging
+
+    from pipeline.local_runner import quiet_logs
+
+    root, absl = logging.getLogger(), logging.getLogger("absl")
+    saved = root.level, list(root.filters), list(absl.filters), [(h, h.level) for h in root.handlers]
+    stream = logging.StreamHandler()  # stderr, as the CLI's
+    root.addHandler(stream)
+    try:
+        quiet_logs()
+        job = threading.Thread(
+            target=logging.log, args=(logging.ERROR, "%s", "java.io.IOException: no buffers"),
+            name="wait_until_finish_read",
+        )  # fmt: skip
+        job.start()
+        job.join()
+        absl_logging.error("Execution %d failed.", 7)
+        logging.error("a real error")
+    finally:
+        root.removeHandler(stream)
+        root.setLevel(saved[0])
+        root.filters[:], absl.filters[:] = saved[1], saved[2]
+        for handler, level in saved[3]:
+            handler.setLevel(level)
+    err = capfd.readouterr().err
+    assert "a real error" in err
+    assert "no buffers" not in err and "Execution 7 failed." not in err

@@ -255,3 +255,13 @@ def test_flink_spills_to_a_mounted_volume(flink):
     mount = next(m for m in _container({"spec": task_manager}, "flink-main-container")["volumeMounts"])
     assert mount["mountPath"] == spill
     assert any(v["name"] == mount["name"] and "emptyDir" in v for v in task_manager["volumes"])
+
+
+def test_the_flink_clusters_network_buffers_are_sized_as_for_a_local_run(flink):
+    """The TaskManager's network settings are what `recommender run` gives a TaskManager with as many slots: with
+    fewer buffers per slot, Transform's job fails reserving them ("Insufficient number of network buffers")."""
+    from pipeline.flink import job_server
+
+    settings = flink["FlinkDeployment"]["spec"]["flinkConfiguration"]
+    expected = job_server.network_settings(int(settings["taskmanager.numberOfTaskSlots"]))
+    assert {key: str(settings[key]) for key in expected} == {key: str(value) for key, value in expected.items()}

@@ -30,22 +30,38 @@ from pipeline.flink import artifacts
 JOB_ENDPOINT_ENV = "RECOMMENDER_FLINK_JOB_ENDPOINT"
 STARTUP_TIMEOUT_S = 120
 LOG_FILE = "flink-job-server.log"
-NETWORK_MEMORY = "256m"
-# BATCH_FORCED (pipeline.config) shuffles through sort-based blocking partitions, and a task slot runs one
-# partition of every step whose input is ready (Transform has dozens): each running producer reserves this many
-# 32 kB network buffers (Flink's default, 512, left none at 16 partitions in 256 MB), each input gate at most
-# READ_BUFFERS_PER_GATE (Flink's: 2 per upstream partition + 8; Transform with one slot ran out with 128 + that).
-SORT_SHUFFLE_BUFFERS = 32
-READ_BUFFERS_PER_GATE = 16
-# The network settings of every Flink that runs the steps here: embedded, or the local cluster's TaskManager.
-# Embedded Flink gets 64 MB (2,048 x 32 kB) unless told, and Transform's job at parallelism 2 failed with
-# "Insufficient number of network buffers" in a clean-clone CI run.
-NETWORK_SETTINGS = {
-    "taskmanager.memory.network.min": NETWORK_MEMORY,
-    "taskmanager.memory.network.max": NETWORK_MEMORY,
-    "taskmanager.network.sort-shuffle.min-buffers": SORT_SHUFFLE_BUFFERS,
-    "taskmanager.network.memory.read-buffer.required-per-gate.max": READ_BUFFERS_PER_GATE,
-}
+# Flink's network buffers (32 kB each), allocated whole when a TaskManager starts. BATCH_FORCED (pipeline.config)
+# makes every exchange a sort-based blocking partition, and a task slot runs a subtask of every vertex whose input
+# is ready: Transform's Beam job on ML-100k is 572 Flink vertices (6,292 subtasks at 11 partitions), of which up to
+# 170 ran at once on 2 slots. Each reserves SORT_SHUFFLE_BUFFERS for its output (Flink's default, 512, left none at
+# 16 partitions in 256 MB) and at most READ_BUFFERS_PER_GATE per input gate (Flink's: 2 per upstream partition + 8);
+# a reservation over the total fails the job ("Insufficient number of network buffers"). Measured there with 32 and
+# 16: 8,160 buffers reserved at the peak, past 256 MB, and Transform failed. With 16 and 8 the peak is half that,
+# about 2,040 per slot (64 MB); NETWORK_MEMORY_PER_SLOT_MB gives each slot twice it. A reservation is a floor: a
+# partition or gate takes more of the free buffers when there are some.
+SORT_SHUFFLE_BUFFERS = 16
+READ_BUFFERS_PER_GATE = 8
+NETWORK_MEMORY_PER_SLOT_MB = 128
+MIN_NETWORK_SLOTS = 2  # a one-slot TaskManager still gets 256 MB (what it ran with before it was per slot)
+
+
+def network_memory_mb(slots: int) -> int:
+    """Megabytes of network buffers for a TaskManager with `slots` task slots (embedded Flink: its parallelism)."""
+    return NETWORK_MEMORY_PER_SLOT_MB * max(MIN_NETWORK_SLOTS, slots)
+
+
+def network_settings(slots: int) -> dict[str, str | int]:
+    """The network settings of every Flink that runs the steps here: embedded, or the local cluster's TaskManager.
+    Embedded Flink's own default (64 MB) failed Transform at parallelism 2 in a clean-clone CI run."""
+    memory = f"{network_memory_mb(slots)}m"
+    return {
+        "taskmanager.memory.network.min": memory,
+        "taskmanager.memory.network.max": memory,
+        "taskmanager.network.sort-shuffle.min-buffers": SORT_SHUFFLE_BUFFERS,
+        "taskmanager.network.memory.read-buffer.required-per-gate.max": READ_BUFFERS_PER_GATE,
+    }
+
+
 TRANSLATING_HEAP = "512m"  # a job server in front of a cluster holds no data
 # Out of heap, exit (the run then fails naming the step) rather than lose a gRPC thread and hang: measured at 2M
 # ratings with a 2g heap, the job went on waiting for data that thread had been receiving. While no Beam step runs
@@ -99,7 +115,7 @@ def flink_conf(config: FlinkConfig, conf_dir: Path, tmp_dir: Path) -> Path:
         # Batch sorts and hash tables of the groupings live here and spill to io.tmp.dirs when it is full.
         "taskmanager.memory.managed.size": config.managed_memory,
         "io.tmp.dirs": str(tmp_dir),
-        **NETWORK_SETTINGS,
+        **network_settings(config.effective_parallelism),
         "rest.bind-address": "localhost",
         "rest.port": 0,
     }

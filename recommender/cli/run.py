@@ -201,13 +201,15 @@ def run_command(
 def _run_on_flink(config, flink, class_path, verbose: bool) -> str:
     """The DAG with one Flink job server for all its Beam steps (and, for [local-cluster], a Flink session cluster
     on this machine), stopped at the end whatever happens; the run id."""
+    from components.example_gen import layouts
     from pipeline.flink import job_server, local_cluster, record_reads
     from pipeline.local_runner import PipelineRunError, run_local
 
     work_dir = Path(config.pipeline_root) / "flink"
     work_dir.mkdir(parents=True, exist_ok=True)
     if flink.master == local_cluster.MASTER and not flink.parallelism:
-        size = local_cluster.input_bytes(config.data_dir)
+        read = layouts.input_files(layouts.LAYOUTS[config.layout], config.split_protocol)
+        size = local_cluster.input_bytes(config.data_dir, read)
         flink = dataclasses.replace(flink, parallelism=local_cluster.partitions_for(size, flink.effective_slots))
     try:
         with contextlib.ExitStack() as stack:
