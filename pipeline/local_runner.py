@@ -184,13 +184,18 @@ class _RepeatsOfTheFailure(logging.Filter):
         return not (job_message or record.msg == "Execution %d failed.")
 
 
+# Beam's worker threads that read a stream from the runner: the data plane's, and the state API's (its stream is
+# cancelled the same way when a stage ends; seen after a successful ML-100k run on the local Flink cluster).
+_STREAM_READERS = ("read_grpc_client_inputs", "read_state")
+
+
 def _ignoring_hang_ups(hook):
-    """A threading.excepthook that drops a cancelled gRPC stream in Beam's data-plane reader thread."""
+    """A threading.excepthook that drops a cancelled gRPC stream in Beam's stream reader threads."""
 
     def excepthook(args) -> None:
         code = getattr(args.exc_value, "code", None)
         cancelled = callable(code) and "CANCELLED" in str(code())
-        if not (cancelled and args.thread is not None and args.thread.name == "read_grpc_client_inputs"):
+        if not (cancelled and args.thread is not None and args.thread.name in _STREAM_READERS):
             hook(args)
 
     excepthook.ignores_hang_ups = True

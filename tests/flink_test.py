@@ -349,3 +349,34 @@ def test_a_failed_beam_jobs_messages_are_not_repeated_above_the_error_line(capfd
     err = capfd.readouterr().err
     assert "a real error" in err
     assert "no buffers" not in err and "Execution 7 failed." not in err
+
+
+def test_a_cancelled_stream_in_beams_reader_threads_is_dropped_and_other_thread_errors_are_not():
+    """On Flink the runner ends each stage's data and state streams by cancelling them; Beam's reader threads die
+    of it with a traceback on a successful run. The quiet run's hook drops exactly those."""
+    import threading
+
+    from pipeline import local_runner
+
+    class Cancelled(Exception):
+        def code(self):
+            return "StatusCode.CANCELLED"
+
+    def die(error: Exception) -> None:
+        raise error
+
+    reached = []
+    saved, threading.excepthook = threading.excepthook, local_runner._ignoring_hang_ups(reached.append)
+    try:
+        for name, error in (
+            ("read_state", Cancelled("state stream")),
+            ("read_grpc_client_inputs", Cancelled("data stream")),
+            ("read_state", ValueError("a real state error")),
+            ("some_worker", Cancelled("elsewhere")),
+        ):
+            thread = threading.Thread(target=die, args=(error,), name=name)
+            thread.start()
+            thread.join()
+    finally:
+        threading.excepthook = saved
+    assert [str(args.exc_value) for args in reached] == ["a real state error", "elsewhere"]
