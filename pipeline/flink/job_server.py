@@ -35,10 +35,11 @@ LOG_FILE = "flink-job-server.log"
 # is ready: Transform's Beam job on ML-100k is 572 Flink vertices (6,292 subtasks at 11 partitions), of which up to
 # 170 ran at once on 2 slots. Each reserves SORT_SHUFFLE_BUFFERS for its output (Flink's default, 512, left none at
 # 16 partitions in 256 MB) and at most READ_BUFFERS_PER_GATE per input gate (Flink's: 2 per upstream partition + 8);
-# a reservation over the total fails the job ("Insufficient number of network buffers"). Measured there with 32 and
-# 16: 8,160 buffers reserved at the peak, past 256 MB, and Transform failed. With 16 and 8 the peak is half that,
-# about 2,040 per slot (64 MB); NETWORK_MEMORY_PER_SLOT_MB gives each slot twice it. A reservation is a floor: a
-# partition or gate takes more of the free buffers when there are some.
+# a reservation over the total fails the job ("Insufficient number of network buffers"). With 32 and 16 the running
+# subtasks reserved about 8,160 buffers at the peak (estimated from Flink's REST API: each one's output and input
+# gates), all of 256 MB, and Transform failed. With 16 and 8 the peak is half that, about 2,040 per slot (64 MB);
+# NETWORK_MEMORY_PER_SLOT_MB gives each slot twice it. A reservation is a floor: a partition or gate takes more of
+# the free buffers when there are some.
 SORT_SHUFFLE_BUFFERS = 16
 READ_BUFFERS_PER_GATE = 8
 NETWORK_MEMORY_PER_SLOT_MB = 128

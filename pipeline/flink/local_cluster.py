@@ -107,9 +107,8 @@ def commands(config: FlinkConfig, class_path: Path | None, conf_dir: Path) -> di
     java = artifacts.require_java()
     jars = config.job_server_jar if config.job_server_jar else f"{class_path}/*"
     heap = _mb(config.effective_heap) + _mb(_FRAMEWORK)
-    direct = (
-        job_server.network_memory_mb(config.effective_slots) + _mb(_FRAMEWORK) + _mb(_TASK_OFF_HEAP)
-    )  # as Flink's scripts add it
+    network = job_server.network_memory_mb(config.effective_slots)
+    direct = network + _mb(_FRAMEWORK) + _mb(_TASK_OFF_HEAP)  # as Flink's scripts add it
     task_manager = [
         java, f"-Xmx{heap}m", f"-XX:MaxDirectMemorySize={direct}m", f"-XX:MaxMetaspaceSize={_METASPACE}",
         *job_server.jvm_flags(), "-cp", jars, _TASK_MANAGER, "--configDir", str(conf_dir),
