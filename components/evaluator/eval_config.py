@@ -6,13 +6,15 @@ import json
 
 import tensorflow_model_analysis as tfma
 
+from components.evaluator import rating_metrics
 from transform import features as f
 
 # Slices reported besides the overall one. Age buckets come from the transformed features.
 SLICE_FEATURES = (f.USER_GENDER, f.USER_AGE_BUCKET_XF, f.USER_OCCUPATION, f.USER_SEEN_XF)
-METRICS = ("ExampleCount", "RootMeanSquaredError", "MeanAbsoluteError", "MeanLabel", "MeanPrediction")
-GATE_CLASS = "RootMeanSquaredError"
-GATE_METRIC = "root_mean_squared_error"  # TFMA's name for GATE_CLASS
+# Count, mean label and prediction, MAE and RMSE, in one pass (rating_metrics.py says why not TFMA's own five).
+METRICS_CLASS = rating_metrics.RatingMetrics.__name__
+METRICS_MODULE = rating_metrics.__name__
+GATE_METRIC = rating_metrics.ROOT_MEAN_SQUARED_ERROR  # the gated key, also RatingMetrics' name
 # Predicted vs actual over the rating range: the report's prediction histogram and calibration plot.
 CALIBRATION_PLOT = "calibration_plot"
 CALIBRATION_BUCKETS = 40
@@ -37,10 +39,7 @@ def make_eval_config(
     # Thresholds go on the MetricConfig (MetricsSpec.per_slice_thresholds is for in-graph
     # metrics only and would never match TFMA's computed keys: "Metric not found").
     overall_only = [tfma.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()], threshold=threshold)]
-    metrics = [
-        tfma.MetricConfig(class_name=name, per_slice_thresholds=overall_only if name == GATE_CLASS else [])
-        for name in METRICS
-    ]
+    metrics = [tfma.MetricConfig(class_name=METRICS_CLASS, module=METRICS_MODULE, per_slice_thresholds=overall_only)]
     left, right = rating_range
     plot = {"num_buckets": CALIBRATION_BUCKETS, "left": left, "right": right, "name": CALIBRATION_PLOT}
     metrics.append(tfma.MetricConfig(class_name="CalibrationPlot", config=json.dumps(plot)))
