@@ -36,8 +36,8 @@ def test_examples_join_user_and_movie(synthetic_dir):
 
     def check(examples):
         assert len(examples) > 1000
-        for example in examples:
-            feature = example.features.feature
+        for serialized in examples:
+            feature = tf.train.Example.FromString(serialized).features.feature
             user = users[feature[f.USER_ID].bytes_list.value[0].decode()]
             assert feature[f.USER_AGE].int64_list.value[0] == int(user[1])
             assert feature[f.USER_OCCUPATION].bytes_list.value[0].decode() == user[3]
@@ -72,11 +72,7 @@ def _run(data, max_timestamp=2_000_000_000):
         read = pipeline | ReadMovieLens(str(data), SPLIT, max_timestamp)
         _ = read.pop(REJECTED) | WriteQuarantine(str(out), read.pop(LINE_COUNTS))
         for name, examples in read.items():
-            _ = (
-                examples
-                | f"Serialize[{name}]" >> beam.Map(lambda e: e.SerializeToString())
-                | f"Write[{name}]" >> beam.io.WriteToTFRecord(str(data.parent / name), num_shards=1)
-            )
+            _ = examples | f"Write[{name}]" >> beam.io.WriteToTFRecord(str(data.parent / name), num_shards=1)
     examples = {
         name: [
             tf.train.Example.FromString(r.numpy())

@@ -116,11 +116,7 @@ def records(data, protocol: str = splits.TIME, seed: int = 0) -> list[tuple[str,
         read = pipeline | ReadMovieLens(str(data), SPLIT, max_timestamp=2_000_000_000, protocol=protocol, seed=seed)
         del read[REJECTED], read[LINE_COUNTS]
         for name, examples in read.items():
-            _ = (
-                examples
-                | f"Serialize[{name}]" >> beam.Map(lambda e: e.SerializeToString())
-                | f"Write[{name}]" >> beam.io.WriteToTFRecord(str(out / name), num_shards=1)
-            )
+            _ = examples | f"Write[{name}]" >> beam.io.WriteToTFRecord(str(out / name), num_shards=1)
     for name in SPLIT.names:
         collected += [(name, record) for record in tf.data.TFRecordDataset(str(out / name) + "-00000-of-00001")]
     return collected

@@ -153,12 +153,7 @@ def _run(directory, layout_name, max_timestamp=2_000_000_000):
     with beam.Pipeline() as pipeline:
         read = pipeline | ReadMovieLens(str(directory), SPLIT, max_timestamp, layout=layouts.LAYOUTS[layout_name])
         _ = read.pop(REJECTED) | WriteQuarantine(str(out / "q"), read.pop(LINE_COUNTS))
-        _ = (
-            tuple(read.values())
-            | beam.Flatten()
-            | beam.Map(lambda e: e.SerializeToString())
-            | beam.io.WriteToTFRecord(str(out / "examples"), num_shards=1)
-        )
+        _ = tuple(read.values()) | beam.Flatten() | beam.io.WriteToTFRecord(str(out / "examples"), num_shards=1)
     examples = {}
     for record in tf.data.TFRecordDataset(str(out / "examples-00000-of-00001")):
         feature = tf.train.Example.FromString(record.numpy()).features.feature

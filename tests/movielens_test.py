@@ -1,6 +1,7 @@
 """Parsing rules for the raw MovieLens files and the time split."""
 
 import pytest
+import tensorflow as tf
 
 from components.example_gen import history, movielens
 from components.example_gen.movielens import MalformedRecordError, RawLine
@@ -114,6 +115,26 @@ def test_string_lists_are_written_value_by_value(values):
     )
     assert list(example.features.feature[f.MOVIE_GENRES].bytes_list.value) == [v.encode("utf-8") for v in values]
     assert example.features.feature[f.MOVIE_TITLE].bytes_list.value == ["Amélie (2001)".encode()]
+
+
+def test_examples_encoded_together_are_the_messages_to_example_builds():
+    """ExampleGen writes tfx_bsl's encoding of a user's rows at once; it must parse to `to_example`'s messages,
+    value for value: empty histories, full ones, string lists with the separator in them, and no user file."""
+    full = history.UserHistory(
+        10, 40.0, 170.0, 3, 12.0, 10, 40.0, 3600, 8, 1.5, ("7", "Amélie", "a\x1fb", ""), (1.0, 2.5, 5.0, 3.0)
+    )
+    movie_history = history.MovieHistory(100, 400.25, ("5", "6"), (4.0, 0.5))
+    rating = movielens.Rating("1", "2", 4.5, 100)
+    user = movielens.User("1", 30, "F", "writer", "T8H1N")
+    for with_user in (user, None):
+        cases = [
+            (rating, with_user, movielens.Movie("2", 'Title, "quoted"', 1995, ("Action", "Drama"))),
+            (rating, with_user, movielens.Movie("3", "Amélie (2001)", 2001, ()), full, movie_history),
+            (rating, with_user, movielens.Movie("4", "", 0, ("a\x1fb", "c")), full),
+        ]
+        encoded = history.serialized_examples([history.example_values(*case) for case in cases])
+        assert [tf.train.Example.FromString(e) for e in encoded] == [history.to_example(*case) for case in cases]
+    assert history.serialized_examples([]) == []
 
 
 def test_time_split_boundaries():

@@ -151,7 +151,7 @@ def _fold_test_key(line: movielens.RawLine) -> tuple[tuple[str, str, int], bool]
 
 
 class AddHistory(beam.PTransform):
-    """(split index, packed Rating) → (split index, tf.Example) with the point-in-time history.
+    """(split index, packed Rating) → (split index, serialized tf.Example) with the point-in-time history.
 
     Two groupings, no joins: one group per movie computes each of its ratings' movie history and sends the
     rating on, keyed by its user; one group per user then has all it needs (its ratings and their movie
@@ -179,10 +179,12 @@ class AddHistory(beam.PTransform):
         user_events = [
             (rating, movies[rating.movie_id].genres, movie_histories[key]) for key, (_, rating, _) in by_key.items()
         ]
+        indices, rows = [], []
         for rating, user_history in history.user_histories(user_events, hidden):
-            index = by_key[rating.key][0]
+            indices.append(by_key[rating.key][0])
             user, movie = users.get(rating.user_id), movies[rating.movie_id]  # no users: None (layouts.py)
-            yield index, history.to_example(rating, user, movie, user_history, movie_histories[rating.key])
+            rows.append(history.example_values(rating, user, movie, user_history, movie_histories[rating.key]))
+        yield from zip(indices, history.serialized_examples(rows), strict=True)  # the user's examples, encoded at once
 
     def expand(self, assigned):
         return (
@@ -200,7 +202,7 @@ class ReadMovieLens(beam.PTransform):
     """Reads a MovieLens directory of `layout` (layouts.py): tf.Examples per split, plus the rejected lines.
 
     Ratings go to the splits by `protocol` (splits.py), then get their point-in-time histories.
-    Output: a dict with one PCollection of tf.Examples per split name, the rejections
+    Output: a dict with one PCollection of serialized tf.Examples per split name, the rejections
     (movielens.Rejection) under REJECTED, and (file, line count) pairs under LINE_COUNTS.
     Every input line ends up in exactly one example or one rejection.
     """
@@ -379,7 +381,8 @@ class Executor(BaseExampleGenExecutor):
 
 
 class WriteExamples(beam.PTransform):
-    """tf.Examples → gzipped TFRecord files in `split_uri`, as TFX's ExampleGen writes them but without its Reshuffle.
+    """Serialized tf.Examples → gzipped TFRecord files in `split_uri`, as TFX's ExampleGen writes them but without
+    its Reshuffle.
 
     The Reshuffle only balances work on a distributed runner, and the examples come out of a per-user grouping
     already spread over keys; on the in-memory DirectRunner it held every serialized example of the run in memory
@@ -391,8 +394,4 @@ class WriteExamples(beam.PTransform):
         self._path = os.path.join(split_uri, EXAMPLES_FILE)
 
     def expand(self, examples):
-        return (
-            examples
-            | "Serialize" >> beam.Map(lambda example: example.SerializeToString())
-            | "Write" >> beam.io.WriteToTFRecord(self._path, file_name_suffix=".gz")
-        )
+        return examples | "Write" >> beam.io.WriteToTFRecord(self._path, file_name_suffix=".gz")
