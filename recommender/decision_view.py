@@ -5,6 +5,15 @@ comparison, components/evaluator/paired.py), rendered by `text_lines`."""
 from __future__ import annotations
 
 import json
+import re
+
+
+def gated_metric(metric_config: dict) -> str:
+    """The name of the metric a MetricConfig's threshold applies to, as TFMA keys it: the `name` in its config
+    (the Evaluator's one-pass rating metrics name their RMSE so), else TFMA's default, the class name in
+    snake case (`RootMeanSquaredError` → `root_mean_squared_error`, runs from before those metrics)."""
+    name = json.loads(metric_config.get("config") or "{}").get("name")
+    return name or re.sub(r"(?<!^)(?=[A-Z])", "_", metric_config["class_name"]).lower()
 
 
 def thresholds(eval_config_json: str | None) -> dict:
@@ -17,7 +26,7 @@ def thresholds(eval_config_json: str | None) -> dict:
             for per_slice in metric.get("per_slice_thresholds", []):
                 threshold = per_slice.get("threshold", {})
                 found = {
-                    "metric": metric["class_name"],
+                    "metric": gated_metric(metric),
                     "upper_bound": threshold.get("value_threshold", {}).get("upper_bound"),
                 }
                 if "change_threshold" in threshold:  # runs from before the paired comparison

@@ -179,7 +179,7 @@ def test_decision_push_and_lineage(runs, latest, first):
     decision = data["decision"]
     assert decision["blessed"] is True
     assert decision["thresholds"] == {
-        "metric": "RootMeanSquaredError",
+        "metric": "root_mean_squared_error",
         "upper_bound": RMSE_BOUND,
         "margin": 0.005,
         "confidence": 0.95,

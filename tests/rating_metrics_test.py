@@ -7,9 +7,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import tensorflow_model_analysis as tfma
+from google.protobuf import json_format
 
 from components.evaluator import rating_metrics
 from components.evaluator.eval_config import GATE_METRIC, make_eval_config
+from recommender import decision_view
 from transform import features as f
 
 pytestmark = pytest.mark.slow
@@ -89,3 +91,13 @@ def test_an_empty_slice_counts_zero_and_has_no_means():
     other.add(2.0, 4.0)
     sums.merge(other)
     assert sums.values() == pytest.approx((2.0, 3.0, 3.5, 1.5, math.sqrt(2.5)))
+
+
+def test_inspection_names_the_gated_metric_of_this_and_older_eval_configs():
+    stored = json_format.MessageToJson(make_eval_config(1.1), preserving_proto_field_name=True)  # as MLMD keeps it
+    assert decision_view.thresholds(stored) == {"metric": GATE_METRIC, "upper_bound": 1.1}
+    older = make_eval_config(1.1)  # before the one-pass metrics: TFMA's RootMeanSquaredError carried the threshold
+    gate = older.metrics_specs[0].metrics[0]
+    gate.class_name, gate.module, gate.config = "RootMeanSquaredError", "", ""
+    older_json = json_format.MessageToJson(older, preserving_proto_field_name=True)
+    assert decision_view.thresholds(older_json) == {"metric": GATE_METRIC, "upper_bound": 1.1}

@@ -39,7 +39,13 @@ def make_eval_config(
     # Thresholds go on the MetricConfig (MetricsSpec.per_slice_thresholds is for in-graph
     # metrics only and would never match TFMA's computed keys: "Metric not found").
     overall_only = [tfma.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()], threshold=threshold)]
-    metrics = [tfma.MetricConfig(class_name=METRICS_CLASS, module=METRICS_MODULE, per_slice_thresholds=overall_only)]
+    # Named explicitly: TFMA keys the threshold by the metric's name, and inspection reads the gated key from here.
+    gated = json.dumps({"name": GATE_METRIC})
+    metrics = [
+        tfma.MetricConfig(
+            class_name=METRICS_CLASS, module=METRICS_MODULE, config=gated, per_slice_thresholds=overall_only
+        )
+    ]
     left, right = rating_range
     plot = {"num_buckets": CALIBRATION_BUCKETS, "left": left, "right": right, "name": CALIBRATION_PLOT}
     metrics.append(tfma.MetricConfig(class_name="CalibrationPlot", config=json.dumps(plot)))
