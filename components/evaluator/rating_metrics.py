@@ -89,15 +89,14 @@ class _Combiner(beam.CombineFn):
 
 
 def _computations(
-    name: str | None = None,
     eval_config: tfma.EvalConfig | None = None,
     model_names: list[str] | None = None,
     output_names: list[str] | None = None,
-    sub_keys: list | None = None,
     example_weighted: bool = False,
     **_: object,
 ) -> metric_types.MetricComputations:
-    """One computation per model output, with the five keys (called by TFMA)."""
+    """One computation per model output, with the five keys (called by TFMA; the keys are NAMES whatever the
+    metric's own name, which only tells TFMA where its threshold goes)."""
     if example_weighted:
         raise ValueError("RatingMetrics are unweighted (the Evaluator's MetricsSpec says so)")
     computations = []

@@ -172,9 +172,14 @@ def _encoded(values) -> list[bytes]:
     return [value.encode("utf-8") for value in values]
 
 
+def _as_values(value) -> tuple | list:
+    """A feature's values: a tuple or list as it is, a scalar as one value."""
+    return value if isinstance(value, tuple | list) else (value,)
+
+
 def set_feature(feature, name: str, value) -> None:
     """Appends `value` (a scalar, tuple or list) to an example's `feature` map under `name`, typed by features.py."""
-    values = value if isinstance(value, tuple | list) else (value,)
+    values = _as_values(value)
     kind = _LIST_KIND.get(name, _FLOAT)
     if kind is _BYTES:
         feature[name].bytes_list.value.extend(_encoded(values))
@@ -248,7 +253,7 @@ def serialized_examples(rows: list[dict]) -> list[bytes]:
     columns = []
     for name in rows[0]:
         kind = _LIST_KIND.get(name, _FLOAT)
-        values = [row[name] if isinstance(row[name], tuple | list) else (row[name],) for row in rows]
+        values = [_as_values(row[name]) for row in rows]
         if kind is _BYTES:
             values = [_encoded(value) for value in values]
         columns.append(pa.array(values, _ARROW_TYPES[kind]))
