@@ -58,9 +58,9 @@ class TrainerConfig:
     retrieval_dim: int = 32
     retrieval_learning_rate: float = 0.003
     candidates: int = 150  # movies retrieved per request, then reranked
-    rating_weight: float = (
-        0.3  # score = retrieval score + rating_weight × predicted rating (measured: docs/recommending.md)
-    )
+    # `recommend` orders its candidates by candidate score + rating_weight × predicted rating. None: the Trainer
+    # chooses it on eval (retrieval_training.choose_rating_weight, from item_item.RATING_WEIGHTS); a number fixes it.
+    rating_weight: float | None = None
     # The item-item scorer (components/trainer/item_item.py): EASE over the most-rated movies, each movie's top
     # neighbours kept; its λ and share of the candidate score are chosen on eval.
     item_item_neighbours: int = 200
@@ -71,6 +71,8 @@ class TrainerConfig:
             raise ValueError("epochs and batch_size must be positive")
         if self.retrieval_epochs < 1 or self.retrieval_batch_size < 2 or self.candidates < 1:
             raise ValueError("retrieval_epochs, candidates must be positive and retrieval_batch_size >= 2")
+        if self.rating_weight is not None and self.rating_weight < 0:
+            raise ValueError("rating_weight must be >= 0 (or None: chosen on eval)")
         if self.retrieval_patience < 0:
             raise ValueError("retrieval_patience must be >= 0 (0: no early stopping)")
         if self.item_item_neighbours < 1 or self.item_item_movies < 2 or self.retrieval_shuffle_buffer < 1:

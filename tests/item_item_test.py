@@ -1,5 +1,6 @@
 """The item-item scorer (components/trainer/item_item.py), its TensorFlow twin in `recommend`, and the eval
-choice of its λ and share (components/trainer/retrieval_training.choose_item_item)."""
+choices of its λ and share (retrieval_training.choose_item_item) and of the predicted rating's weight
+(retrieval_training.choose_rating_weight)."""
 
 import types
 
@@ -116,6 +117,40 @@ def test_the_blend_is_chosen_by_what_eval_rewards(oracle):
     assert (share == 0.0) if oracle else (share > 0.0 and figures[share] > figures[0.0] + 0.3)
 
 
+def test_the_candidate_score_is_the_same_in_numpy_and_in_recommend():
+    rng = np.random.default_rng(3)
+    retrieved, item = rng.normal(2.0, 3.0, size=(4, 9)), rng.exponential(size=(4, 9))
+    excluded = rng.random((4, 9)) < 0.3
+    for share in (0.0, 0.4, 1.0):
+        numpy_result = item_item.candidate_scores(item, retrieved, excluded, share)
+        in_tf = recommend.candidate_scores(
+            tf.constant(retrieved, tf.float32), tf.constant(item, tf.float32), tf.constant(excluded), share
+        )
+        np.testing.assert_allclose(in_tf, numpy_result, rtol=1e-5, atol=1e-5)
+        assert np.isneginf(numpy_result[excluded]).all() and np.isfinite(numpy_result[~excluded]).all()
+    np.testing.assert_allclose(item_item.candidate_scores(item, retrieved, excluded, 0.0)[~excluded],
+                               retrieved[~excluded])  # fmt: skip
+
+
+@pytest.mark.parametrize("helpful", [False, True])
+def test_the_rating_weight_is_chosen_by_what_eval_rewards(helpful):
+    """Ten eval users, twenty candidates each in candidate-score order; each holds one movie back. A ranker that
+    rates it 5 and the rest 1 lifts it from 13th into the top 10 with a large enough weight; one that rates it
+    lowest, when the candidate score already lists it first, is given no weight."""
+    users, n = 10, 20
+    candidates = np.arange(users * n).reshape(users, n)
+    scores = np.tile(np.linspace(10.0, 0.0, n), (users, 1))
+    position = 12 if helpful else 0
+    relevant = [{int(candidates[u, position])} for u in range(users)]
+    ratings = np.where(np.arange(n) == position, 5.0, 1.0) if helpful else np.where(np.arange(n) == position, 1.0, 5.0)
+    weight, figures = item_item.choose_rating_weight(candidates, scores, np.tile(ratings, (users, 1)), relevant)
+    assert set(figures) == set(item_item.RATING_WEIGHTS) and figures[weight] == max(figures.values())
+    if helpful:
+        assert weight > 0.0 and figures[weight] > 0.25 and figures[0.0] == 0.0
+    else:
+        assert weight == 0.0 and figures[0.0] == 1.0 and figures[max(item_item.RATING_WEIGHTS)] < 1.0
+
+
 def test_the_regularization_is_the_one_with_the_best_eval_ndcg():
     profiles = planted(movies=40)
     rows = np.arange(10)
@@ -171,7 +206,7 @@ def test_the_trainer_chooses_on_the_eval_users_held_out_movies_from_train_profil
     assert (judged.rated.toarray() > 0).tolist() == [
         [m in train[int(u[1:])] for m in range(40)] for u in state.user_ids
     ]
-    choice = retrieval_training.choose_item_item(
+    choice, scores = retrieval_training.choose_item_item(
         judged, query_vectors_used(state.user_ids[judged.users]), movie_vectors, config
     )
     assert sorted(asked) == sorted(f"u{u}" for u in range(10))  # the eval users, and only they
@@ -179,3 +214,20 @@ def test_the_trainer_chooses_on_the_eval_users_held_out_movies_from_train_profil
     assert (choice["share"] == 0.0) if oracle else (choice["share"] > 0.0)
     by_share = choice["eval_ndcg_by_share"]
     assert by_share[str(choice["share"])] == max(by_share.values())
+    assert scores.shape == (10, 40) and np.isneginf(scores[judged.excluded]).all()
+
+    # The rating weight: the ranker is asked about these users' candidates only, and never about their profiles.
+    rated_by = []
+
+    def ratings(users: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+        rated_by.extend(state.user_ids[users].tolist())
+        assert not judged.excluded[np.arange(len(users))[:, None], candidates].any()
+        return np.where(candidates == 1, 5.0, 1.0)  # a ranker that knows movie 1
+
+    weighting = retrieval_training.choose_rating_weight(judged, scores, ratings, TrainerConfig(candidates=15))
+    assert sorted(rated_by) == sorted(f"u{u}" for u in range(10)) and weighting["rating_weight_chosen_on_eval"]
+    by_weight = weighting["eval_ndcg_by_rating_weight"]
+    assert weighting["rating_weight"] in item_item.RATING_WEIGHTS
+    assert by_weight[str(weighting["rating_weight"])] == max(by_weight.values()) == 1.0  # movie 1 first for all
+    fixed = retrieval_training.choose_rating_weight(judged, scores, ratings, TrainerConfig(rating_weight=0.7))
+    assert fixed == {"rating_weight": 0.7, "rating_weight_chosen_on_eval": False} and len(rated_by) == 10

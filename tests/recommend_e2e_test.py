@@ -241,7 +241,7 @@ def test_the_trainer_records_its_phases_and_stops_retrieval_on_its_eval_ndcg(fir
     assert set(history["seconds"]) == {"ranker", "refit", "recommender", "export"}
     assert all(seconds > 0 for seconds in history["seconds"].values())
     retrieval = history["retrieval_history"]
-    assert set(retrieval["seconds"]) == {"snapshot", "fit", "item_item"}
+    assert set(retrieval["seconds"]) == {"snapshot", "fit", "item_item", "rating_weight"}
     assert sum(retrieval["seconds"].values()) <= history["seconds"]["recommender"]
     ndcg, config = retrieval[EVAL_NDCG], TrainerConfig(retrieval_patience=RETRIEVAL_PATIENCE)
     assert len(ndcg) == len(retrieval["loss"]) <= config.retrieval_epochs and all(0 <= x <= 1 for x in ndcg)
@@ -251,7 +251,7 @@ def test_the_trainer_records_its_phases_and_stops_retrieval_on_its_eval_ndcg(fir
     assert len(ndcg) == config.retrieval_epochs or len(ndcg) == best + config.retrieval_patience
 
 
-def test_the_item_item_scorers_choices_were_made_on_eval_and_travel_in_the_pushed_model(first_run, model):
+def test_the_recommenders_choices_were_made_on_eval_and_travel_in_the_pushed_model(first_run, model):
     executions = {e.component: e for e in first_run["summary"].executions}
     history = json.loads(Path(executions[dag.TRAINER].output("model_run").uri, task.HISTORY_FILE).read_text())
     choice = history["item_item"]
@@ -261,6 +261,14 @@ def test_the_item_item_scorers_choices_were_made_on_eval_and_travel_in_the_pushe
         figures = choice[name]
         assert len(figures) > 1 and figures[str(float(choice[chosen]))] == max(figures.values())
     assert model.recommender.item_share.numpy() == np.float32(choice["share"])
+    # The predicted rating's weight too, scored with the ranker trained before the refit (train alone).
+    assert choice["rating_weight_chosen_on_eval"] and choice["rating_weight"] in item_item.RATING_WEIGHTS
+    by_weight = choice["eval_ndcg_by_rating_weight"]
+    assert len(by_weight) == len(item_item.RATING_WEIGHTS) and by_weight[str(choice["rating_weight"])] == max(
+        by_weight.values()
+    )
+    assert len(set(by_weight.values())) > 1  # the ranker's ratings move the lists
+    assert model.recommender.rating_weight.numpy() == np.float32(choice["rating_weight"])
     r = model.recommender  # each array has one row of padding
     parts = (r.neighbour_rows, r.neighbour_indices, r.neighbour_weights)
     assert choice["bytes"] == sum(part.numpy()[:-1].nbytes for part in parts) > 0

@@ -8,7 +8,8 @@ movies × neighbours, not movies² (a dense B is 11 MB at ML-100k's 1,682 movies
 The Gram matrix is dense: only the `max_movies` most-rated movies take part (their ratings are most of any
 release's); the rest have no neighbours and are reached by the two-tower model alone.
 
-Also here: the choice of λ and of the blend with the retrieval model on the eval split (train → eval).
+Also here: the choice of λ, of the blend with the retrieval model and of the ranker's weight on the eval split
+(train → eval).
 No TensorFlow here.
 """
 
@@ -24,6 +25,8 @@ from components.ranking_evaluator import metrics
 
 REGULARIZATIONS = (100.0, 250.0, 500.0, 1000.0)  # λ grid, chosen on eval
 BLENDS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0)  # the item-item share of the candidate score, chosen on eval
+# The ranker's weight in `recommend`'s ordering score (candidate score + weight × predicted rating), chosen on eval.
+RATING_WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0)
 TOP_K = 10  # the choices maximise NDCG@10 on eval
 
 
@@ -103,10 +106,29 @@ def standardized(values: np.ndarray, excluded: np.ndarray) -> np.ndarray:
     return np.where(std > 1e-9, centred / np.maximum(std, 1e-9), 0.0)
 
 
+def candidate_scores(
+    item_scores: np.ndarray, retrieval_scores: np.ndarray, excluded: np.ndarray, share: float
+) -> np.ndarray:
+    """`recommend`'s candidate score in numpy (recommend.candidate_scores): the blend of the two standardized
+    scores put back on the retrieval score's per-user scale (mean and spread over the entries not `excluded`,
+    which are -inf)."""
+    valid = ~excluded
+    count = np.maximum(valid.sum(axis=1, keepdims=True), 1)
+    mean = np.where(valid, retrieval_scores, 0.0).sum(axis=1, keepdims=True) / count
+    std = np.sqrt((np.where(valid, retrieval_scores - mean, 0.0) ** 2).sum(axis=1, keepdims=True) / count)
+    blend = (1.0 - share) * retrieval_scores + share * (mean + std * standardized(item_scores, excluded))
+    return np.where(excluded, -np.inf, blend)
+
+
 def ndcg(scores: np.ndarray, excluded: np.ndarray, relevant: Sequence[set[int]], k: int = TOP_K) -> float:
     """Mean NDCG@k (the RankingEvaluator's, metrics.accuracy) of each row's top k (excluded entries never listed)
     against its relevant movie indices."""
     top = np.argsort(-np.where(excluded, -np.inf, scores), axis=1, kind="stable")[:, :k]
+    return ndcg_of_lists(top, relevant, k)
+
+
+def ndcg_of_lists(top: np.ndarray, relevant: Sequence[set[int]], k: int = TOP_K) -> float:
+    """Mean NDCG@k of each row's ranked movie indices against its relevant movie indices (metrics.accuracy)."""
     ranked = {str(row): [str(movie) for movie in movies] for row, movies in enumerate(top)}
     wanted = {str(row): {str(movie) for movie in items} for row, items in enumerate(relevant)}
     return metrics.accuracy(ranked, wanted, k)["ndcg"]
@@ -137,4 +159,20 @@ def choose_blend(
     share × standardized(item-item) + (1 - share) × standardized(retrieval); each share's NDCG."""
     item, retrieval = standardized(item_scores, excluded), standardized(retrieval_scores, excluded)
     figures = {share: ndcg(share * item + (1 - share) * retrieval, excluded, relevant) for share in BLENDS}
+    return max(figures, key=figures.get), figures
+
+
+def choose_rating_weight(
+    candidates: np.ndarray, scores: np.ndarray, ratings: np.ndarray, relevant: Sequence[set[int]]
+) -> tuple[float, dict[float, float]]:
+    """The weight of RATING_WEIGHTS with the best eval NDCG@10 of `recommend`'s ordering score
+    (candidate score + weight × predicted rating) over each user's candidates; each weight's NDCG.
+
+    `candidates`: [users, n] movie indices (each user's top n by candidate score); `scores`: their candidate
+    scores (-inf: not a movie to list); `ratings`: the ranker's predicted ratings of them."""
+    figures = {}
+    for weight in RATING_WEIGHTS:
+        relevance = np.where(np.isfinite(scores), scores + weight * ratings, -np.inf)
+        order = np.argsort(-relevance, axis=1, kind="stable")[:, :TOP_K]
+        figures[weight] = ndcg_of_lists(np.take_along_axis(candidates, order, axis=1), relevant)
     return max(figures, key=figures.get), figures

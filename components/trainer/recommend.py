@@ -54,6 +54,15 @@ def standardized(values: tf.Tensor, excluded: tf.Tensor) -> tf.Tensor:
     return tf.where(~excluded & (std > 1e-9), (values - mean) / tf.maximum(std, 1e-9), 0.0)
 
 
+def candidate_scores(retrieved: tf.Tensor, item_scores: tf.Tensor, excluded: tf.Tensor, share: tf.Tensor) -> tf.Tensor:
+    """The blend of the two standardized scores on the retrieval score's scale (what rating_weight is relative
+    to): the item-item score is given the retrieval score's per-user mean and spread, share 0 leaves the
+    retrieval score as it is; -inf where `excluded` (item_item.candidate_scores in numpy)."""
+    mean, std = moments(retrieved, excluded)
+    item_item = mean + std * standardized(item_scores, excluded)
+    return tf.where(excluded, NEG_INF, (1.0 - share) * retrieved + share * item_item)
+
+
 def mmr_order(relevance: tf.Tensor, similarity: tf.Tensor, diversity: tf.Tensor, k: tf.Tensor) -> tf.Tensor:
     """Maximal marginal relevance: [batch, k] indices into the n candidates, picked greedily by
     (1 - diversity) × relevance - diversity × (highest similarity to a movie already picked).
@@ -345,12 +354,7 @@ def make_signatures(model: tf.keras.Model, recommender: Recommender) -> dict:
         )
         excluded = mask > 0
         retrieved = tf.matmul(query, r.movie_vectors, transpose_b=True)  # [b, movies]
-        # The blend of the two standardized scores, on the retrieval score's scale (what rating_weight is relative
-        # to): the item-item score is given the retrieval score's per-user mean and spread; share 0 leaves the
-        # retrieval score as it is.
-        mean, std = moments(retrieved, excluded)
-        item_item = mean + std * standardized(r.item_item_scores(rated), excluded)
-        scores = tf.where(excluded, NEG_INF, (1.0 - r.item_share) * retrieved + r.item_share * item_item)
+        scores = candidate_scores(retrieved, r.item_item_scores(rated), excluded, r.item_share)
         n = tf.minimum(r.candidates, r.movies)
         retrieval, candidates = tf.math.top_k(scores, k=n)
         candidates = tf.cast(candidates, tf.int64)

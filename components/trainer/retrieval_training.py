@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 
 import numpy as np
 import tensorflow as tf
@@ -31,8 +32,10 @@ _FLOAT = {*retrieval.USER_DENSE, f.PROFILE_DEVIATIONS, f.MOVIE_YEAR_XF, f.MOVIE_
 _LISTS = {f.PROFILE_MOVIES, f.PROFILE_DEVIATIONS, f.MOVIE_GENRES_XF, f.MOVIE_TITLE_TOKENS_XF}
 TOWER_FEATURES = (*retrieval.QUERY_FEATURES, *retrieval.CANDIDATE_FEATURES)
 MIN_STEPS = 20
-EVAL_USERS = 2000  # the retrieval epochs, the item-item scorer's λ and blend are chosen on at most this many eval users
+EVAL_USERS = 2000  # the item-item scorer's λ and blend and the rating weight are chosen on at most this many eval users
 EVAL_NDCG = "eval_ndcg_at_10"  # the towers' NDCG@10 on the eval users after each epoch (history.json)
+DEFAULT_RATING_WEIGHT = 0.3  # the predicted rating's weight when there are no eval users to choose it on
+RATING_USERS_PER_BATCH = 64  # eval users whose candidates the ranker scores at once (64 × 150 pairs)
 
 
 def tower_inputs(features: dict) -> dict[str, tf.Tensor]:
@@ -105,11 +108,15 @@ def train_recommender(
     config: TrainerConfig,
     vocab: Vocabularies,
     strategy: tf.distribute.Strategy,
+    ranker: tf.keras.Model,
 ) -> tuple[recommend.Recommender, dict, dict]:
     """Builds the snapshot of every user and movie from the train and eval splits (everything the Trainer
     saw), trains the retrieval model, fits the item-item scorer, and returns the Recommender module (with its
     movie vectors and neighbours), the retrieval model's training history (with each phase's seconds) and the
-    item-item scorer's choices."""
+    choices made on eval (the item-item scorer's, and the weight of the predicted rating).
+
+    `ranker`: a ranking model trained on train alone (before the refit), which scores the eval users'
+    candidates when the rating weight is chosen (unless config.rating_weight fixes it)."""
 
     def read(files: list[str], batch_size: int, shuffle: bool) -> tf.data.Dataset:
         return data.make_dataset(
@@ -141,7 +148,7 @@ def train_recommender(
     movies = len(state.movie_ids)
     recommender = recommend.Recommender(
         state, np.zeros((movies, hp.dim), np.float32), catalogue[f.MOVIE_ID_XF], model.query_tower,
-        config.candidates, config.rating_weight, data.rating_range(tft_output),
+        config.candidates, DEFAULT_RATING_WEIGHT, data.rating_range(tft_output),
     )  # fmt: skip
     queries = user_query_inputs(recommender, tft_output.transform_features_layer(), state.user_ids)
 
@@ -168,6 +175,7 @@ def train_recommender(
     train_recommender = recommend.Recommender(
         train_state, np.zeros((len(train_state.movie_ids), hp.dim), np.float32),
         retrieval.candidate_features(train_rows, train_first)[f.MOVIE_ID_XF], model.query_tower, 1, 0.0,
+        data.rating_range(tft_output),
     )  # fmt: skip
     judged = eval_users(state, train_rows, eval_rows, config.seed)
     judged_queries = user_query_inputs(
@@ -193,12 +201,21 @@ def train_recommender(
     record["best_epoch"] = stopping.best_epoch + 1 if stopping else config.retrieval_epochs  # the weights kept
 
     query_vectors = model.query_tower(judged_queries).numpy() if len(judged.users) else np.zeros((0, hp.dim))
-    choice = choose_item_item(judged, query_vectors, recommender.movie_vectors.numpy(), config)
+    choice, judged_scores = choose_item_item(judged, query_vectors, recommender.movie_vectors.numpy(), config)
     both = item_item.rated_matrix(*split_indices(state, rows), (len(state.user_ids), movies))
     neighbours = item_item.fit(both, choice["regularization"], config.item_item_neighbours, config.item_item_movies)
     recommender.set_item_item(neighbours, choice["share"])
-    record["seconds"] = {**seconds, "item_item": time.monotonic() - started - sum(seconds.values())}
-    return recommender, record, {**choice, "bytes": neighbours.nbytes()}
+    seconds["item_item"] = time.monotonic() - started - sum(seconds.values())
+
+    def eval_ratings(users: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+        ids = state.user_ids[users]
+        return predicted_ratings(train_recommender, tft_output.transform_features_layer(), ranker, ids,
+                                 state.movie_ids[candidates])  # fmt: skip
+
+    weighting = choose_rating_weight(judged, judged_scores, eval_ratings, config)
+    recommender.rating_weight.assign(weighting["rating_weight"])
+    record["seconds"] = {**seconds, "rating_weight": time.monotonic() - started - sum(seconds.values())}
+    return recommender, record, {**choice, "bytes": neighbours.nbytes(), **weighting}
 
 
 def split_indices(state: snapshot.Snapshot, split_rows: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -255,23 +272,72 @@ class EvalNdcg(tf.keras.callbacks.Callback):
 
 def choose_item_item(
     judged: EvalUsers, query_vectors: np.ndarray, movie_vectors: np.ndarray, config: TrainerConfig
-) -> dict:
+) -> tuple[dict, np.ndarray]:
     """The item-item scorer's λ and share of the candidate score with the best NDCG@10 on the eval users: the
     item-item scorer fitted on train alone; the retrieval scores their `query_vectors` × `movie_vectors` (the
-    snapshot's order). Reads the train and eval rows only (through `judged`)."""
+    snapshot's order). Also each eval user's candidate score of every movie with those choices (as `recommend`
+    computes it; -inf for the movies they rated in train). Reads the train and eval rows only (via `judged`)."""
     if not len(judged.users):
-        return {"regularization": item_item.REGULARIZATIONS[0], "share": 0.0, "eval_users": 0}
+        return {"regularization": item_item.REGULARIZATIONS[0], "share": 0.0, "eval_users": 0}, np.zeros((0, 0))
     regularization, by_regularization, fitted = item_item.choose_regularization(
         judged.rated, judged.users, judged.held_out, config.item_item_neighbours, config.item_item_movies
     )
-    share, by_share = item_item.choose_blend(
-        item_item.scores(judged.rated[judged.users], fitted), query_vectors @ movie_vectors.T, judged.excluded,
-        judged.held_out,
-    )  # fmt: skip
-    return {
+    item_scores, retrieval_scores = item_item.scores(judged.rated[judged.users], fitted), query_vectors @ movie_vectors.T
+    share, by_share = item_item.choose_blend(item_scores, retrieval_scores, judged.excluded, judged.held_out)
+    choice = {
         "regularization": regularization,
         "share": share,
         "eval_users": len(judged.users),
         "eval_ndcg_by_regularization": {str(k): v for k, v in by_regularization.items()},
         "eval_ndcg_by_share": {str(k): v for k, v in by_share.items()},
     }
+    return choice, item_item.candidate_scores(item_scores, retrieval_scores, judged.excluded, share)
+
+
+def choose_rating_weight(
+    judged: EvalUsers,
+    scores: np.ndarray,
+    ratings: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    config: TrainerConfig,
+) -> dict:
+    """The weight of the predicted rating in `recommend`'s ordering score with the best NDCG@10 on the eval
+    users, over each one's top `config.candidates` movies by candidate score (`scores`, from choose_item_item).
+    `ratings(users, candidates)` predicts the users' (snapshot indices) ratings of the candidates (snapshot
+    movie indices, [users, n]) from train alone. config.rating_weight, when set, is kept (nothing is scored);
+    without eval users, DEFAULT_RATING_WEIGHT."""
+    if config.rating_weight is not None or not len(judged.users):
+        fixed = DEFAULT_RATING_WEIGHT if config.rating_weight is None else config.rating_weight
+        return {"rating_weight": float(fixed), "rating_weight_chosen_on_eval": False}
+    n = min(config.candidates, scores.shape[1])
+    candidates = np.argsort(-scores, axis=1, kind="stable")[:, :n]
+    predicted = ratings(judged.users, candidates)
+    weight, by_weight = item_item.choose_rating_weight(
+        candidates, np.take_along_axis(scores, candidates, axis=1), predicted, judged.held_out
+    )
+    return {
+        "rating_weight": weight,
+        "rating_weight_chosen_on_eval": True,
+        "eval_ndcg_by_rating_weight": {str(k): v for k, v in by_weight.items()},
+    }
+
+
+def predicted_ratings(
+    recommender: recommend.Recommender, tft_layer, ranker: tf.keras.Model, user_ids: np.ndarray, movie_ids: np.ndarray
+) -> np.ndarray:
+    """`ranker`'s predicted rating of each user's movies ([users, n] ids), computed as `recommend` does from
+    `recommender`'s snapshot (a movie it does not hold is an unknown movie), clipped to its rating range."""
+    low, high = recommender.rating_range
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string), tf.TensorSpec([None, None], tf.string)])
+    def predict(ids: tf.Tensor, movies: tf.Tensor) -> tf.Tensor:  # one graph: eager calls took 5x as long
+        batch = tf.shape(ids)[0]
+        state = recommender.user_state(ids, tf.zeros([batch, 0], tf.string), tf.zeros([batch, 0], tf.float32))
+        pairs = recommender.pair_features(state, recommender.movie_table.lookup(movies))
+        return tf.clip_by_value(tf.reshape(ranker(tft_layer(pairs)), tf.shape(movies)), low, high)
+
+    parts = []
+    for start in range(0, len(user_ids), RATING_USERS_PER_BATCH):
+        ids = np.array([str(u).encode() for u in user_ids[start : start + RATING_USERS_PER_BATCH]], object)
+        movies = np.array([[str(m).encode() for m in row] for row in movie_ids[start : start + len(ids)]], object)
+        parts.append(predict(tf.constant(ids), tf.constant(movies)).numpy())
+    return np.concatenate(parts) if parts else np.zeros(movie_ids.shape, np.float32)

@@ -138,11 +138,12 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         if config.refit
         else None
     )
-    members, histories, refits = [], [], []
+    members, screened, histories, refits = [], [], [], []
     seconds["ranker"] = seconds["refit"] = 0.0
     for i in range(config.ensemble_size):
         seed = config.seed + ENSEMBLE_SEED_STEP * i
         member, member_history = train_ranker(config, hp, vocab, train, val, seed)
+        screened.append(member)  # trained on train alone: what choices on eval may use
         seconds["ranker"], started = seconds["ranker"] + time.monotonic() - started, time.monotonic()
         if config.refit:
             epochs = best_epoch(member_history)
@@ -152,9 +153,10 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         members.append(member)
         histories.append(member_history)
     model = members[0] if len(members) == 1 else EnsembleModel(members)
-    recommender, retrieval_history, item_item = train_recommender(
-        fn_args, tft_output, config, vocab, distribution_strategy()
-    )
+    recommender, retrieval_history, choices = train_recommender(
+        fn_args, tft_output, config, vocab, distribution_strategy(),
+        screened[0] if len(screened) == 1 else EnsembleModel(screened),
+    )  # fmt: skip
     seconds["recommender"], started = time.monotonic() - started, time.monotonic()
     export.export_serving_model(model, tft_output, fn_args.serving_model_dir, recommender)
     if "training_identity" in (fn_args.custom_config or {}):  # beside the SavedModel: it travels with every push
@@ -168,7 +170,8 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
             "ensemble_histories": histories[1:],
             "refit": refits,  # per model: the epochs on train + eval and their training loss
             "retrieval_history": retrieval_history,
-            "item_item": item_item,  # λ and share chosen on eval, each candidate's eval NDCG@10, bytes pushed
+            # λ, share and rating weight chosen on eval with each candidate's eval NDCG@10; the neighbours' bytes
+            "item_item": choices,
             "seconds": seconds,  # ranker, its refit, recommender (retrieval_history's "seconds": its phases), export
         }
         json.dump(record, out, indent=1)
