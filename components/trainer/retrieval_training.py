@@ -282,7 +282,8 @@ def choose_item_item(
     regularization, by_regularization, fitted = item_item.choose_regularization(
         judged.rated, judged.users, judged.held_out, config.item_item_neighbours, config.item_item_movies
     )
-    item_scores, retrieval_scores = item_item.scores(judged.rated[judged.users], fitted), query_vectors @ movie_vectors.T
+    item_scores = item_item.scores(judged.rated[judged.users], fitted)
+    retrieval_scores = query_vectors @ movie_vectors.T
     share, by_share = item_item.choose_blend(item_scores, retrieval_scores, judged.excluded, judged.held_out)
     choice = {
         "regularization": regularization,
