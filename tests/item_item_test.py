@@ -231,3 +231,25 @@ def test_the_trainer_chooses_on_the_eval_users_held_out_movies_from_train_profil
     assert by_weight[str(weighting["rating_weight"])] == max(by_weight.values()) == 1.0  # movie 1 first for all
     fixed = retrieval_training.choose_rating_weight(judged, scores, ratings, TrainerConfig(rating_weight=0.7))
     assert fixed == {"rating_weight": 0.7, "rating_weight_chosen_on_eval": False} and len(rated_by) == 10
+
+
+def test_the_rating_weight_is_chosen_on_a_seeded_sample_of_at_most_rating_weight_users(monkeypatch):
+    profiles = planted(movies=40)
+    train = [p - {1} if u < 10 else p for u, p in enumerate(profiles)]
+    state = types.SimpleNamespace(
+        user_ids=np.array(sorted(f"u{u}" for u in range(len(profiles))), object),
+        movie_ids=np.array([f"m{m:02d}" for m in range(40)], object),
+    )
+    judged = retrieval_training.eval_users(state, rows_of(train, range(80)), rows_of([{1}] * 10, range(10)), 42)
+    scores = np.random.default_rng(0).normal(size=(10, 40))
+    monkeypatch.setattr(retrieval_training, "RATING_WEIGHT_USERS", 4)
+    asked = []
+
+    def ratings(users: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+        asked.append(sorted(users.tolist()))
+        return np.ones(candidates.shape)
+
+    for seed in (42, 42, 7):
+        choice = retrieval_training.choose_rating_weight(judged, scores, ratings, TrainerConfig(seed=seed))
+        assert choice["rating_weight_eval_users"] == 4
+    assert asked[0] == asked[1] != asked[2] and all(len(set(a)) == 4 and set(a) <= set(judged.users) for a in asked)
