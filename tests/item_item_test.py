@@ -253,3 +253,21 @@ def test_the_rating_weight_is_chosen_on_a_seeded_sample_of_at_most_rating_weight
         choice = retrieval_training.choose_rating_weight(judged, scores, ratings, TrainerConfig(seed=seed))
         assert choice["rating_weight_eval_users"] == 4
     assert asked[0] == asked[1] != asked[2] and all(len(set(a)) == 4 and set(a) <= set(judged.users) for a in asked)
+
+
+@pytest.mark.parametrize(
+    ("rows", "epochs"),
+    [
+        (65_336, 8),  # ML-100k's time split: 128 steps an epoch, the budget is its 8 epochs
+        (70_000, 8),  # a u-fold: 138 steps an epoch, the budget rounds up
+        (300_000, 2),  # 586 steps an epoch
+        (600_000, 1),  # 1M ratings' time split: 1,172 steps an epoch
+        (6_000_000, 1),  # at least one epoch
+    ],
+)
+def test_the_retrieval_model_trains_its_budget_of_steps_in_whole_epochs(rows, epochs):
+    config = TrainerConfig()
+    assert retrieval_training.steps_per_epoch(rows, config.retrieval_batch_size) == 2 * -(-rows // 1024)
+    assert retrieval_training.retrieval_epochs(rows, config.retrieval_batch_size, config) == epochs
+    small = TrainerConfig(retrieval_epochs=3)  # never more than retrieval_epochs
+    assert retrieval_training.retrieval_epochs(1_000, 32, small) == 3

@@ -244,11 +244,18 @@ def test_the_trainer_records_its_phases_and_stops_retrieval_on_its_eval_ndcg(fir
     assert set(retrieval["seconds"]) == {"snapshot", "fit", "item_item", "rating_weight"}
     assert sum(retrieval["seconds"].values()) <= history["seconds"]["recommender"]
     ndcg, config = retrieval[EVAL_NDCG], TrainerConfig(retrieval_patience=RETRIEVAL_PATIENCE)
-    assert len(ndcg) == len(retrieval["loss"]) <= config.retrieval_epochs and all(0 <= x <= 1 for x in ndcg)
+    assert len(ndcg) == len(retrieval["loss"]) <= retrieval["epochs"] <= config.retrieval_epochs
+    assert all(0 <= x <= 1 for x in ndcg)
+    # The epochs are the step budget's (the tiny run's epochs are short: all of retrieval_epochs).
+    assert (
+        retrieval["epochs"]
+        == min(config.retrieval_epochs, -(-config.retrieval_steps // retrieval["steps_per_epoch"]))
+        == config.retrieval_epochs
+    )
     best = retrieval["best_epoch"]
     assert ndcg[best - 1] == max(ndcg)  # the kept weights are the best epoch's on eval
     # Stopped after `retrieval_patience` epochs without a better one, or at the most epochs.
-    assert len(ndcg) == config.retrieval_epochs or len(ndcg) == best + config.retrieval_patience
+    assert len(ndcg) == retrieval["epochs"] or len(ndcg) == best + config.retrieval_patience
 
 
 def test_the_recommenders_choices_were_made_on_eval_and_travel_in_the_pushed_model(first_run, model):

@@ -13,6 +13,7 @@ The query tower learns from two kinds of examples, half and half:
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from collections.abc import Callable
 
@@ -197,11 +198,13 @@ def train_recommender(
         )
         callbacks.append(stopping)
     seconds = {"snapshot": time.monotonic() - started}
-    history = model.fit(train, epochs=config.retrieval_epochs, verbose=0, callbacks=callbacks)
+    epochs = retrieval_epochs(len(train_movies), batch, config)
+    history = model.fit(train, epochs=epochs, verbose=0, callbacks=callbacks)
     seconds["fit"] = time.monotonic() - started - seconds["snapshot"]
     recommender.movie_vectors.assign(model.candidate_tower(catalogue))
     record = {name: [float(x) for x in values] for name, values in history.history.items()}
-    record["best_epoch"] = stopping.best_epoch + 1 if stopping else config.retrieval_epochs  # the weights kept
+    record["best_epoch"] = stopping.best_epoch + 1 if stopping else epochs  # the weights kept
+    record["epochs"], record["steps_per_epoch"] = epochs, steps_per_epoch(len(train_movies), batch)
 
     query_vectors = model.query_tower(judged_queries).numpy() if len(judged.users) else np.zeros((0, hp.dim))
     choice, judged_scores = choose_item_item(judged, query_vectors, recommender.movie_vectors.numpy(), config)
@@ -219,6 +222,17 @@ def train_recommender(
     recommender.rating_weight.assign(weighting["rating_weight"])
     record["seconds"] = {**seconds, "rating_weight": time.monotonic() - started - sum(seconds.values())}
     return recommender, record, {**choice, "bytes": neighbours.nbytes(), **weighting}
+
+
+def steps_per_epoch(rows: int, batch: int) -> int:
+    """The retrieval model's steps in one epoch over `rows` training ratings: a batch stream of point-in-time
+    examples and one of profile examples, each of every rating."""
+    return 2 * math.ceil(rows / batch)
+
+
+def retrieval_epochs(rows: int, batch: int, config: TrainerConfig) -> int:
+    """The retrieval model's epochs: config.retrieval_steps' worth, at least 1, at most config.retrieval_epochs."""
+    return max(1, min(config.retrieval_epochs, math.ceil(config.retrieval_steps / steps_per_epoch(rows, batch))))
 
 
 def split_indices(state: snapshot.Snapshot, split_rows: dict) -> tuple[np.ndarray, np.ndarray]:

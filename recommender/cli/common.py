@@ -124,6 +124,13 @@ model_options = options(
         help="Epochs of the retrieval (recommend) model (the most, with --retrieval-patience).",
     ),
     click.option(
+        "--retrieval-steps",
+        default=TrainerConfig.retrieval_steps,
+        show_default=True,
+        type=click.IntRange(min=1),
+        help="The retrieval model's budget in steps: ceil(steps / steps per epoch) epochs, 1 to --retrieval-epochs.",
+    ),
+    click.option(
         "--retrieval-patience",
         default=TrainerConfig.retrieval_patience,
         show_default=True,
@@ -221,6 +228,7 @@ def build_config(**kwargs):
         "tuner_epochs",
         "tuner_sample_ratings",
         "retrieval_epochs",
+        "retrieval_steps",
         "retrieval_patience",
         "ensemble_size",
         "refit",
