@@ -4,8 +4,8 @@ model on its run's test split, for several `rating_weight` values and item-item 
     python benchmarks/rating_weight_sweep.py --pipeline-root artifacts/pipeline [--weights 0,0.3,1] [--shares 0,0.5,1]
 
 A diagnostic after the fact: it reads the test split, so nothing here may choose a setting. The Trainer chooses
-the item-item share on eval (history.json's "item_item"); this shows how far from the best on test that choice
-landed. The default share is the pushed model's own.
+the item-item share and the rating weight on eval (history.json's "item_item"); this shows how far from the best
+on test those choices landed. The default share is the pushed model's own.
 """
 
 from __future__ import annotations

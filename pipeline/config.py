@@ -54,8 +54,8 @@ class TrainerConfig:
     retrieval_patience: int = 0
     # The retrieval model's budget in steps: it trains ceil(retrieval_steps / its steps per epoch) epochs, at
     # least 1 and at most retrieval_epochs, so its work stops growing as epochs x data. 1,024 steps is ML-100k's 8
-    # epochs; on 1M generated ratings the eval NDCG@10 peaked after 1 epoch (1,172 steps), and 1 epoch instead
-    # of 8 raised test NDCG@10 0.687 -> 0.721 at the same RMSE (docs/results.md).
+    # epochs; on 1M generated ratings the eval NDCG@10 peaked after 1 epoch (1,170 steps), and 1 epoch instead
+    # of 8 raised test NDCG@10 0.687 -> 0.720 at the same RMSE (docs/results.md).
     retrieval_steps: int = 1024
     retrieval_batch_size: int = 1024
     # ExampleGen writes each user's ratings together: a smaller shuffle buffer leaves batches of few users.

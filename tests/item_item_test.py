@@ -261,7 +261,7 @@ def test_the_rating_weight_is_chosen_on_a_seeded_sample_of_at_most_rating_weight
         (65_336, 8),  # ML-100k's time split: 128 steps an epoch, the budget is its 8 epochs
         (70_000, 8),  # a u-fold: 138 steps an epoch, the budget rounds up
         (300_000, 2),  # 586 steps an epoch
-        (600_000, 1),  # 1M ratings' time split: 1,172 steps an epoch
+        (600_000, 1),  # 1M ratings' time split: about 1,170 steps an epoch
         (6_000_000, 1),  # at least one epoch
     ],
 )
