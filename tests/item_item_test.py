@@ -224,7 +224,10 @@ def test_the_trainer_chooses_on_the_eval_users_held_out_movies_from_train_profil
         assert not judged.excluded[np.arange(len(users))[:, None], candidates].any()
         return np.where(candidates == 1, 5.0, 1.0)  # a ranker that knows movie 1
 
-    weighting = retrieval_training.choose_rating_weight(judged, scores, ratings, TrainerConfig(candidates=15))
+    too_few = retrieval_training.choose_rating_weight(judged, scores, ratings, TrainerConfig(candidates=15))
+    assert too_few == {"rating_weight": 0.3, "rating_weight_chosen_on_eval": False} and not rated_by  # 10 < 500
+    enough = TrainerConfig(candidates=15, rating_weight_min_users=10)
+    weighting = retrieval_training.choose_rating_weight(judged, scores, ratings, enough)
     assert sorted(rated_by) == sorted(f"u{u}" for u in range(10)) and weighting["rating_weight_chosen_on_eval"]
     by_weight = weighting["eval_ndcg_by_rating_weight"]
     assert weighting["rating_weight"] in item_item.RATING_WEIGHTS
@@ -250,7 +253,8 @@ def test_the_rating_weight_is_chosen_on_a_seeded_sample_of_at_most_rating_weight
         return np.ones(candidates.shape)
 
     for seed in (42, 42, 7):
-        choice = retrieval_training.choose_rating_weight(judged, scores, ratings, TrainerConfig(seed=seed))
+        config = TrainerConfig(seed=seed, rating_weight_min_users=4)
+        choice = retrieval_training.choose_rating_weight(judged, scores, ratings, config)
         assert choice["rating_weight_eval_users"] == 4
     assert asked[0] == asked[1] != asked[2] and all(len(set(a)) == 4 and set(a) <= set(judged.users) for a in asked)
 

@@ -35,7 +35,7 @@ TOWER_FEATURES = (*retrieval.QUERY_FEATURES, *retrieval.CANDIDATE_FEATURES)
 MIN_STEPS = 20
 EVAL_USERS = 2000  # the item-item scorer's λ and blend are chosen on at most this many eval users
 EVAL_NDCG = "eval_ndcg_at_10"  # the towers' NDCG@10 on the eval users after each epoch (history.json)
-DEFAULT_RATING_WEIGHT = 0.3  # the predicted rating's weight when there are no eval users to choose it on
+DEFAULT_RATING_WEIGHT = 0.3  # the predicted rating's weight when too few eval users choose it
 RATING_USERS_PER_BATCH = 128  # eval users whose candidates the ranker scores at once (128 × 150 pairs)
 # The rating weight is chosen on at most this many of them (a seeded sample): scoring every candidate through
 # Transform and the ranker costs about 20 ms a user; the eval NDCG@10 moves by under 0.003 across weights.
@@ -322,8 +322,9 @@ def choose_rating_weight(
     users, over each one's top `config.candidates` movies by candidate score (`scores`, from choose_item_item).
     `ratings(users, candidates)` predicts the users' (snapshot indices) ratings of the candidates (snapshot
     movie indices, [users, n]) from train alone; at most RATING_WEIGHT_USERS of the eval users are scored.
-    config.rating_weight, when set, is kept (nothing is scored); without eval users, DEFAULT_RATING_WEIGHT."""
-    if config.rating_weight is not None or not len(judged.users):
+    config.rating_weight, when set, is kept (nothing is scored); with fewer than config.rating_weight_min_users
+    eval users, DEFAULT_RATING_WEIGHT."""
+    if config.rating_weight is not None or len(judged.users) < max(config.rating_weight_min_users, 1):
         fixed = DEFAULT_RATING_WEIGHT if config.rating_weight is None else config.rating_weight
         return {"rating_weight": float(fixed), "rating_weight_chosen_on_eval": False}
     rows = np.sort(np.random.default_rng(config.seed).permutation(len(judged.users))[:RATING_WEIGHT_USERS])
