@@ -95,15 +95,19 @@ def scores(rated: sparse.csr_matrix, neighbours: Neighbours) -> np.ndarray:
     return np.asarray((rated @ weights).todense(), np.float32)
 
 
-def standardized(values: np.ndarray, excluded: np.ndarray) -> np.ndarray:
-    """Each row minus its mean, over its standard deviation, both over the entries not `excluded` (0 when flat).
-    `recommend` does the same in TensorFlow (recommend.standardized)."""
+def moments(values: np.ndarray, excluded: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's mean and standard deviation ([rows, 1]) over the entries not `excluded` (recommend.moments)."""
     valid = ~excluded
     count = np.maximum(valid.sum(axis=1, keepdims=True), 1)
     mean = np.where(valid, values, 0.0).sum(axis=1, keepdims=True) / count
-    centred = np.where(valid, values - mean, 0.0)
-    std = np.sqrt((centred**2).sum(axis=1, keepdims=True) / count)
-    return np.where(std > 1e-9, centred / np.maximum(std, 1e-9), 0.0)
+    return mean, np.sqrt((np.where(valid, values - mean, 0.0) ** 2).sum(axis=1, keepdims=True) / count)
+
+
+def standardized(values: np.ndarray, excluded: np.ndarray) -> np.ndarray:
+    """Each row minus its mean, over its standard deviation, both over the entries not `excluded` (0 when flat
+    and where excluded). `recommend` does the same in TensorFlow (recommend.standardized)."""
+    mean, std = moments(values, excluded)
+    return np.where(~excluded & (std > 1e-9), (values - mean) / np.maximum(std, 1e-9), 0.0)
 
 
 def candidate_scores(
@@ -112,10 +116,7 @@ def candidate_scores(
     """`recommend`'s candidate score in numpy (recommend.candidate_scores): the blend of the two standardized
     scores put back on the retrieval score's per-user scale (mean and spread over the entries not `excluded`,
     which are -inf)."""
-    valid = ~excluded
-    count = np.maximum(valid.sum(axis=1, keepdims=True), 1)
-    mean = np.where(valid, retrieval_scores, 0.0).sum(axis=1, keepdims=True) / count
-    std = np.sqrt((np.where(valid, retrieval_scores - mean, 0.0) ** 2).sum(axis=1, keepdims=True) / count)
+    mean, std = moments(retrieval_scores, excluded)
     blend = (1.0 - share) * retrieval_scores + share * (mean + std * standardized(item_scores, excluded))
     return np.where(excluded, -np.inf, blend)
 

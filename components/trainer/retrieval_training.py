@@ -328,11 +328,11 @@ def choose_rating_weight(
         fixed = DEFAULT_RATING_WEIGHT if config.rating_weight is None else config.rating_weight
         return {"rating_weight": float(fixed), "rating_weight_chosen_on_eval": False}
     rows = np.sort(np.random.default_rng(config.seed).permutation(len(judged.users))[:RATING_WEIGHT_USERS])
-    n = min(config.candidates, scores.shape[1])
-    candidates = np.argsort(-scores[rows], axis=1, kind="stable")[:, :n]
+    sampled = scores[rows]
+    candidates = np.argsort(-sampled, axis=1, kind="stable")[:, : min(config.candidates, scores.shape[1])]
     predicted = ratings(judged.users[rows], candidates)
     weight, by_weight = item_item.choose_rating_weight(
-        candidates, np.take_along_axis(scores[rows], candidates, axis=1), predicted, [judged.held_out[i] for i in rows]
+        candidates, np.take_along_axis(sampled, candidates, axis=1), predicted, [judged.held_out[i] for i in rows]
     )
     return {
         "rating_weight": weight,
@@ -348,18 +348,15 @@ def predicted_ratings(
     """`ranker`'s predicted rating of each user's movies ([users, n] ids), computed as `recommend` does from
     `recommender`'s snapshot (a movie it does not hold is an unknown movie), clipped to its rating range."""
     low, high = recommender.rating_range
-
     # Eagerly: as one tf.function its trace alone took 24 s; eagerly 943 users took 21 s (2.4-2.9 s a batch of
     # 128), 238 users 3 s (ML-100k beside two other runs; 1M).
-    def predict(ids: tf.Tensor, movies: tf.Tensor) -> tf.Tensor:
-        batch = tf.shape(ids)[0]
-        state = recommender.user_state(ids, tf.zeros([batch, 0], tf.string), tf.zeros([batch, 0], tf.float32))
-        pairs = recommender.pair_features(state, recommender.movie_table.lookup(movies))
-        return tf.clip_by_value(tf.reshape(ranker(tft_layer(pairs)), tf.shape(movies)), low, high)
-
     parts = []
     for start in range(0, len(user_ids), RATING_USERS_PER_BATCH):
-        ids = np.array([str(u).encode() for u in user_ids[start : start + RATING_USERS_PER_BATCH]], object)
-        movies = np.array([[str(m).encode() for m in row] for row in movie_ids[start : start + len(ids)]], object)
-        parts.append(predict(tf.constant(ids), tf.constant(movies)).numpy())
+        ids = tf.constant([str(u).encode() for u in user_ids[start : start + RATING_USERS_PER_BATCH]])
+        movies = tf.constant([[str(m).encode() for m in row] for row in movie_ids[start : start + len(ids)]])
+        empty = tf.zeros([len(ids), 0], tf.string)
+        state = recommender.user_state(ids, empty, tf.zeros([len(ids), 0], tf.float32))
+        pairs = recommender.pair_features(state, recommender.movie_table.lookup(movies))
+        predicted = tf.reshape(ranker(tft_layer(pairs)), tf.shape(movies))
+        parts.append(tf.clip_by_value(predicted, low, high).numpy())
     return np.concatenate(parts) if parts else np.zeros(movie_ids.shape, np.float32)
