@@ -1,14 +1,15 @@
 """Cold start: how well `recommend` serves people the model has never seen, from their first few ratings.
 
     python benchmarks/cold_start.py --model artifacts/serving/movielens_ranker/<version> \
-        --data-dir artifacts/data/ml-100k [--given 1,3,5]
+        --data-dir artifacts/data/ml-100k [--given 0,1,3,5]
 
 Run it on a model trained on the time split (the default `recommender run`): most of its test-period users
 rated nothing before it. Each user the model does not know, with more than max(given) + 4 ratings of movies in
 its catalogue, is sent as a new id with their first n ratings (by time) as `recent_movies` / `recent_ratings`;
 relevant = the rest of their ratings. Figures: NDCG@10 (components/ranking_evaluator/metrics.py) of the
-pushed model, of the same model with the item-item share set to 0 (the towers alone), and of the most popular
-movies (the model's training rating counts) without the given ones. Then the Star Wars check: a new user who
+pushed model, of the same model without the new-user popularity prior (components/trainer/cold_start.py),
+with the item-item share and the prior set to 0 (the towers alone), and of the most popular movies (the
+model's training rating counts) without the given ones. Then the Star Wars check: a new user who
 gave Star Wars, The Empire Strikes Back and Return of the Jedi 5 stars (ML-100k ids 50, 172, 181), and their
 top 10's genres. Reads the ratings file only to measure: nothing here chooses a setting.
 """
@@ -56,8 +57,8 @@ def recommend(model, users: list[str], given: list[list[tuple[str, float]]], k: 
         batch, pairs = users[start : start + BATCH], given[start : start + BATCH]
         out = signature(
             user_id=tf.constant([f"cold-start-{user}" for user in batch]),
-            recent_movies=tf.constant([[m for m, _ in row] for row in pairs]),
-            recent_ratings=tf.constant([[r for _, r in row] for row in pairs], tf.float32),
+            recent_movies=tf.constant([[m for m, _ in row] for row in pairs], tf.string, [len(batch), len(pairs[0])]),
+            recent_ratings=tf.constant([[r for _, r in row] for row in pairs], tf.float32, [len(batch), len(pairs[0])]),
             k=tf.constant(k),
             diversity=tf.constant(0.0),
         )
@@ -70,7 +71,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", required=True, help="A pushed SavedModel directory.")
     parser.add_argument("--data-dir", type=Path, required=True, help="The ML-100k directory (u.data).")
-    parser.add_argument("--given", default="1,3,5")
+    parser.add_argument("--given", default="0,1,3,5")
     args = parser.parse_args()
     model = tf.saved_model.load(args.model)
     catalogue = model.signatures[f.CATALOGUE_SIGNATURE]()
@@ -80,21 +81,26 @@ def main() -> None:
     known = {u.decode() for u in catalogue[f.OUT_USER_IDS].numpy()}
     ratings = baselines.load(args.data_dir)
     share = float(model.recommender.item_share.numpy())
+    prior = float(model.recommender.new_user_popularity.numpy())
     sizes = [int(n) for n in args.given.split(",")]
     users = new_users(ratings, known, set(movie_ids), max(sizes))
     if not users:
         raise SystemExit("Error: every user in the ratings is known to the model (train it on the time split)")
-    print(f"{len(users)} users the model never saw; item-item share {share:g} (chosen on eval)\n")
-    print("| given ratings | ours | towers alone (share 0) | most popular |\n|---|---|---|---|")
+    print(f"{len(users)} users the model never saw; item-item share {share:g}, new-user popularity {prior:g}")
+    print("(both chosen on eval)\n")
+    print("| given ratings | ours | without the popularity prior | towers alone (share 0, no prior) | most popular |")
+    print("|---|---|---|---|---|")
     for n in sizes:
         ids = sorted(users)
         given = [users[u][:n] for u in ids]
         relevant = {u: {m for m, _ in users[u][n:]} for u in ids}
         figures = []
-        for value in (share, 0.0):
-            model.recommender.item_share.assign(value)
+        for item_share, popularity in ((share, prior), (share, 0.0), (0.0, 0.0)):
+            model.recommender.item_share.assign(item_share)
+            model.recommender.new_user_popularity.assign(popularity)
             figures.append(metrics.accuracy(recommend(model, ids, given), relevant, 10)["ndcg"])
         model.recommender.item_share.assign(share)
+        model.recommender.new_user_popularity.assign(prior)
         most_popular = {u: [m for m in popular if m not in dict(g)][:10] for u, g in zip(ids, given, strict=True)}
         figures.append(metrics.accuracy(most_popular, relevant, 10)["ndcg"])
         print(f"| {n} | " + " | ".join(f"{x:.4f}" for x in figures) + " |")

@@ -37,6 +37,7 @@ RMSE_BOUND = 0.9
 # app) goes through an ensemble's export, at the cost of a second 10-epoch fit on 1,785 examples.
 ENSEMBLE = 2
 # The retrieval model's early stopping on its eval NDCG@10 (off by default), exercised by the shared run.
+RATING_WEIGHT_MIN_USERS = 10  # the tiny run has a few dozen eval users: the weight is chosen on them
 RETRIEVAL_PATIENCE = 1
 
 
@@ -46,8 +47,12 @@ def config_for(ws: dict, **overrides) -> PipelineConfig:
         data_dir=str(ws["data"]),
         serving_dir=str(ws["serving"]),
         trainer=TrainerConfig(
-            epochs=EPOCHS, tuner_trials=1, ensemble_size=ENSEMBLE, retrieval_patience=RETRIEVAL_PATIENCE
-        ),
+            epochs=EPOCHS,
+            tuner_trials=1,
+            ensemble_size=ENSEMBLE,
+            retrieval_patience=RETRIEVAL_PATIENCE,
+            rating_weight_min_users=RATING_WEIGHT_MIN_USERS,
+        ),  # fmt: skip
         rmse_upper_bound=RMSE_BOUND,
         beam_pipeline_args=direct_runner_args(),
     )
@@ -82,6 +87,7 @@ def first_run(workspace) -> dict:
         "--serving-dir", str(workspace["serving"]),
         "--epochs", str(EPOCHS), "--tuner-trials", "1", "--rmse-upper-bound", str(RMSE_BOUND),
         "--ensemble", str(ENSEMBLE), "--retrieval-patience", str(RETRIEVAL_PATIENCE),
+        "--rating-weight-min-users", str(RATING_WEIGHT_MIN_USERS),
     ]  # fmt: skip
     temp = workspace["root"].parent / "tmp"  # the run's temp directory: it must leave nothing there
     temp.mkdir()

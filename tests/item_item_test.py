@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from components.trainer import item_item, recommend, retrieval_training
+from components.trainer import item_item, recommend, retrieval_training, scoring
 from pipeline.config import TrainerConfig
 from transform import features as f
 
@@ -92,7 +92,7 @@ def test_standardized_is_the_same_in_numpy_and_tensorflow_and_ignores_excluded_e
     excluded = np.array([[False, False, False, True], [False, True, False, False]])
     numpy_result = item_item.standardized(values, excluded)
     np.testing.assert_allclose(
-        recommend.standardized(tf.constant(values), tf.constant(excluded)), numpy_result, atol=1e-6
+        scoring.standardized(tf.constant(values), tf.constant(excluded)), numpy_result, atol=1e-6
     )
     np.testing.assert_allclose(numpy_result[0, :3], [-1.2247449, 0.0, 1.2247449], atol=1e-6)
     assert (numpy_result[1] == 0).all()  # a flat row: no preference, not NaN
@@ -121,15 +121,26 @@ def test_the_candidate_score_is_the_same_in_numpy_and_in_recommend():
     rng = np.random.default_rng(3)
     retrieved, item = rng.normal(2.0, 3.0, size=(4, 9)), rng.exponential(size=(4, 9))
     excluded = rng.random((4, 9)) < 0.3
-    for share in (0.0, 0.4, 1.0):
-        numpy_result = item_item.candidate_scores(item, retrieved, excluded, share)
-        in_tf = recommend.candidate_scores(
-            tf.constant(retrieved, tf.float32), tf.constant(item, tf.float32), tf.constant(excluded), share
-        )
+    popularity = np.log1p(rng.permutation(9) * 50.0).astype(np.float32)  # distinct counts
+    for share, prior in ((0.0, 0.0), (0.4, 0.0), (1.0, 0.0), (0.4, 2.0)):
+        numpy_result = item_item.candidate_scores(item, retrieved, excluded, share, popularity, prior)
+        in_tf = scoring.candidate_scores(
+            tf.constant(retrieved, tf.float32), tf.constant(item, tf.float32), tf.constant(excluded), share,
+            tf.constant(popularity), tf.fill([4], prior),
+        )  # fmt: skip
         np.testing.assert_allclose(in_tf, numpy_result, rtol=1e-5, atol=1e-5)
         assert np.isneginf(numpy_result[excluded]).all() and np.isfinite(numpy_result[~excluded]).all()
     np.testing.assert_allclose(item_item.candidate_scores(item, retrieved, excluded, 0.0)[~excluded],
                                retrieved[~excluded])  # fmt: skip
+    # The prior moves each user's order toward popularity; per user (a known user's weight is 0).
+    users = tf.constant([0.0, 1000.0])
+    mixed = scoring.candidate_scores(
+        tf.constant(retrieved[:2], tf.float32), tf.constant(item[:2], tf.float32), tf.constant(excluded[:2]), 0.4,
+        tf.constant(popularity), users,
+    ).numpy()  # fmt: skip
+    np.testing.assert_allclose(mixed[0], item_item.candidate_scores(item, retrieved, excluded, 0.4)[0], rtol=1e-5)
+    valid = ~excluded[1]
+    assert (np.argsort(-mixed[1][valid], kind="stable") == np.argsort(-popularity[valid], kind="stable")).all()
 
 
 @pytest.mark.parametrize("helpful", [False, True])
@@ -206,7 +217,7 @@ def test_the_trainer_chooses_on_the_eval_users_held_out_movies_from_train_profil
     assert (judged.rated.toarray() > 0).tolist() == [
         [m in train[int(u[1:])] for m in range(40)] for u in state.user_ids
     ]
-    choice, scores = retrieval_training.choose_item_item(
+    choice, scores, fitted = retrieval_training.choose_item_item(
         judged, query_vectors_used(state.user_ids[judged.users]), movie_vectors, config
     )
     assert sorted(asked) == sorted(f"u{u}" for u in range(10))  # the eval users, and only they
@@ -215,6 +226,8 @@ def test_the_trainer_chooses_on_the_eval_users_held_out_movies_from_train_profil
     by_share = choice["eval_ndcg_by_share"]
     assert by_share[str(choice["share"])] == max(by_share.values())
     assert scores.shape == (10, 40) and np.isneginf(scores[judged.excluded]).all()
+    again = item_item.fit(judged.rated, choice["regularization"], 5, config.item_item_movies)
+    assert np.array_equal(fitted.indices, again.indices) and np.array_equal(fitted.weights, again.weights)
 
     # The rating weight: the ranker is asked about these users' candidates only, and never about their profiles.
     rated_by = []

@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from components.ranking_evaluator import metrics
 from components.ranking_evaluator.component import age_band, blessing_decision
-from components.trainer.recommend import mmr_order
+from components.trainer.scoring import mmr_order
 
 
 def test_one_user_by_hand():

@@ -23,7 +23,7 @@ from e2e_run import RETRIEVAL_PATIENCE
 from components.example_gen import tiny_ml100k
 from components.ranking_evaluator import component as ranking
 from components.ranking_evaluator import metrics
-from components.trainer import item_item, retrieval_training, task
+from components.trainer import cold_start, item_item, retrieval_training, task
 from components.trainer.retrieval_training import EVAL_NDCG
 from pipeline import metadata
 from pipeline import pipeline as dag
@@ -241,7 +241,7 @@ def test_the_trainer_records_its_phases_and_stops_retrieval_on_its_eval_ndcg(fir
     assert set(history["seconds"]) == {"ranker", "refit", "recommender", "export"}
     assert all(seconds > 0 for seconds in history["seconds"].values())
     retrieval = history["retrieval_history"]
-    assert set(retrieval["seconds"]) == {"snapshot", "fit", "item_item", "rating_weight"}
+    assert set(retrieval["seconds"]) == {"snapshot", "fit", "item_item", "new_users", "rating_weight"}
     assert sum(retrieval["seconds"].values()) <= history["seconds"]["recommender"]
     ndcg, config = retrieval[EVAL_NDCG], TrainerConfig(retrieval_patience=RETRIEVAL_PATIENCE)
     assert len(ndcg) == len(retrieval["loss"]) <= retrieval["epochs"] <= config.retrieval_epochs
@@ -268,11 +268,20 @@ def test_the_recommenders_choices_were_made_on_eval_and_travel_in_the_pushed_mod
         figures = choice[name]
         assert len(figures) > 1 and figures[str(float(choice[chosen]))] == max(figures.values())
     assert model.recommender.item_share.numpy() == np.float32(choice["share"])
-    # The predicted rating's weight: chosen on eval from enough eval users (tests/item_item_test.py), else 0.3.
-    assert choice["eval_users"] < TrainerConfig().rating_weight_min_users
-    assert choice["rating_weight"] == retrieval_training.DEFAULT_RATING_WEIGHT
-    assert not choice["rating_weight_chosen_on_eval"] and "eval_ndcg_by_rating_weight" not in choice
+    # The predicted rating's weight: chosen on eval (the run lowers --rating-weight-min-users below its eval users),
+    # each eval user's candidates scored by the ranker trained on train alone (retrieval_training.predicted_ratings).
+    assert choice["rating_weight_chosen_on_eval"] and choice["rating_weight"] in item_item.RATING_WEIGHTS
+    assert choice["rating_weight_eval_users"] == min(choice["eval_users"], retrieval_training.RATING_WEIGHT_USERS)
+    by_weight = choice["eval_ndcg_by_rating_weight"]
+    assert set(by_weight) == {str(w) for w in item_item.RATING_WEIGHTS}
+    assert by_weight[str(float(choice["rating_weight"]))] == max(by_weight.values())
     assert model.recommender.rating_weight.numpy() == np.float32(choice["rating_weight"])
+    # The new-user popularity prior: chosen on the eval split's newcomers (this time split has some).
+    assert choice["new_user_eval_users"] > 0 and choice["new_user_popularity"] in cold_start.POPULARITY_WEIGHTS
+    by_prior = choice["eval_ndcg_by_new_user_popularity"]
+    assert by_prior[str(float(choice["new_user_popularity"]))] == max(by_prior.values())
+    assert set(choice["eval_ndcg_by_given"]) == {str(n) for n in cold_start.GIVEN}
+    assert model.recommender.new_user_popularity.numpy() == np.float32(choice["new_user_popularity"])
     r = model.recommender  # each array has one row of padding
     parts = (r.neighbour_rows, r.neighbour_indices, r.neighbour_weights)
     assert choice["bytes"] == sum(part.numpy()[:-1].nbytes for part in parts) > 0

@@ -96,7 +96,7 @@ def scores(rated: sparse.csr_matrix, neighbours: Neighbours) -> np.ndarray:
 
 
 def moments(values: np.ndarray, excluded: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Each row's mean and standard deviation ([rows, 1]) over the entries not `excluded` (recommend.moments)."""
+    """Each row's mean and standard deviation ([rows, 1]) over the entries not `excluded` (scoring.moments)."""
     valid = ~excluded
     count = np.maximum(valid.sum(axis=1, keepdims=True), 1)
     mean = np.where(valid, values, 0.0).sum(axis=1, keepdims=True) / count
@@ -105,19 +105,27 @@ def moments(values: np.ndarray, excluded: np.ndarray) -> tuple[np.ndarray, np.nd
 
 def standardized(values: np.ndarray, excluded: np.ndarray) -> np.ndarray:
     """Each row minus its mean, over its standard deviation, both over the entries not `excluded` (0 when flat
-    and where excluded). `recommend` does the same in TensorFlow (recommend.standardized)."""
+    and where excluded). `recommend` does the same in TensorFlow (scoring.standardized)."""
     mean, std = moments(values, excluded)
     return np.where(~excluded & (std > 1e-9), (values - mean) / np.maximum(std, 1e-9), 0.0)
 
 
 def candidate_scores(
-    item_scores: np.ndarray, retrieval_scores: np.ndarray, excluded: np.ndarray, share: float
+    item_scores: np.ndarray,
+    retrieval_scores: np.ndarray,
+    excluded: np.ndarray,
+    share: float,
+    popularity: np.ndarray | None = None,
+    popularity_weight: float = 0.0,
 ) -> np.ndarray:
-    """`recommend`'s candidate score in numpy (recommend.candidate_scores): the blend of the two standardized
+    """`recommend`'s candidate score in numpy (scoring.candidate_scores): the blend of the two standardized
     scores put back on the retrieval score's per-user scale (mean and spread over the entries not `excluded`,
-    which are -inf)."""
+    which are -inf), plus `popularity_weight` × the standardized `popularity` ([movies]) on that scale."""
     mean, std = moments(retrieval_scores, excluded)
     blend = (1.0 - share) * retrieval_scores + share * (mean + std * standardized(item_scores, excluded))
+    if popularity is not None:
+        popular = standardized(np.broadcast_to(popularity, retrieval_scores.shape), excluded)
+        blend = blend + popularity_weight * std * popular
     return np.where(excluded, -np.inf, blend)
 
 

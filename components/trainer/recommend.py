@@ -5,8 +5,9 @@
     raw user features ─► Transform ─► query tower ─► exact scores over every movie vector (computed at
     export) ─┐
     rated movies ─► item-item scores (item_item.py: EASE neighbours) ─┴► blend of the two, each standardized
-    per user ─► mask movies the user rated ─► top N ─► raw (user, candidate) features ─► Transform ─►
-    ranker ─► score = blend + rating_weight × predicted rating ─► MMR (diversity) ─► top K
+    per user (+ popularity for a user the snapshot does not know: cold_start.py) ─► mask movies the user
+    rated ─► top N ─► raw (user, candidate) features ─► Transform ─► ranker ─► score = blend + rating_weight
+    × predicted rating ─► MMR (diversity) ─► top K (the scores' arithmetic: scoring.py)
 
 Only stock TensorFlow ops, so stock TF Serving loads it. The exact index is a matrix product with every
 movie vector (what tfrs BruteForce does) because rated movies must be masked before the top-N cut.
@@ -18,10 +19,9 @@ import numpy as np
 import tensorflow as tf
 
 from components.trainer.item_item import Neighbours
+from components.trainer.scoring import NEG_INF, candidate_scores, mmr_order
 from components.trainer.snapshot import Snapshot
 from transform import features as f
-
-NEG_INF = float("-inf")
 
 
 def _padded(values: np.ndarray, fill) -> np.ndarray:
@@ -36,65 +36,6 @@ def _strings(values) -> np.ndarray:
 
 def _variable(values: np.ndarray, dtype, name: str) -> tf.Variable:
     return tf.Variable(tf.constant(values, dtype), trainable=False, name=name)
-
-
-def moments(values: tf.Tensor, excluded: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-    """Each row's mean and standard deviation ([batch, 1]) over the entries not `excluded`."""
-    valid = tf.cast(~excluded, tf.float32)
-    count = tf.maximum(tf.reduce_sum(valid, 1, keepdims=True), 1.0)
-    mean = tf.reduce_sum(values * valid, 1, keepdims=True) / count
-    centred = (values - mean) * valid
-    return mean, tf.sqrt(tf.reduce_sum(centred * centred, 1, keepdims=True) / count)
-
-
-def standardized(values: tf.Tensor, excluded: tf.Tensor) -> tf.Tensor:
-    """Each row minus its mean, over its standard deviation (0 where flat and where excluded), both over the
-    entries not `excluded`: what item_item.standardized computes in numpy when the Trainer chooses the blend."""
-    mean, std = moments(values, excluded)
-    return tf.where(~excluded & (std > 1e-9), (values - mean) / tf.maximum(std, 1e-9), 0.0)
-
-
-def candidate_scores(retrieved: tf.Tensor, item_scores: tf.Tensor, excluded: tf.Tensor, share: tf.Tensor) -> tf.Tensor:
-    """The blend of the two standardized scores on the retrieval score's scale (what rating_weight is relative
-    to): the item-item score is given the retrieval score's per-user mean and spread, share 0 leaves the
-    retrieval score as it is; -inf where `excluded` (item_item.candidate_scores in numpy)."""
-    mean, std = moments(retrieved, excluded)
-    item_item = mean + std * standardized(item_scores, excluded)
-    return tf.where(excluded, NEG_INF, (1.0 - share) * retrieved + share * item_item)
-
-
-def mmr_order(relevance: tf.Tensor, similarity: tf.Tensor, diversity: tf.Tensor, k: tf.Tensor) -> tf.Tensor:
-    """Maximal marginal relevance: [batch, k] indices into the n candidates, picked greedily by
-    (1 - diversity) × relevance - diversity × (highest similarity to a movie already picked).
-
-    relevance: [batch, n], -inf for candidates that must come last; normalised here to [0, 1] per row.
-    similarity: [batch, n, n] in [0, 1]. diversity 0 gives the relevance order; k <= n.
-    """
-    valid = tf.math.is_finite(relevance)
-    low = tf.reduce_min(tf.where(valid, relevance, np.inf), axis=1, keepdims=True)
-    high = tf.reduce_max(tf.where(valid, relevance, -np.inf), axis=1, keepdims=True)
-    scaled = tf.where(valid, (relevance - low) / tf.maximum(high - low, 1e-9), 0.0)
-    batch, n = tf.shape(relevance)[0], tf.shape(relevance)[1]
-
-    def step(i, picked, closest, taken):
-        value = (1.0 - diversity) * scaled - diversity * closest
-        # Invalid candidates rank below every valid one; taken ones are never picked again.
-        value = tf.where(valid, value, value - 10.0)
-        value = tf.where(taken, -np.inf, value)
-        choice = tf.argmax(value, axis=1, output_type=tf.int32)
-        picked = tf.concat([picked, choice[:, None]], axis=1)
-        closest = tf.maximum(closest, tf.gather(similarity, choice, axis=1, batch_dims=1))
-        taken = taken | tf.one_hot(choice, n, on_value=True, off_value=False)
-        return i + 1, picked, closest, taken
-
-    matrix = tf.TensorShape([None, None])
-    _, picked, _, _ = tf.while_loop(
-        lambda i, *_: i < k,
-        step,
-        (tf.constant(0), tf.zeros([batch, 0], tf.int32), tf.zeros([batch, n]), tf.zeros([batch, n], tf.bool)),
-        shape_invariants=(tf.TensorShape([]), matrix, matrix, matrix),
-    )
-    return picked
 
 
 class Recommender(tf.Module):
@@ -117,6 +58,8 @@ class Recommender(tf.Module):
         # A variable, so an experiment can move it on a loaded model (benchmarks/rating_weight_sweep.py).
         self.rating_weight = tf.Variable(float(rating_weight), trainable=False, name="rating_weight")
         self.item_share = tf.Variable(0.0, trainable=False, name="item_share")
+        # The weight of popularity in the candidate score of a user the snapshot does not know (cold_start.py).
+        self.new_user_popularity = tf.Variable(0.0, trainable=False, name="new_user_popularity")
         self.request_time = s.request_time
         self.query_tower = query_tower
         self.user_table = tf.lookup.StaticHashTable(
@@ -354,7 +297,9 @@ def make_signatures(model: tf.keras.Model, recommender: Recommender) -> dict:
         )
         excluded = mask > 0
         retrieved = tf.matmul(query, r.movie_vectors, transpose_b=True)  # [b, movies]
-        scores = candidate_scores(retrieved, r.item_item_scores(rated), excluded, r.item_share)
+        popularity = tf.math.log1p(tf.cast(r.movie_counts[: r.movies], tf.float32))
+        prior = tf.where(state["known"], 0.0, r.new_user_popularity)
+        scores = candidate_scores(retrieved, r.item_item_scores(rated), excluded, r.item_share, popularity, prior)
         n = tf.minimum(r.candidates, r.movies)
         retrieval, candidates = tf.math.top_k(scores, k=n)
         candidates = tf.cast(candidates, tf.int64)

@@ -23,7 +23,7 @@ import tensorflow_transform as tft
 from scipy import sparse
 from tfx import v1 as tfx
 
-from components.trainer import data, item_item, recommend, retrieval, snapshot
+from components.trainer import cold_start, data, item_item, recommend, retrieval, snapshot
 from components.trainer.model import Vocabularies
 from pipeline.config import TrainerConfig
 from transform import features as f
@@ -54,13 +54,23 @@ def tower_inputs(features: dict) -> dict[str, tf.Tensor]:
     }
 
 
-def user_query_inputs(recommender: recommend.Recommender, tft_layer, users: np.ndarray) -> dict[str, np.ndarray]:
-    """The query tower's transformed inputs of each snapshot user, as `recommend` computes them."""
+def user_query_inputs(
+    recommender: recommend.Recommender,
+    tft_layer,
+    users: np.ndarray,
+    movies: np.ndarray | None = None,
+    ratings: np.ndarray | None = None,
+) -> dict[str, np.ndarray]:
+    """The query tower's transformed inputs of each user, as `recommend` computes them from the snapshot and the
+    request's (movie id, rating) pairs ([users, n]; none when omitted)."""
+    if movies is None:
+        movies, ratings = np.zeros((len(users), 0), object), np.zeros((len(users), 0), np.float32)
     parts: dict[str, list] = {}
     for start in range(0, len(users), 2048):
         ids = tf.constant([u.encode() for u in users[start : start + 2048]])
-        empty = tf.zeros([len(ids), 0], tf.string)
-        state = recommender.user_state(ids, empty, tf.zeros([len(ids), 0], tf.float32))
+        rows = [[str(m).encode() for m in row] for row in movies[start : start + 2048]]
+        given = tf.constant(rows, tf.string, [len(ids), movies.shape[1]])
+        state = recommender.user_state(ids, given, tf.constant(ratings[start : start + 2048], tf.float32))
         transformed = tft_layer(recommender.pair_features(state, tf.zeros([len(ids), 1], tf.int64)))
         inputs = tower_inputs({**transformed, **state["profile"], **_dummy_candidate(len(ids))})
         for name in f.present(retrieval.QUERY_FEATURES, inputs):
@@ -115,7 +125,8 @@ def train_recommender(
     ranker: tf.keras.Model,
 ) -> tuple[recommend.Recommender, dict, dict]:
     """Builds the snapshot of every user and movie from the train and eval splits (everything the Trainer
-    saw), trains the retrieval model, fits the item-item scorer, and returns the Recommender module (with its
+    saw), trains the retrieval model, fits the item-item scorer, chooses the new-user popularity prior
+    (cold_start.py), and returns the Recommender module (with its
     movie vectors and neighbours), the retrieval model's training history (with each phase's seconds) and the
     choices made on eval (the item-item scorer's, and the weight of the predicted rating).
 
@@ -207,11 +218,30 @@ def train_recommender(
     record["epochs"], record["steps_per_epoch"] = epochs, steps_per_epoch(len(train_movies), batch)
 
     query_vectors = model.query_tower(judged_queries).numpy() if len(judged.users) else np.zeros((0, hp.dim))
-    choice, judged_scores = choose_item_item(judged, query_vectors, recommender.movie_vectors.numpy(), config)
+    movie_vectors = recommender.movie_vectors.numpy()
+    choice, judged_scores, fitted = choose_item_item(judged, query_vectors, movie_vectors, config)
     both = item_item.rated_matrix(*split_indices(state, rows), (len(state.user_ids), movies))
     neighbours = item_item.fit(both, choice["regularization"], config.item_item_neighbours, config.item_item_movies)
     recommender.set_item_item(neighbours, choice["share"])
     seconds["item_item"] = time.monotonic() - started - sum(seconds.values())
+
+    newcomers = cold_start.new_users(state.movie_ids, train_rows, eval_rows, config.seed, EVAL_USERS)
+
+    def newcomer_queries(n: int) -> np.ndarray:
+        users = len(newcomers.user_ids)
+        given = np.array([state.movie_ids[m[:n]] for m in newcomers.movies], object).reshape(users, n)
+        ratings = np.array([r[:n] for r in newcomers.ratings], np.float32).reshape(users, n)
+        inputs = user_query_inputs(
+            train_recommender, tft_output.transform_features_layer(), newcomers.user_ids, given, ratings
+        )
+        return model.query_tower(inputs).numpy()
+
+    train_counts = np.bincount(split_indices(state, train_rows)[1], minlength=movies)
+    prior = cold_start.choose_popularity_weight(
+        newcomers, newcomer_queries, movie_vectors, fitted, np.log1p(train_counts), choice["share"]
+    )
+    recommender.new_user_popularity.assign(prior["new_user_popularity"])
+    seconds["new_users"] = time.monotonic() - started - sum(seconds.values())
 
     def eval_ratings(users: np.ndarray, candidates: np.ndarray) -> np.ndarray:
         ids = state.user_ids[users]
@@ -221,7 +251,7 @@ def train_recommender(
     weighting = choose_rating_weight(judged, judged_scores, eval_ratings, config)
     recommender.rating_weight.assign(weighting["rating_weight"])
     record["seconds"] = {**seconds, "rating_weight": time.monotonic() - started - sum(seconds.values())}
-    return recommender, record, {**choice, "bytes": neighbours.nbytes(), **weighting}
+    return recommender, record, {**choice, "bytes": neighbours.nbytes(), **prior, **weighting}
 
 
 def steps_per_epoch(rows: int, batch: int) -> int:
@@ -289,13 +319,16 @@ class EvalNdcg(tf.keras.callbacks.Callback):
 
 def choose_item_item(
     judged: EvalUsers, query_vectors: np.ndarray, movie_vectors: np.ndarray, config: TrainerConfig
-) -> tuple[dict, np.ndarray]:
+) -> tuple[dict, np.ndarray, item_item.Neighbours]:
     """The item-item scorer's λ and share of the candidate score with the best NDCG@10 on the eval users: the
     item-item scorer fitted on train alone; the retrieval scores their `query_vectors` × `movie_vectors` (the
     snapshot's order). Also each eval user's candidate score of every movie with those choices (as `recommend`
-    computes it; -inf for the movies they rated in train). Reads the train and eval rows only (via `judged`)."""
+    computes it; -inf for the movies they rated in train), and the train-only item-item fit with the chosen λ.
+    Reads the train and eval rows only (via `judged`)."""
     if not len(judged.users):
-        return {"regularization": item_item.REGULARIZATIONS[0], "share": 0.0, "eval_users": 0}, np.zeros((0, 0))
+        regularization = item_item.REGULARIZATIONS[0]
+        fitted = item_item.fit(judged.rated, regularization, config.item_item_neighbours, config.item_item_movies)
+        return {"regularization": regularization, "share": 0.0, "eval_users": 0}, np.zeros((0, 0)), fitted
     regularization, by_regularization, fitted = item_item.choose_regularization(
         judged.rated, judged.users, judged.held_out, config.item_item_neighbours, config.item_item_movies
     )
@@ -309,7 +342,7 @@ def choose_item_item(
         "eval_ndcg_by_regularization": {str(k): v for k, v in by_regularization.items()},
         "eval_ndcg_by_share": {str(k): v for k, v in by_share.items()},
     }
-    return choice, item_item.candidate_scores(item_scores, retrieval_scores, judged.excluded, share)
+    return choice, item_item.candidate_scores(item_scores, retrieval_scores, judged.excluded, share), fitted
 
 
 def choose_rating_weight(

@@ -138,6 +138,13 @@ model_options = options(
         help="Stop the retrieval model after N epochs without a better NDCG@10 on eval (0: no early stopping).",
     ),
     click.option(
+        "--rating-weight-min-users",
+        default=TrainerConfig.rating_weight_min_users,
+        show_default=True,
+        type=click.IntRange(min=1),
+        help="Choose the predicted rating's weight in recommend's order on eval given this many eval users (else 0.3).",
+    ),
+    click.option(
         "--ensemble",
         "ensemble_size",
         default=TrainerConfig.ensemble_size,
@@ -230,6 +237,7 @@ def build_config(**kwargs):
         "retrieval_epochs",
         "retrieval_steps",
         "retrieval_patience",
+        "rating_weight_min_users",
         "ensemble_size",
         "refit",
         "seed",

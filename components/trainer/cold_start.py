@@ -1,0 +1,106 @@
+"""The popularity prior for users the model has never seen (cold start), chosen on eval (by retrieval_training).
+
+A user the snapshot does not know is only what the request gives: nothing, or a few ratings. The towers see
+that short profile and the item-item scorer sums a few movies' neighbours; what such users rate next is mostly
+what everybody rates (benchmarks/cold_start.py: on ML-100k's time split the most popular movies beat the
+blend alone for new users given 1, 3 or 5 ratings). So `recommend` adds `new_user_popularity` × each movie's
+standardized log rating count to the candidate score of a user it does not know (known users: 0), on the
+retrieval score's scale like the item-item share (scoring.candidate_scores).
+
+The weight is chosen on the eval split's new users: the users with eval ratings and no train ratings (the
+time split's newcomers), each given their first n ∈ GIVEN eval ratings (by time) as a request would, relevant =
+the rest of their eval movies; the weight of POPULARITY_WEIGHTS with the best mean NDCG@10 over the n. The
+candidate scores are what `recommend` computes before the ranker: towers (profiles from a train-only
+snapshot) and the train-only item-item scorer, blended with the share chosen on the known eval users. Where
+eval has no such users (the stratified and fold protocols: every eval user has train ratings) it stays 0.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+import numpy as np
+from scipy import sparse
+
+from components.trainer import item_item
+from components.trainer.snapshot import text
+from transform import features as f
+
+POPULARITY_WEIGHTS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
+GIVEN = (0, 1, 3, 5)  # ratings a simulated new user gives; the choice maximises the mean NDCG@10 over them
+LATER = 5  # a new user takes part with at least max(GIVEN) + LATER eval ratings (at least LATER relevant)
+
+
+@dataclasses.dataclass(frozen=True)
+class NewUsers:
+    """Eval-period new users: `user_ids`, and each one's eval ratings of movies the train split holds, by time
+    (ties by movie id): `movies` (snapshot movie indices) and `ratings`."""
+
+    user_ids: np.ndarray
+    movies: list[np.ndarray]
+    ratings: list[np.ndarray]
+
+
+def new_users(movie_ids: np.ndarray, train_rows: dict, eval_rows: dict, seed: int, limit: int) -> NewUsers:
+    """The eval users without a train rating who have at least max(GIVEN) + LATER eval ratings of train movies,
+    a seeded sample of at most `limit`. `movie_ids`: the snapshot's movie ids (of the train and eval rows),
+    which `NewUsers.movies` index. Reads the train and eval rows only."""
+    known = set(text(train_rows[f.USER_ID]).tolist())
+    train_movies = set(text(train_rows[f.MOVIE_ID]).tolist())
+    users, movies = text(eval_rows[f.USER_ID]), text(eval_rows[f.MOVIE_ID])
+    times = np.asarray(eval_rows[f.TIMESTAMP]).reshape(-1)
+    ratings = np.asarray(eval_rows[f.RATING], np.float32).reshape(-1)
+    keep = np.array([u not in known and m in train_movies for u, m in zip(users, movies, strict=True)], bool)
+    histories: dict[str, list[tuple[int, str, float]]] = {}
+    for user, movie, time, rating in zip(users[keep], movies[keep], times[keep], ratings[keep], strict=True):
+        histories.setdefault(user, []).append((int(time), movie, float(rating)))
+    eligible = sorted(u for u, rows in histories.items() if len(rows) >= max(GIVEN) + LATER)
+    chosen = np.random.default_rng(seed).permutation(len(eligible))[:limit]
+    picked = np.array(sorted(eligible[i] for i in chosen), object)
+    ordered = [sorted(histories[u]) for u in picked]
+    movie_index = {m: i for i, m in enumerate(movie_ids.tolist())}
+    return NewUsers(
+        picked,
+        [np.array([movie_index[m] for _, m, _ in rows], np.int64) for rows in ordered],
+        [np.array([r for _, _, r in rows], np.float32) for rows in ordered],
+    )
+
+
+def choose_popularity_weight(
+    users: NewUsers,
+    query_vectors: Callable[[int], np.ndarray],
+    movie_vectors: np.ndarray,
+    neighbours: item_item.Neighbours,
+    popularity: np.ndarray,
+    share: float,
+) -> dict:
+    """The new-user popularity weight of POPULARITY_WEIGHTS with the best mean eval NDCG@10 over GIVEN, and
+    each weight's. `query_vectors(n)`: the new users' query vectors given their first n ratings ([users, dim]);
+    `movie_vectors`, `neighbours` (train only) and `popularity` ([movies], log rating counts in train) in the
+    snapshot's movie order; `share`: the item-item share chosen on the known eval users."""
+    if not len(users.user_ids):
+        return {"new_user_popularity": 0.0, "new_user_eval_users": 0}
+    movies = len(movie_vectors)
+    figures = {weight: [] for weight in POPULARITY_WEIGHTS}
+    for n in GIVEN:
+        given = sparse.csr_matrix(
+            (np.ones(n * len(users.movies)), (np.repeat(np.arange(len(users.movies)), n),
+                                              np.concatenate([m[:n] for m in users.movies]))),
+            shape=(len(users.movies), movies),
+        )  # fmt: skip
+        excluded = given.toarray() > 0
+        relevant = [set(m[n:].tolist()) - set(m[:n].tolist()) for m in users.movies]
+        item_scores = item_item.scores(given, neighbours)
+        retrieval = query_vectors(n) @ movie_vectors.T
+        for weight in POPULARITY_WEIGHTS:
+            scores = item_item.candidate_scores(item_scores, retrieval, excluded, share, popularity, weight)
+            figures[weight].append(item_item.ndcg(scores, excluded, relevant))
+    mean = {weight: float(np.mean(values)) for weight, values in figures.items()}
+    best = max(mean, key=mean.get)
+    return {
+        "new_user_popularity": best,
+        "new_user_eval_users": len(users.user_ids),
+        "eval_ndcg_by_new_user_popularity": {str(k): v for k, v in mean.items()},
+        "eval_ndcg_by_given": {str(n): {str(k): v[i] for k, v in figures.items()} for i, n in enumerate(GIVEN)},
+    }
