@@ -81,12 +81,13 @@ def main() -> None:
     known = {u.decode() for u in catalogue[f.OUT_USER_IDS].numpy()}
     ratings = baselines.load(args.data_dir)
     share = float(model.recommender.item_share.numpy())
-    prior = float(model.recommender.new_user_popularity.numpy())
+    prior = model.recommender.new_user_popularity.numpy()  # by given ratings (cold_start.GIVEN)
     sizes = [int(n) for n in args.given.split(",")]
     users = new_users(ratings, known, set(movie_ids), max(sizes))
     if not users:
         raise SystemExit("Error: every user in the ratings is known to the model (train it on the time split)")
-    print(f"{len(users)} users the model never saw; item-item share {share:g}, new-user popularity {prior:g}")
+    weights = ", ".join(f"{w:g}" for w in prior)
+    print(f"{len(users)} users the model never saw; item-item share {share:g}, new-user popularity {weights}")
     print("(both chosen on eval)\n")
     print("| given ratings | ours | without the popularity prior | towers alone (share 0, no prior) | most popular |")
     print("|---|---|---|---|---|")
@@ -95,7 +96,7 @@ def main() -> None:
         given = [users[u][:n] for u in ids]
         relevant = {u: {m for m, _ in users[u][n:]} for u in ids}
         figures = []
-        for item_share, popularity in ((share, prior), (share, 0.0), (0.0, 0.0)):
+        for item_share, popularity in ((share, prior), (share, 0.0 * prior), (0.0, 0.0 * prior)):
             model.recommender.item_share.assign(item_share)
             model.recommender.new_user_popularity.assign(popularity)
             figures.append(metrics.accuracy(recommend(model, ids, given), relevant, 10)["ndcg"])

@@ -3,8 +3,9 @@ the choice follows what eval rewards. numpy only; the pushed model's use of it i
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
-from components.trainer import cold_start, item_item
+from components.trainer import cold_start, item_item, scoring
 from transform import features as f
 
 
@@ -41,8 +42,8 @@ def test_new_users_are_the_eval_users_without_train_ratings_their_train_movies_b
 
 @pytest.mark.parametrize("popular_later", [True, False])
 def test_the_prior_follows_what_the_new_users_rate_next(popular_later):
-    """New users whose later ratings are the popular movies: a positive weight wins on eval; new users whose later
-    ratings are the least popular movies (which the random retrieval scores rank as well as any): weight 0."""
+    """New users whose later ratings are the popular movies: a positive weight wins on eval at every n; new users
+    whose later ratings are the least popular movies (which random retrieval scores rank as well as any): 0."""
     movies, users, needed = 30, 12, max(cold_start.GIVEN) + cold_start.LATER
     popularity = np.log1p(np.arange(movies, 0, -1) * 10.0)  # movie 0 the most rated
     later = np.arange(needed) if popular_later else np.arange(movies - needed, movies)
@@ -59,18 +60,28 @@ def test_the_prior_follows_what_the_new_users_rate_next(popular_later):
         return rng.normal(size=(users, 4))
 
     empty = item_item.fit(item_item.rated_matrix(np.array([0]), np.array([0]), (1, movies)), 10.0, 5, 100)
-    choice = cold_start.choose_popularity_weight(new, query_vectors, movie_vectors, empty, popularity, 0.3)
+    choice = cold_start.choose_popularity_weights(new, query_vectors, movie_vectors, empty, popularity, 0.3)
     assert asked == list(cold_start.GIVEN) and choice["new_user_eval_users"] == users
-    by_weight = choice["eval_ndcg_by_new_user_popularity"]
-    assert set(by_weight) == {str(w) for w in cold_start.POPULARITY_WEIGHTS}
-    assert by_weight[str(choice["new_user_popularity"])] == max(by_weight.values())
-    if popular_later:
-        assert choice["new_user_popularity"] > 0 and by_weight[str(choice["new_user_popularity"])] > by_weight["0.0"]
-    else:
-        assert choice["new_user_popularity"] == 0.0
+    figures = choice["eval_ndcg_by_given_and_new_user_popularity"]
+    assert set(figures) == {str(n) for n in cold_start.GIVEN}
+    for n, weight in zip(cold_start.GIVEN, choice["new_user_popularity"], strict=True):
+        by_weight = figures[str(n)]
+        assert set(by_weight) == {str(w) for w in cold_start.POPULARITY_WEIGHTS}
+        assert by_weight[str(weight)] == max(by_weight.values())
+        if popular_later:
+            assert weight > 0 and by_weight[str(weight)] > by_weight["0.0"]
+        else:
+            assert weight == 0.0
 
 
 def test_without_new_users_in_eval_the_prior_is_off():
     nobody = cold_start.NewUsers(np.array([], object), [], [])
-    choice = cold_start.choose_popularity_weight(nobody, None, np.zeros((3, 2)), None, np.zeros(3), 0.5)
-    assert choice == {"new_user_popularity": 0.0, "new_user_eval_users": 0}
+    choice = cold_start.choose_popularity_weights(nobody, None, np.zeros((3, 2)), None, np.zeros(3), 0.5)
+    assert choice == {"new_user_popularity": [0.0] * len(cold_start.GIVEN), "new_user_eval_users": 0}
+
+
+def test_a_request_uses_the_weight_of_the_largest_given_count_not_above_its_own():
+    counts = tf.constant([0, 1, 2, 3, 4, 5, 6, 40])
+    index = scoring.step_index(counts, cold_start.GIVEN).numpy()
+    expected = [max(i for i, n in enumerate(cold_start.GIVEN) if n <= c) for c in counts.numpy()]
+    assert index.tolist() == expected and expected[0] == 0 and expected[-1] == len(cold_start.GIVEN) - 1

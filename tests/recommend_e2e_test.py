@@ -163,6 +163,28 @@ def test_a_new_user_with_ratings_gets_another_list_than_one_with_none(model, rat
     assert fresh not in ids(call(model, [user], [[(fresh, 5.0)]], k=70)[f.OUT_MOVIE_IDS][0])
 
 
+def test_the_new_user_popularity_weight_follows_how_many_ratings_a_new_user_gives(model, rated_in_training):
+    """recommend picks the new-user popularity weight by the request's given ratings (cold_start.GIVEN) and never
+    for known users: with a huge weight for no ratings alone, a new user with none gets the most-rated movies."""
+    r = model.recommender
+    chosen = r.new_user_popularity.numpy()
+    catalogue = model.signatures[f.CATALOGUE_SIGNATURE]()
+    counts = dict(
+        zip(ids(catalogue[f.OUT_MOVIE_IDS].numpy()), catalogue[f.OUT_RATING_COUNTS].numpy().tolist(), strict=True)
+    )
+    known = next(iter(rated_in_training))
+    users, rated = ["nobody", "one-rating", known], [[], [("1", 5.0)], []]
+    try:
+        r.new_user_popularity.assign([0.0] * len(cold_start.GIVEN))
+        without = [ids(row) for row in call(model, users, rated)[f.OUT_MOVIE_IDS]]
+        r.new_user_popularity.assign([1000.0] + [0.0] * (len(cold_start.GIVEN) - 1))
+        lists = [ids(row) for row in call(model, users, rated)[f.OUT_MOVIE_IDS]]
+    finally:
+        r.new_user_popularity.assign(chosen)
+    assert sorted(counts[m] for m in lists[0]) == sorted(counts.values())[-10:] != sorted(counts[m] for m in without[0])
+    assert lists[1:] == without[1:]  # one given rating: that weight (0); a known user: never the prior
+
+
 def test_diversity_changes_the_list_and_raises_intra_list_diversity(model, catalogue, rated_in_training):
     users = sorted(rated_in_training)[:30]
     genres = {m: set(g.split("|")) for m, g in catalogue.items()}
@@ -277,11 +299,11 @@ def test_the_recommenders_choices_were_made_on_eval_and_travel_in_the_pushed_mod
     assert by_weight[str(float(choice["rating_weight"]))] == max(by_weight.values())
     assert model.recommender.rating_weight.numpy() == np.float32(choice["rating_weight"])
     # The new-user popularity prior: chosen on the eval split's newcomers (this time split has some).
-    assert choice["new_user_eval_users"] > 0 and choice["new_user_popularity"] in cold_start.POPULARITY_WEIGHTS
-    by_prior = choice["eval_ndcg_by_new_user_popularity"]
-    assert by_prior[str(float(choice["new_user_popularity"]))] == max(by_prior.values())
-    assert set(choice["eval_ndcg_by_given"]) == {str(n) for n in cold_start.GIVEN}
-    assert model.recommender.new_user_popularity.numpy() == np.float32(choice["new_user_popularity"])
+    assert choice["new_user_eval_users"] > 0 and len(choice["new_user_popularity"]) == len(cold_start.GIVEN)
+    figures = choice["eval_ndcg_by_given_and_new_user_popularity"]
+    for n, weight in zip(cold_start.GIVEN, choice["new_user_popularity"], strict=True):
+        assert weight in cold_start.POPULARITY_WEIGHTS and figures[str(n)][str(weight)] == max(figures[str(n)].values())
+    assert model.recommender.new_user_popularity.numpy().tolist() == choice["new_user_popularity"]
     r = model.recommender  # each array has one row of padding
     parts = (r.neighbour_rows, r.neighbour_indices, r.neighbour_weights)
     assert choice["bytes"] == sum(part.numpy()[:-1].nbytes for part in parts) > 0

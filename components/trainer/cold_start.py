@@ -7,9 +7,10 @@ blend alone for new users given 1, 3 or 5 ratings). So `recommend` adds `new_use
 standardized log rating count to the candidate score of a user it does not know (known users: 0), on the
 retrieval score's scale like the item-item share (scoring.candidate_scores).
 
-The weight is chosen on the eval split's new users: the users with eval ratings and no train ratings (the
+The weights are chosen on the eval split's new users: the users with eval ratings and no train ratings (the
 time split's newcomers), each given their first n ∈ GIVEN eval ratings (by time) as a request would, relevant =
-the rest of their eval movies; the weight of POPULARITY_WEIGHTS with the best mean NDCG@10 over the n. The
+the rest of their eval movies; for each n the weight of POPULARITY_WEIGHTS with the best NDCG@10 (a request with
+n ratings, up to the next n of GIVEN, uses it: the fewer ratings, the more popularity helps). The
 candidate scores are what `recommend` computes before the ranker: towers (profiles from a train-only
 snapshot) and the train-only item-item scorer, blended with the share chosen on the known eval users. Where
 eval has no such users (the stratified and fold protocols: every eval user has train ratings) it stays 0.
@@ -67,7 +68,7 @@ def new_users(movie_ids: np.ndarray, train_rows: dict, eval_rows: dict, seed: in
     )
 
 
-def choose_popularity_weight(
+def choose_popularity_weights(
     users: NewUsers,
     query_vectors: Callable[[int], np.ndarray],
     movie_vectors: np.ndarray,
@@ -75,14 +76,14 @@ def choose_popularity_weight(
     popularity: np.ndarray,
     share: float,
 ) -> dict:
-    """The new-user popularity weight of POPULARITY_WEIGHTS with the best mean eval NDCG@10 over GIVEN, and
-    each weight's. `query_vectors(n)`: the new users' query vectors given their first n ratings ([users, dim]);
-    `movie_vectors`, `neighbours` (train only) and `popularity` ([movies], log rating counts in train) in the
-    snapshot's movie order; `share`: the item-item share chosen on the known eval users."""
+    """For each n of GIVEN, the weight of POPULARITY_WEIGHTS with the best eval NDCG@10 of the new users given
+    their first n ratings (`recommend` uses n's weight for a request with n to the next n of GIVEN ratings), and
+    each weight's NDCG by n. `query_vectors(n)`: the new users' query vectors given their first n ratings
+    ([users, dim]); `movie_vectors`, `neighbours` (train only) and `popularity` ([movies], log rating counts in
+    train) in the snapshot's movie order; `share`: the item-item share chosen on the known eval users."""
     if not len(users.user_ids):
-        return {"new_user_popularity": 0.0, "new_user_eval_users": 0}
-    movies = len(movie_vectors)
-    figures = {weight: [] for weight in POPULARITY_WEIGHTS}
+        return {"new_user_popularity": [0.0] * len(GIVEN), "new_user_eval_users": 0}
+    movies, chosen, figures = len(movie_vectors), [], {}
     for n in GIVEN:
         given = sparse.csr_matrix(
             (np.ones(n * len(users.movies)), (np.repeat(np.arange(len(users.movies)), n),
@@ -93,14 +94,18 @@ def choose_popularity_weight(
         relevant = [set(m[n:].tolist()) - set(m[:n].tolist()) for m in users.movies]
         item_scores = item_item.scores(given, neighbours)
         retrieval = query_vectors(n) @ movie_vectors.T
-        for weight in POPULARITY_WEIGHTS:
-            scores = item_item.candidate_scores(item_scores, retrieval, excluded, share, popularity, weight)
-            figures[weight].append(item_item.ndcg(scores, excluded, relevant))
-    mean = {weight: float(np.mean(values)) for weight, values in figures.items()}
-    best = max(mean, key=mean.get)
+        by_weight = {
+            weight: item_item.ndcg(
+                item_item.candidate_scores(item_scores, retrieval, excluded, share, popularity, weight),
+                excluded,
+                relevant,
+            )
+            for weight in POPULARITY_WEIGHTS
+        }
+        chosen.append(max(by_weight, key=by_weight.get))
+        figures[str(n)] = {str(weight): value for weight, value in by_weight.items()}
     return {
-        "new_user_popularity": best,
+        "new_user_popularity": chosen,
         "new_user_eval_users": len(users.user_ids),
-        "eval_ndcg_by_new_user_popularity": {str(k): v for k, v in mean.items()},
-        "eval_ndcg_by_given": {str(n): {str(k): v[i] for k, v in figures.items()} for i, n in enumerate(GIVEN)},
+        "eval_ndcg_by_given_and_new_user_popularity": figures,
     }

@@ -18,8 +18,9 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from components.trainer.cold_start import GIVEN
 from components.trainer.item_item import Neighbours
-from components.trainer.scoring import NEG_INF, candidate_scores, mmr_order
+from components.trainer.scoring import NEG_INF, candidate_scores, mmr_order, step_index
 from components.trainer.snapshot import Snapshot
 from transform import features as f
 
@@ -58,8 +59,9 @@ class Recommender(tf.Module):
         # A variable, so an experiment can move it on a loaded model (benchmarks/rating_weight_sweep.py).
         self.rating_weight = tf.Variable(float(rating_weight), trainable=False, name="rating_weight")
         self.item_share = tf.Variable(0.0, trainable=False, name="item_share")
-        # The weight of popularity in the candidate score of a user the snapshot does not know (cold_start.py).
-        self.new_user_popularity = tf.Variable(0.0, trainable=False, name="new_user_popularity")
+        # The weight of popularity in the candidate score of a user the snapshot does not know, by how many ratings
+        # the request gives: weight i for cold_start.GIVEN[i] up to the next (cold_start.py).
+        self.new_user_popularity = tf.Variable(tf.zeros([len(GIVEN)]), trainable=False, name="new_user_popularity")
         self.request_time = s.request_time
         self.query_tower = query_tower
         self.user_table = tf.lookup.StaticHashTable(
@@ -298,7 +300,8 @@ def make_signatures(model: tf.keras.Model, recommender: Recommender) -> dict:
         excluded = mask > 0
         retrieved = tf.matmul(query, r.movie_vectors, transpose_b=True)  # [b, movies]
         popularity = tf.math.log1p(tf.cast(r.movie_counts[: r.movies], tf.float32))
-        prior = tf.where(state["known"], 0.0, r.new_user_popularity)
+        given_count = tf.reduce_sum(tf.cast(given, tf.int64), axis=1)
+        prior = tf.where(state["known"], 0.0, tf.gather(r.new_user_popularity, step_index(given_count, GIVEN)))
         scores = candidate_scores(retrieved, r.item_item_scores(rated), excluded, r.item_share, popularity, prior)
         n = tf.minimum(r.candidates, r.movies)
         retrieval, candidates = tf.math.top_k(scores, k=n)

@@ -237,7 +237,7 @@ def train_recommender(
         return model.query_tower(inputs).numpy()
 
     train_counts = np.bincount(split_indices(state, train_rows)[1], minlength=movies)
-    prior = cold_start.choose_popularity_weight(
+    prior = cold_start.choose_popularity_weights(
         newcomers, newcomer_queries, movie_vectors, fitted, np.log1p(train_counts), choice["share"]
     )
     recommender.new_user_popularity.assign(prior["new_user_popularity"])

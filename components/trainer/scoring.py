@@ -51,6 +51,13 @@ def candidate_scores(
     return tf.where(excluded, NEG_INF, blend)
 
 
+def step_index(values: tf.Tensor, steps: tuple[int, ...]) -> tf.Tensor:
+    """Each value's index in the sorted `steps` (steps[0] <= every value): the largest i with steps[i] <= value
+    (which new-user popularity weight a request with that many ratings uses: cold_start.GIVEN)."""
+    bounds = tf.constant(steps[1:], tf.int64)
+    return tf.reduce_sum(tf.cast(tf.cast(values, tf.int64)[:, None] >= bounds[None, :], tf.int64), axis=1)
+
+
 def mmr_order(relevance: tf.Tensor, similarity: tf.Tensor, diversity: tf.Tensor, k: tf.Tensor) -> tf.Tensor:
     """Maximal marginal relevance: [batch, k] indices into the n candidates, picked greedily by
     (1 - diversity) × relevance - diversity × (highest similarity to a movie already picked).
