@@ -238,7 +238,7 @@ def test_the_trainer_chooses_on_the_eval_users_held_out_movies_from_train_profil
         return np.where(candidates == 1, 5.0, 1.0)  # a ranker that knows movie 1
 
     too_few = retrieval_training.choose_rating_weight(judged, scores, ratings, TrainerConfig(candidates=15))
-    assert too_few == {"rating_weight": 0.3, "rating_weight_chosen_on_eval": False} and not rated_by  # 10 < 500
+    assert too_few == {"rating_weight": 0.2, "rating_weight_chosen_on_eval": False} and not rated_by  # 10 < 500
     enough = TrainerConfig(candidates=15, rating_weight_min_users=10)
     weighting = retrieval_training.choose_rating_weight(judged, scores, ratings, enough)
     assert sorted(rated_by) == sorted(f"u{u}" for u in range(10)) and weighting["rating_weight_chosen_on_eval"]

@@ -142,7 +142,7 @@ model_options = options(
         default=TrainerConfig.rating_weight_min_users,
         show_default=True,
         type=click.IntRange(min=1),
-        help="Choose the predicted rating's weight in recommend's order on eval given this many eval users (else 0.3).",
+        help="Choose the predicted rating's weight in recommend's order on eval given this many eval users (else 0.2).",
     ),
     click.option(
         "--ensemble",
