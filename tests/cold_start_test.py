@@ -67,7 +67,8 @@ def test_the_prior_follows_what_the_new_users_rate_next(popular_later):
     for n, weight in zip(cold_start.GIVEN, choice["new_user_popularity"], strict=True):
         by_weight = figures[str(n)]
         assert set(by_weight) == {str(w) for w in cold_start.POPULARITY_WEIGHTS}
-        assert by_weight[str(weight)] == max(by_weight.values())
+        best = max(by_weight, key=by_weight.get)
+        assert weight <= float(best) and by_weight[str(weight)] <= by_weight[best]  # the one-standard-error rule
         if popular_later:
             assert weight > 0 and by_weight[str(weight)] > by_weight["0.0"]
         else:
@@ -78,6 +79,16 @@ def test_without_new_users_in_eval_the_prior_is_off():
     nobody = cold_start.NewUsers(np.array([], object), [], [])
     choice = cold_start.choose_popularity_weights(nobody, None, np.zeros((3, 2)), None, np.zeros(3), 0.5)
     assert choice == {"new_user_popularity": [0.0] * len(cold_start.GIVEN), "new_user_eval_users": 0}
+
+
+def test_the_smallest_weight_within_one_standard_error_of_the_best_is_chosen():
+    rng = np.random.default_rng(0)
+    base = rng.random(400)
+    noise = {0.0: base, 1.0: base + rng.normal(0.002, 0.05, 400), 2.0: base + 0.1}  # 1: noise; 2: clearly better
+    assert cold_start.within_one_standard_error(noise) == 2.0
+    assert cold_start.within_one_standard_error({w: v for w, v in noise.items() if w < 2}) == 0.0
+    assert cold_start.within_one_standard_error({0.0: base, 4.0: base + 0.01}) == 4.0  # no noise: any gain counts
+    assert cold_start.within_one_standard_error({0.0: base + 0.01, 4.0: base}) == 0.0
 
 
 def test_a_request_uses_the_weight_of_the_largest_given_count_not_above_its_own():

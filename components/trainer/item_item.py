@@ -136,6 +136,19 @@ def ndcg(scores: np.ndarray, excluded: np.ndarray, relevant: Sequence[set[int]],
     return ndcg_of_lists(top, relevant, k)
 
 
+def ndcg_by_user(scores: np.ndarray, excluded: np.ndarray, relevant: Sequence[set[int]], k: int = TOP_K) -> np.ndarray:
+    """Each row's NDCG@k (metrics.user_metrics) of its top k against its relevant movie indices (rows without any
+    are left out): what `ndcg` averages."""
+    top = np.argsort(-np.where(excluded, -np.inf, scores), axis=1, kind="stable")[:, :k]
+    return np.array(
+        [
+            metrics.user_metrics([str(m) for m in movies], {str(m) for m in items}, k)["ndcg"]
+            for movies, items in zip(top, relevant, strict=True)
+            if items
+        ]
+    )
+
+
 def ndcg_of_lists(top: np.ndarray, relevant: Sequence[set[int]], k: int = TOP_K) -> float:
     """Mean NDCG@k of each row's ranked movie indices against its relevant movie indices (metrics.accuracy)."""
     ranked = {str(row): [str(movie) for movie in movies] for row, movies in enumerate(top)}
