@@ -227,7 +227,7 @@ def train_recommender(
     recommender.set_item_item(neighbours, choice["share"])
     seconds["item_item"] = time.monotonic() - started - sum(seconds.values())
 
-    newcomers = cold_start.new_users(state.movie_ids, train_rows, eval_rows, config.seed, EVAL_USERS)
+    newcomers = cold_start.new_users(state.movie_ids, train_rows, eval_rows, config.seed, cold_start.EVAL_NEWCOMERS)
 
     def newcomer_queries(n: int) -> np.ndarray:
         users = len(newcomers.user_ids)
