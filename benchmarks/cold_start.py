@@ -96,7 +96,7 @@ def main() -> None:
         given = [users[u][:n] for u in ids]
         relevant = {u: {m for m, _ in users[u][n:]} for u in ids}
         figures = []
-        for item_share, popularity in ((share, prior), (share, 0.0 * prior), (0.0, 0.0 * prior)):
+        for item_share, popularity in ((share, prior), (share, np.zeros_like(prior)), (0.0, np.zeros_like(prior))):
             model.recommender.item_share.assign(item_share)
             model.recommender.new_user_popularity.assign(popularity)
             figures.append(metrics.accuracy(recommend(model, ids, given), relevant, 10)["ndcg"])

@@ -29,7 +29,7 @@ from components.trainer.snapshot import text
 from transform import features as f
 
 POPULARITY_WEIGHTS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
-GIVEN = (0, 1, 3, 5)  # ratings a simulated new user gives; the choice maximises the mean NDCG@10 over them
+GIVEN = (0, 1, 3, 5)  # ratings a simulated new user gives; one weight is chosen for each
 LATER = 5  # a new user takes part with at least max(GIVEN) + LATER eval ratings (at least LATER relevant)
 # The weights are chosen on at most this many of them (a seeded sample): four query passes over 2,000 newcomers
 # took 41 s of the Trainer at 1M generated ratings, with eval curves flat near their top.
@@ -55,6 +55,7 @@ def new_users(movie_ids: np.ndarray, train_rows: dict, eval_rows: dict, seed: in
     users, movies = text(eval_rows[f.USER_ID]), text(eval_rows[f.MOVIE_ID])
     times = np.asarray(eval_rows[f.TIMESTAMP]).reshape(-1)
     ratings = np.asarray(eval_rows[f.RATING], np.float32).reshape(-1)
+    # Sets, not np.isin: on object arrays of ML-100k's eval and train sizes np.isin took 11 s, the sets 5 ms.
     keep = np.array([u not in known and m in train_movies for u, m in zip(users, movies, strict=True)], bool)
     histories: dict[str, list[tuple[int, str, float]]] = {}
     for user, movie, time, rating in zip(users[keep], movies[keep], times[keep], ratings[keep], strict=True):

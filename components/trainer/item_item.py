@@ -129,21 +129,24 @@ def candidate_scores(
     return np.where(excluded, -np.inf, blend)
 
 
+def top_movies(scores: np.ndarray, excluded: np.ndarray, k: int = TOP_K) -> np.ndarray:
+    """Each row's k best movie indices by score ([rows, k]; excluded entries never listed before the others)."""
+    return np.argsort(-np.where(excluded, -np.inf, scores), axis=1, kind="stable")[:, :k]
+
+
 def ndcg(scores: np.ndarray, excluded: np.ndarray, relevant: Sequence[set[int]], k: int = TOP_K) -> float:
     """Mean NDCG@k (the RankingEvaluator's, metrics.accuracy) of each row's top k (excluded entries never listed)
     against its relevant movie indices."""
-    top = np.argsort(-np.where(excluded, -np.inf, scores), axis=1, kind="stable")[:, :k]
-    return ndcg_of_lists(top, relevant, k)
+    return ndcg_of_lists(top_movies(scores, excluded, k), relevant, k)
 
 
 def ndcg_by_user(scores: np.ndarray, excluded: np.ndarray, relevant: Sequence[set[int]], k: int = TOP_K) -> np.ndarray:
     """Each row's NDCG@k (metrics.user_metrics) of its top k against its relevant movie indices (rows without any
     are left out): what `ndcg` averages."""
-    top = np.argsort(-np.where(excluded, -np.inf, scores), axis=1, kind="stable")[:, :k]
     return np.array(
         [
             metrics.user_metrics([str(m) for m in movies], {str(m) for m in items}, k)["ndcg"]
-            for movies, items in zip(top, relevant, strict=True)
+            for movies, items in zip(top_movies(scores, excluded, k), relevant, strict=True)
             if items
         ]
     )

@@ -167,7 +167,8 @@ def train_recommender(
         state, np.zeros((movies, hp.dim), np.float32), catalogue[f.MOVIE_ID_XF], model.query_tower,
         config.candidates, DEFAULT_RATING_WEIGHT, data.rating_range(tft_output),
     )  # fmt: skip
-    queries = user_query_inputs(recommender, tft_output.transform_features_layer(), state.user_ids)
+    tft_layer = tft_output.transform_features_layer()
+    queries = user_query_inputs(recommender, tft_layer, state.user_ids)
 
     def profiles(split_rows: dict, seed: int | None) -> tf.data.Dataset:
         users = np.searchsorted(state.user_ids, snapshot.text(split_rows[f.USER_ID]))
@@ -195,9 +196,7 @@ def train_recommender(
         data.rating_range(tft_output),
     )  # fmt: skip
     judged = eval_users(state, train_rows, eval_rows, config.seed)
-    judged_queries = user_query_inputs(
-        train_recommender, tft_output.transform_features_layer(), state.user_ids[judged.users]
-    )
+    judged_queries = user_query_inputs(train_recommender, tft_layer, state.user_ids[judged.users])
 
     # The towers' NDCG@10 on eval after every epoch, and with retrieval_patience early stopping on it (the best
     # epoch's weights kept). Not on the retrieval task's own eval recall: it peaked after one epoch while top-K
@@ -233,9 +232,7 @@ def train_recommender(
         users = len(newcomers.user_ids)
         given = np.array([state.movie_ids[m[:n]] for m in newcomers.movies], object).reshape(users, n)
         ratings = np.array([r[:n] for r in newcomers.ratings], np.float32).reshape(users, n)
-        inputs = user_query_inputs(
-            train_recommender, tft_output.transform_features_layer(), newcomers.user_ids, given, ratings
-        )
+        inputs = user_query_inputs(train_recommender, tft_layer, newcomers.user_ids, given, ratings)
         return model.query_tower(inputs).numpy()
 
     train_counts = np.bincount(split_indices(state, train_rows)[1], minlength=movies)
@@ -247,7 +244,7 @@ def train_recommender(
 
     def eval_ratings(users: np.ndarray, candidates: np.ndarray) -> np.ndarray:
         ids = state.user_ids[users]
-        return predicted_ratings(train_recommender, tft_output.transform_features_layer(), ranker, ids,
+        return predicted_ratings(train_recommender, tft_layer, ranker, ids,
                                  state.movie_ids[candidates])  # fmt: skip
 
     weighting = choose_rating_weight(judged, judged_scores, eval_ratings, config)
