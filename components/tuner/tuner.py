@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 
 import keras_tuner
 import tensorflow as tf
@@ -62,24 +63,27 @@ def sample_fraction(train_rows: int, sample_ratings: int) -> float:
 
 
 def tuning_data(
-    fn_args: tfx.components.FnArgs, tft_output: tft.TFTransformOutput, config: TrainerConfig
+    fn_args: tfx.components.FnArgs, tft_output: tft.TFTransformOutput, config: TrainerConfig, cache_dir: str
 ) -> tuple[tf.data.Dataset, tf.data.Dataset]:
-    """The train and eval datasets the trials fit on: every row while train holds at most
-    `tuner_sample_ratings`, else the rows of one seeded sample of users in both splits (data.user_sample),
-    so a trial's cost stops growing with the data; the Trainer then trains the winner on everything."""
+    """The train and eval datasets the trials fit on, parsed once and cached under `cache_dir`: every row while
+    train holds at most `tuner_sample_ratings`, else the rows of one seeded sample of users in both splits
+    (data.user_sample), so a trial's cost stops growing with the data; the Trainer then trains the winner on
+    everything. Batches of `batch_size`: the sample stays within `ranker_epoch_steps` steps an epoch at the
+    default sizes, so the learning rate a trial measures is the one the Trainer scales (task.scaled)."""
     train_rows = data.count_rows(
         data.make_dataset(fn_args.train_files, fn_args.data_accessor, tft_output, data.READ_BATCH, False, config.seed)
     )
     fraction = sample_fraction(train_rows, config.tuner_sample_ratings)
     if fraction >= 1.0:
-        return data.train_and_eval(fn_args, tft_output, config.batch_size, config.seed)
+        return data.train_and_eval(fn_args, tft_output, config.batch_size, config.seed, cache_dir)
     logging.info("Tuner: a sample of %.1f%% of the users (of %d training ratings)", 100 * fraction, train_rows)
     return tuple(
         data.sampled_dataset(
-            files, fn_args.data_accessor, tft_output, config.batch_size, shuffle, config.seed, fraction
+            files, fn_args.data_accessor, tft_output, config.batch_size, shuffle, config.seed, fraction,
+            os.path.join(cache_dir, name),
         )
-        for files, shuffle in ((fn_args.train_files, True), (fn_args.eval_files, False))
-    )
+        for name, files, shuffle in (("train", fn_args.train_files, True), ("eval", fn_args.eval_files, False))
+    )  # fmt: skip
 
 
 # Called by the TFX Tuner component.
@@ -88,8 +92,8 @@ def tuner_fn(fn_args: tfx.components.FnArgs) -> tfx.components.TunerFnResult:
     a seeded sample of about `tuner_sample_ratings` training ratings (`tuning_data`)."""
     config = TrainerConfig.from_dict(fn_args.custom_config or {})
     tft_output = tft.TFTransformOutput(fn_args.transform_graph_path)
-    train, val = tuning_data(fn_args, tft_output, config)
-    vocab = data.vocabularies(tft_output, train)
+    train, val = tuning_data(fn_args, tft_output, config, data.scratch_dir("tuner-parsed-"))
+    vocab = data.vocabularies(tft_output, train)  # the first pass: fills train's cache
     defaults = hyperparameters(config, None)
 
     tuner = keras_tuner.Tuner(
@@ -101,5 +105,10 @@ def tuner_fn(fn_args: tfx.components.FnArgs) -> tfx.components.TunerFnResult:
     )
     return tfx.components.TunerFnResult(
         tuner=tuner,
-        fit_kwargs={"x": train, "validation_data": val, "epochs": config.tuner_epochs, "verbose": 0},
+        fit_kwargs={
+            "x": data.epochs_of(train, config.batch_size, True, config.seed),
+            "validation_data": data.epochs_of(val, config.batch_size, False, config.seed),
+            "epochs": config.tuner_epochs,
+            "verbose": 0,
+        },
     )
