@@ -99,7 +99,14 @@ model_options = options(
         default=TrainerConfig.batch_size,
         show_default=True,
         type=click.IntRange(min=1),
-        help="The rating model's batch size (Trainer and Tuner).",
+        help="The rating model's batch size (Tuner; the Trainer's until --ranker-epoch-steps doubles it).",
+    ),
+    click.option(
+        "--ranker-epoch-steps",
+        default=TrainerConfig.ranker_epoch_steps,
+        show_default=True,
+        type=click.IntRange(min=1),
+        help="The Trainer doubles the rating model's batch until an epoch takes at most this many steps.",
     ),
     click.option(
         "--tuner-trials",
@@ -231,6 +238,7 @@ def build_config(**kwargs):
     names = (
         "epochs",
         "batch_size",
+        "ranker_epoch_steps",
         "tuner_trials",
         "tuner_epochs",
         "tuner_sample_ratings",
