@@ -7,7 +7,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from components.trainer.model import EnsembleModel, Hyperparameters, Vocabularies, _asymmetric, build_model
+from components.trainer.model import (
+    EnsembleModel,
+    Hyperparameters,
+    Vocabularies,
+    _asymmetric,
+    build_model,
+    unread_lists,
+)
 from components.trainer.task import best_epoch, hyperparameters, hyperparameters_from_values, refit_ranker, train_ranker
 from components.tuner.tuner import OBJECTIVE, DefaultsFirstOracle, search_space
 from pipeline.config import TrainerConfig
@@ -116,6 +123,22 @@ def test_earlier_raters_matter_only_with_id_embeddings_and_history_factors():
         used = f.MOVIE_PRIOR_RATERS_XF in model.ranker_inputs
         assert used is (id_embeddings and factors > 0)
         assert np.allclose(model(features).numpy(), model(other).numpy()) is not used
+
+
+@pytest.mark.parametrize("id_embeddings", [False, True])
+@pytest.mark.parametrize("factors", [0, 4])
+def test_the_lists_left_out_of_the_trainers_cache_are_the_ones_the_model_never_reads(id_embeddings, factors):
+    hp = dataclasses.replace(HP, id_embeddings=id_embeddings, history_factors=factors)
+    features, labels = batch()
+    unread = unread_lists(hp)
+    tf.keras.utils.set_random_seed(0)
+    model = build_model(hp, VOCAB)
+    kept = {name: value for name, value in features.items() if name not in unread}
+    model.fit(kept, labels, epochs=1, verbose=0)  # trains without them
+    assert not set(unread) & set(model.ranker_inputs)
+    lists = {f.USER_PRIOR_MOVIES_XF, f.USER_PRIOR_DEVIATIONS_XF, f.MOVIE_PRIOR_RATERS_XF, f.MOVIE_PRIOR_DEVIATIONS_XF}
+    assert lists == set(unread) | (lists & set(model.ranker_inputs))
+    np.testing.assert_allclose(model(kept).numpy(), model(features).numpy())
 
 
 def test_a_cross_layer_changes_the_model_and_trains():

@@ -43,8 +43,10 @@ def parsed(path: str, batch_size: int) -> tf.data.Dataset:
     """(features, label) batches parsed from `path`, shuffled once through a buffer, as the reader gives them."""
     spec = {"row": tf.io.FixedLenFeature([], tf.int64), "label": tf.io.FixedLenFeature([], tf.float32)}
     rows = tf.data.TFRecordDataset(path, compression_type="GZIP").shuffle(100, seed=3)
-    return rows.batch(batch_size).map(lambda batch: tf.io.parse_example(batch, spec)).map(
-        lambda x: ({"row": x["row"]}, x["label"])
+    return (
+        rows.batch(batch_size)
+        .map(lambda batch: tf.io.parse_example(batch, spec))
+        .map(lambda x: ({"row": x["row"]}, x["label"]))
     )
 
 

@@ -43,13 +43,29 @@ def make_dataset(
 
 
 def train_and_eval(
-    fn_args: tfx.components.FnArgs, tft_output: tft.TFTransformOutput, batch_size: int, seed: int, cache_dir: str
+    fn_args: tfx.components.FnArgs,
+    tft_output: tft.TFTransformOutput,
+    batch_size: int,
+    seed: int,
+    cache_dir: str,
+    unread: tuple[str, ...] = (),
 ) -> tuple[tf.data.Dataset, tf.data.Dataset]:
     """The train dataset (shuffled once, through the reader's buffer) and the eval dataset that the Trainer/Tuner
-    were given, each parsed once and cached under `cache_dir` (`parsed_once`); `epochs_of` batches them."""
+    were given, without the `unread` features, each parsed once and cached under `cache_dir` (`parsed_once`);
+    `epochs_of` batches them."""
     train = make_dataset(fn_args.train_files, fn_args.data_accessor, tft_output, batch_size, True, seed)
     val = make_dataset(fn_args.eval_files, fn_args.data_accessor, tft_output, batch_size, False, seed)
-    return parsed_once(train, os.path.join(cache_dir, "train")), parsed_once(val, os.path.join(cache_dir, "eval"))
+    return tuple(
+        parsed_once(without(dataset, unread), os.path.join(cache_dir, name))
+        for name, dataset in (("train", train), ("eval", val))
+    )
+
+
+def without(dataset: tf.data.Dataset, names: tuple[str, ...]) -> tf.data.Dataset:
+    """(features, label) batches without the features `names`."""
+    if not names:
+        return dataset
+    return dataset.map(lambda features, label: ({k: v for k, v in features.items() if k not in names}, label))
 
 
 # An epoch reshuffles the order of the cached batches through a buffer of this many: memory holds that many

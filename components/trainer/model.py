@@ -61,6 +61,13 @@ _USER_SIDE = (f.USER_PRIOR_MOVIES_XF, f.USER_PRIOR_DEVIATIONS_XF)
 _MOVIE_SIDE = (f.MOVIE_PRIOR_RATERS_XF, f.MOVIE_PRIOR_DEVIATIONS_XF)
 
 
+def unread_lists(hp: Hyperparameters) -> tuple[str, ...]:
+    """The history lists a model built with `hp` never reads (RankingModel.ranker_inputs): the Trainer leaves
+    them out of the examples it caches (each list is 50 values a row: most of a row's bytes)."""
+    unread = () if hp.history_factors > 0 else _USER_SIDE
+    return unread + (() if hp.history_factors > 0 and hp.id_embeddings else _MOVIE_SIDE)
+
+
 class RankingModel(tfrs.models.Model):
     """Predicts a rating from transformed features.
 

@@ -20,7 +20,7 @@ from tfx import v1 as tfx
 
 from components import identity
 from components.trainer import data, export
-from components.trainer.model import EnsembleModel, Hyperparameters, Vocabularies, build_model
+from components.trainer.model import EnsembleModel, Hyperparameters, Vocabularies, build_model, unread_lists
 from components.trainer.retrieval_training import train_recommender
 from pipeline.config import TrainerConfig
 
@@ -141,18 +141,20 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     tft_output = tft.TFTransformOutput(fn_args.transform_graph_path)
     members, screened, histories, refits = [], [], [], []
     seconds["ranker"] = seconds["refit"] = 0.0
+    hp = hyperparameters(config, fn_args.hyperparameters)
+    unread = unread_lists(hp)
     with tempfile.TemporaryDirectory(prefix="ranker-parsed-") as cache_dir:  # the parsed examples, once
-        train, val = data.train_and_eval(fn_args, tft_output, config.batch_size, config.seed, cache_dir)
+        train, val = data.train_and_eval(fn_args, tft_output, config.batch_size, config.seed, cache_dir, unread)
         vocab = data.vocabularies(tft_output, train)  # the first pass: fills train's cache
         batch = data.batch_size_for(data.count_rows(train), config.batch_size, config.ranker_epoch_steps)
-        hp = scaled(hyperparameters(config, fn_args.hyperparameters), batch, config.batch_size)
+        hp = scaled(hp, batch, config.batch_size)
         train, val = data.epochs_of(train, batch, True, config.seed), data.epochs_of(val, batch, False, config.seed)
         files = [*fn_args.train_files, *fn_args.eval_files]
         both = (
-            data.epochs_of(data.parsed_once(
+            data.epochs_of(data.parsed_once(data.without(
                 data.make_dataset(files, fn_args.data_accessor, tft_output, config.batch_size, True, config.seed),
-                os.path.join(cache_dir, "train_and_eval"),
-            ), batch, True, config.seed)
+                unread,
+            ), os.path.join(cache_dir, "train_and_eval")), batch, True, config.seed)
             if config.refit
             else None
         )  # fmt: skip
