@@ -241,4 +241,6 @@ def export_serving_model(
     model.recommender = recommender  # tracked by the model, so its variables and tables are saved
     signatures.update(recommend.make_signatures(model, recommender))
     signatures.update(explanation.make_signatures(model, recommender, tft_output))
-    model.save(path, save_format="tf", signatures=signatures)
+    # Without Keras's per-layer traces: every reader calls the signatures of a plain SavedModel (TFMA's
+    # tf_generic, TF Serving, `recommend`, the app), none revives it as a Keras model.
+    model.save(path, save_format="tf", signatures=signatures, save_traces=False)
