@@ -62,7 +62,7 @@ def main() -> None:
 
     sys.path.insert(0, str(REPO))
     from pipeline.local_runner import quiet_logs
-    from recommender.inspection import calibration
+    from recommender.evaluation_view import calibration
 
     quiet_logs()
     buckets = calibration(data["artifacts"]["Evaluator.evaluation"])
