@@ -89,8 +89,11 @@ def test_the_tuners_sample_is_whole_users_of_train_the_same_users_in_eval_and_th
     users = {user for user, _, _ in first}
     assert sorted(first) == sorted(row for row in all_train if row[0] in users)  # whole users
     sampled_eval = rows(val)
-    assert {user for user, _, _ in sampled_eval} <= users and set(sampled_eval) <= set(all_eval)
-    assert sorted(sampled_eval) == sorted(row for row in all_eval if row[0] in users)
+    eval_users = {user for user, _, _ in sampled_eval}
+    train_users = {user for user, _, _ in all_train}
+    # The same users: each sampled train user's eval rows, and whole eval users (also some without train rows).
+    assert eval_users & train_users == users & {user for user, _, _ in all_eval}
+    assert sorted(sampled_eval) == sorted(row for row in all_eval if row[0] in eval_users)
 
     epochs = data.epochs_of(train, 32, True, config.seed)
     one, two = rows(epochs), rows(epochs)

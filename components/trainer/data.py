@@ -61,6 +61,21 @@ def train_and_eval(
     )
 
 
+def train_and_eval_together(
+    fn_args: tfx.components.FnArgs,
+    tft_output: tft.TFTransformOutput,
+    batch_size: int,
+    seed: int,
+    cache_dir: str,
+    unread: tuple[str, ...] = (),
+) -> tf.data.Dataset:
+    """Train and eval shuffled together (the refit's data), without the `unread` features, parsed once and cached
+    under `cache_dir`."""
+    files = [*fn_args.train_files, *fn_args.eval_files]
+    both = make_dataset(files, fn_args.data_accessor, tft_output, batch_size, True, seed)
+    return parsed_once(without(both, unread), os.path.join(cache_dir, "train_and_eval"))
+
+
 def without(dataset: tf.data.Dataset, names: tuple[str, ...]) -> tf.data.Dataset:
     """(features, label) batches without the features `names`."""
     if not names:

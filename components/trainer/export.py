@@ -241,6 +241,4 @@ def export_serving_model(
     model.recommender = recommender  # tracked by the model, so its variables and tables are saved
     signatures.update(recommend.make_signatures(model, recommender))
     signatures.update(explanation.make_signatures(model, recommender, tft_output))
-    # Without Keras's per-layer traces: every reader calls the signatures of a plain SavedModel (TFMA's
-    # tf_generic, TF Serving, `recommend`, the app), none revives it as a Keras model.
-    model.save(path, save_format="tf", signatures=signatures, save_traces=False)
+    model.save(path, save_format="tf", signatures=signatures)

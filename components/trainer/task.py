@@ -149,15 +149,16 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         batch = data.batch_size_for(data.count_rows(train), config.batch_size, config.ranker_epoch_steps)
         hp = scaled(hp, batch, config.batch_size)
         train, val = data.epochs_of(train, batch, True, config.seed), data.epochs_of(val, batch, False, config.seed)
-        files = [*fn_args.train_files, *fn_args.eval_files]
         both = (
-            data.epochs_of(data.parsed_once(data.without(
-                data.make_dataset(files, fn_args.data_accessor, tft_output, config.batch_size, True, config.seed),
-                unread,
-            ), os.path.join(cache_dir, "train_and_eval")), batch, True, config.seed)
+            data.epochs_of(
+                data.train_and_eval_together(fn_args, tft_output, config.batch_size, config.seed, cache_dir, unread),
+                batch,
+                True,
+                config.seed,
+            )
             if config.refit
             else None
-        )  # fmt: skip
+        )
         for i in range(config.ensemble_size):
             seed = config.seed + ENSEMBLE_SEED_STEP * i
             member, member_history = train_ranker(config, hp, vocab, train, val, seed)
