@@ -133,6 +133,8 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
 
     With `ensemble_size` N > 1, N models (seeds seed, seed+1000, ...) are averaged in the exported model.
     With `refit`, each is then retrained for its best epoch on train and eval together (refit_ranker).
+    The examples are parsed once into a temporary file cache (data.parsed_once); the batch is doubled until an
+    epoch takes at most `ranker_epoch_steps` steps, the learning rate scaled with it (`scaled`).
     """
     config = TrainerConfig.from_dict(fn_args.custom_config or {})
     seconds: dict[str, float] = {}  # wall time of each phase, in history.json
