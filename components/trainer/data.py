@@ -51,29 +51,26 @@ def train_and_eval(
     unread: tuple[str, ...] = (),
 ) -> tuple[tf.data.Dataset, tf.data.Dataset]:
     """The train dataset (shuffled once, through the reader's buffer) and the eval dataset that the Trainer/Tuner
-    were given, without the `unread` features, each parsed once and cached under `cache_dir` (`parsed_once`);
-    `epochs_of` batches them."""
-    train = make_dataset(fn_args.train_files, fn_args.data_accessor, tft_output, batch_size, True, seed)
-    val = make_dataset(fn_args.eval_files, fn_args.data_accessor, tft_output, batch_size, False, seed)
+    were given, each `cached` under `cache_dir`; `epochs_of` batches them."""
     return tuple(
-        parsed_once(without(dataset, unread), os.path.join(cache_dir, name))
-        for name, dataset in (("train", train), ("eval", val))
+        cached(files, fn_args, tft_output, batch_size, shuffle, seed, os.path.join(cache_dir, name), unread)
+        for name, files, shuffle in (("train", fn_args.train_files, True), ("eval", fn_args.eval_files, False))
     )
 
 
-def train_and_eval_together(
+def cached(
+    files: list[str],
     fn_args: tfx.components.FnArgs,
     tft_output: tft.TFTransformOutput,
     batch_size: int,
+    shuffle: bool,
     seed: int,
-    cache_dir: str,
+    path: str,
     unread: tuple[str, ...] = (),
 ) -> tf.data.Dataset:
-    """Train and eval shuffled together (the refit's data), without the `unread` features, parsed once and cached
-    under `cache_dir`."""
-    files = [*fn_args.train_files, *fn_args.eval_files]
-    both = make_dataset(files, fn_args.data_accessor, tft_output, batch_size, True, seed)
-    return parsed_once(without(both, unread), os.path.join(cache_dir, "train_and_eval"))
+    """`make_dataset` of `files` without the `unread` features, parsed once into the cache file `path`."""
+    dataset = make_dataset(files, fn_args.data_accessor, tft_output, batch_size, shuffle, seed)
+    return parsed_once(without(dataset, unread), path)
 
 
 def without(dataset: tf.data.Dataset, names: tuple[str, ...]) -> tf.data.Dataset:
@@ -178,7 +175,7 @@ def collect(dataset: tf.data.Dataset, names: tuple[str, ...]) -> dict[str, np.nd
 
 
 def vocabularies(tft_output: tft.TFTransformOutput, train: tf.data.Dataset) -> Vocabularies:
-    """Vocabulary sizes from Transform and the mean training label (one pass over `train`)."""
+    """Vocabulary sizes from Transform, the mean training label and the training rows (one pass over `train`)."""
     total, count = train.reduce(
         (tf.constant(0.0, tf.float64), tf.constant(0, tf.int64)),
         lambda acc, batch: (
@@ -196,6 +193,7 @@ def vocabularies(tft_output: tft.TFTransformOutput, train: tf.data.Dataset) -> V
         genres=tft_output.vocabulary_size_by_name(f.GENRES_VOCAB),
         label_mean=float(total) / int(count),
         dense=f.present(f.DENSE_FLOAT_FEATURES, made),
+        train_rows=int(count),
     )
 
 

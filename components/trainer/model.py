@@ -29,12 +29,13 @@ class Hyperparameters:
 
 @dataclasses.dataclass(frozen=True)
 class Vocabularies:
-    """Sizes of the Transform vocabularies (without OOV buckets) and the train label mean."""
+    """Sizes of the Transform vocabularies (without OOV buckets), the train label mean and rows."""
 
     sizes: dict[str, int]  # transformed feature name -> vocabulary size (those Transform made)
     genres: int
     label_mean: float
     dense: tuple[str, ...] = f.DENSE_FLOAT_FEATURES  # those Transform made (no user age without a users file)
+    train_rows: int = 0  # counted with the mean (the Trainer's batch rule reads it)
 
 
 def _l2(weight: float) -> tf.keras.regularizers.Regularizer | None:

@@ -148,12 +148,13 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     with tempfile.TemporaryDirectory(prefix="ranker-parsed-") as cache_dir:  # the parsed examples, once
         train, val = data.train_and_eval(fn_args, tft_output, config.batch_size, config.seed, cache_dir, unread)
         vocab = data.vocabularies(tft_output, train)  # the first pass: fills train's cache
-        batch = data.batch_size_for(data.count_rows(train), config.batch_size, config.ranker_epoch_steps)
+        batch = data.batch_size_for(vocab.train_rows, config.batch_size, config.ranker_epoch_steps)
         hp = scaled(hp, batch, config.batch_size)
         train, val = data.epochs_of(train, batch, True, config.seed), data.epochs_of(val, batch, False, config.seed)
-        both = (
+        files, path = [*fn_args.train_files, *fn_args.eval_files], os.path.join(cache_dir, "train_and_eval")
+        both = (  # the refit's data: train and eval shuffled together
             data.epochs_of(
-                data.train_and_eval_together(fn_args, tft_output, config.batch_size, config.seed, cache_dir, unread),
+                data.cached(files, fn_args, tft_output, config.batch_size, True, config.seed, path, unread),
                 batch,
                 True,
                 config.seed,
