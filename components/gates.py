@@ -3,7 +3,8 @@
 ExampleValidator only records anomalies; it never fails a run. This component reads
 its output and raises with the list of anomalies, so nothing downstream runs on bad
 data. It passes the schema through, and Transform consumes that copy, which makes
-the ordering (gate before Transform) part of the DAG on every orchestrator.
+the ordering (gate before Transform) part of the DAG on every orchestrator. It also writes
+the part of it the Evaluator reads (`evaluation_schema`, see eval_config.evaluation_schema).
 
 Override: anomalies of the features named in `accepted_anomalies` (`*` for all) are
 let through. The list is an execution property (in MLMD) and the anomalies accepted
@@ -17,6 +18,9 @@ import os
 import tensorflow as tf
 from tensorflow_metadata.proto.v0 import anomalies_pb2
 from tfx import v1 as tfx
+from tfx.utils import io_utils
+
+from components.evaluator import eval_config
 
 ANOMALIES_FILE = "SchemaDiff.pb"  # Written by ExampleValidator in each Split-<name>/ dir.
 SCHEMA_FILE = "schema.pbtxt"
@@ -65,10 +69,12 @@ def ValidationGate(
     anomalies: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ExampleAnomalies],
     schema: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Schema],
     validated_schema: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.Schema],
+    evaluation_schema: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.Schema],
     code_fingerprint: tfx.dsl.components.Parameter[str] = "",
     accepted_anomalies: tfx.dsl.components.Parameter[str] = "[]",
 ) -> None:
-    """Fails the run if any split has anomalies not accepted; otherwise passes the schema on.
+    """Fails the run if any split has anomalies not accepted; otherwise passes the schema on, and the Evaluator's
+    part of it as `evaluation_schema`.
 
     Called by the TFX launcher. `accepted_anomalies` is a JSON list of feature names
     (or "*"). `code_fingerprint` is there only so that a change to this module
@@ -88,6 +94,9 @@ def ValidationGate(
         logging.warning("ValidationGate: %d anomalies accepted by override: %s", len(let_through), let_through)
     validated_schema.set_string_custom_property(ACCEPTED_PROPERTY, json.dumps(let_through))
     tf.io.gfile.makedirs(validated_schema.uri)
-    tf.io.gfile.copy(
-        os.path.join(schema.uri, SCHEMA_FILE), os.path.join(validated_schema.uri, SCHEMA_FILE), overwrite=True
+    source = os.path.join(schema.uri, SCHEMA_FILE)
+    tf.io.gfile.copy(source, os.path.join(validated_schema.uri, SCHEMA_FILE), overwrite=True)
+    io_utils.write_pbtxt_file(
+        os.path.join(evaluation_schema.uri, SCHEMA_FILE),
+        eval_config.evaluation_schema(io_utils.SchemaReader().read(source)),
     )

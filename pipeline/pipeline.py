@@ -103,7 +103,7 @@ def create_pipeline(config: PipelineConfig, metadata_connection_config=None) -> 
     gate = gates.ValidationGate(
         anomalies=example_validator.outputs["anomalies"],
         schema=schema_gen.outputs["schema"],
-        code_fingerprint=code_fingerprint("components.gates"),
+        code_fingerprint=code_fingerprint("components.gates", "components.evaluator.eval_config"),
         accepted_anomalies=json.dumps(sorted(config.accepted_anomalies)),
     ).with_id(VALIDATION_GATE)
     transform = tfx.components.Transform(
@@ -172,6 +172,7 @@ def create_pipeline(config: PipelineConfig, metadata_connection_config=None) -> 
             layouts.LAYOUTS[config.layout].rating_range,
         ),
         example_splits=[config.test_split],
+        schema=gate.outputs["evaluation_schema"],  # TFMA decodes only the label and the slice features
     ).with_id(EVALUATOR)
     ranking_evaluator = RankingEvaluator(
         examples=example_gen.outputs["examples"],

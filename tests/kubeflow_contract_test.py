@@ -87,7 +87,7 @@ def test_trainer_exports_a_serving_model(launched):
     model_dir = _uri(launcher, dag.TRAINER, "model") / "Format-Serving"
     model = tf.saved_model.load(str(model_dir))
     assert {
-        features.SERVING_SIGNATURE, features.TRANSFORM_SIGNATURE, features.RAW_SIGNATURE,
+        features.SERVING_SIGNATURE, features.TRANSFORM_SIGNATURE, features.SLICE_SIGNATURE, features.RAW_SIGNATURE,
         features.RECOMMEND_SIGNATURE, features.CATALOGUE_SIGNATURE,
     } <= set(model.signatures.keys())  # fmt: skip
 

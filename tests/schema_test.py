@@ -5,6 +5,7 @@ from pathlib import Path
 from tensorflow_metadata.proto.v0 import schema_pb2
 from tfx.utils import io_utils
 
+from components.evaluator.eval_config import evaluation_schema
 from components.example_gen import layouts, movielens
 from components.example_gen.readers import dat
 from pipeline.pipeline import schema_path
@@ -54,3 +55,13 @@ def test_a_release_without_users_has_no_user_attributes_and_half_stars():
     ml1m = {x.name: x for x in derive.derive(layouts.LAYOUTS[layouts.ML_1M]).feature}
     assert tuple(ml1m[f.USER_OCCUPATION].string_domain.value) == dat.OCCUPATIONS_1M
     assert ml1m[f.RATING].float_domain.min == 1.0
+
+
+def test_the_evaluators_schema_is_the_label_as_the_schema_has_it():
+    """What the ValidationGate hands the Evaluator (the slice features come from the model), for every layout."""
+    for layout in layouts.LAYOUTS:
+        schema = io_utils.SchemaReader().read(schema_path(layout))
+        kept = evaluation_schema(schema)
+        assert list(kept.feature) == [feature for feature in schema.feature if feature.name == f.LABEL_KEY], layout
+        assert list(kept.default_environment) == list(schema.default_environment)
+        assert len(schema.feature) > 1  # the input is not changed

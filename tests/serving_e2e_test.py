@@ -131,6 +131,22 @@ def test_the_pushed_ensemble_predicts_its_members_mean(model):
     np.testing.assert_allclose(served, np.clip(members.mean(axis=0), f.RATING_MIN, f.RATING_MAX), rtol=1e-5)
 
 
+def test_slice_features_are_the_transformed_features_the_evaluator_slices_by(model):
+    """`slice_features` (what the Evaluator calls) returns exactly those of `transform_features`' outputs, the same."""
+    requests = [serialized_example("1", "1"), serialized_example("no-such-user", "2", occupation="artist")]
+    labelled = [tf.train.Example.FromString(request) for request in requests]  # transform_features needs one
+    for example in labelled:
+        example.features.feature[f.RATING].float_list.value.append(4.0)
+    everything = model.signatures[f.TRANSFORM_SIGNATURE](
+        examples=tf.constant([example.SerializeToString() for example in labelled])
+    )
+    sliced = model.signatures[f.SLICE_SIGNATURE](examples=tf.constant(requests))  # no label needed
+    assert set(sliced) == set(f.SLICE_FEATURES)  # ml-100k has users: all four
+    for name, value in sliced.items():
+        assert value.numpy().tolist() == everything[name].numpy().tolist(), name
+    assert sliced[f.USER_SEEN_XF].numpy().ravel().tolist() == [b"seen", b"unseen"]
+
+
 def test_a_users_history_moves_the_score_in_its_direction(model):
     """The same request from a user who rated 20 movies 5 and from one who rated them 1. Clipping to [1, 5]
     can only shrink a difference, never create one: a gap of more than a rating point is the model's."""

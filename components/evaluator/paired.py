@@ -37,7 +37,8 @@ class UserErrors:
     baseline: np.ndarray | None = None
 
 
-def _records(examples_uri: str, split: str):
+def records(examples_uri: str, split: str) -> tf.data.Dataset:
+    """`split`'s serialized examples in batches of BATCH, its files in name order; no files is an error."""
     files = sorted(tf.io.gfile.glob(os.path.join(examples_uri, f"Split-{split}", "*")))
     if not files:
         raise FileNotFoundError(f"no examples under {os.path.join(examples_uri, f'Split-{split}')}")
@@ -54,7 +55,7 @@ def squared_errors(examples_uri: str, split: str, candidate, baseline=None) -> U
     rows, errors = [], {"candidate": [], "baseline": []}
     spec = {f.USER_ID: tf.io.FixedLenFeature([], tf.string), f.LABEL_KEY: tf.io.FixedLenFeature([], tf.float32)}
     models = {"candidate": candidate, "baseline": baseline}
-    for batch in _records(examples_uri, split):
+    for batch in records(examples_uri, split):
         parsed = tf.io.parse_example(batch, spec)
         rows.append(np.array([index.setdefault(u, len(index)) for u in parsed[f.USER_ID].numpy().tolist()]))
         labels = parsed[f.LABEL_KEY].numpy()

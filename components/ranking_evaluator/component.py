@@ -32,24 +32,37 @@ DIVERSITY_SWEEP = (0.0, 0.25, 0.5, 0.75, 1.0)
 BATCH = 256
 
 
+# What read_test_users parses of each test example; releases without a users file have no gender and age.
+_NO_AGE = -1
+_TEST_USER_SPEC = {
+    f.USER_ID: tf.io.FixedLenFeature([], tf.string),
+    f.MOVIE_ID: tf.io.FixedLenFeature([], tf.string),
+    f.USER_GENDER: tf.io.FixedLenFeature([], tf.string, default_value=""),
+    f.USER_AGE: tf.io.FixedLenFeature([], tf.int64, default_value=_NO_AGE),
+}
+
+
 def read_test_users(examples_uri: str, split: str) -> dict[str, dict]:
     """user id → {"relevant": set of movie ids, "gender", "age"} from ExampleGen's examples of `split`
-    (gender and age None in releases without a users file)."""
-    pattern = os.path.join(examples_uri, f"Split-{split}", "*")
-    users: dict[str, dict] = {}
-    for record in tf.data.TFRecordDataset(tf.io.gfile.glob(pattern), compression_type="GZIP"):
-        feature = tf.train.Example.FromString(record.numpy()).features.feature
-        user = feature[f.USER_ID].bytes_list.value[0].decode()
-        entry = users.setdefault(
-            user,
-            {
-                "relevant": set(),
-                "gender": feature[f.USER_GENDER].bytes_list.value[0].decode() if f.USER_GENDER in feature else None,
-                "age": int(feature[f.USER_AGE].int64_list.value[0]) if f.USER_AGE in feature else None,
-            },
-        )
-        entry["relevant"].add(feature[f.MOVIE_ID].bytes_list.value[0].decode())
-    return users
+    (gender and age None in releases without a users file).
+
+    Parses only these four features, a batch at a time: parsing each whole example in Python took 51 s of the
+    RankingEvaluator's 81 s at 1M generated ratings (201,634 test examples).
+    """
+    users: dict[bytes, dict] = {}
+    for batch in paired.records(examples_uri, split):
+        parsed = tf.io.parse_example(batch, _TEST_USER_SPEC)
+        columns = (parsed[name].numpy().tolist() for name in _TEST_USER_SPEC)
+        for user, movie, gender, age in zip(*columns, strict=True):
+            entry = users.get(user)
+            if entry is None:
+                gender, age = (gender.decode() or None), (None if age == _NO_AGE else age)
+                entry = users[user] = {"relevant": set(), "gender": gender, "age": age}
+            entry["relevant"].add(movie)
+    return {
+        user.decode(): {**entry, "relevant": {movie.decode() for movie in entry["relevant"]}}
+        for user, entry in users.items()
+    }
 
 
 def recommend_all(model, users: list[str], k: int, diversity: float = 0.0) -> dict[str, list[str]]:

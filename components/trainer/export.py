@@ -1,9 +1,11 @@
 """Serving signatures and SavedModel export.
 
-Three signatures, all applying the Transform graph inside the model:
+Four signatures, all applying the Transform graph inside the model:
 - `serving_default`: serialized tf.Example of raw features (no label) → predicted rating.
   This is what TF Serving's `:predict`/`:regress` and the Evaluator call.
-- `transform_features`: serialized tf.Example → transformed features (for TFMA slicing).
+- `transform_features`: serialized tf.Example → transformed features.
+- `slice_features`: serialized tf.Example → only the Transform outputs the Evaluator slices by (TFMA carries
+  every feature it is given through its per-example work: fewer features, a faster Evaluator).
 - `predict_raw`: named raw tensors (JSON-friendly for `/v1/models/NAME:predict`)
   → predicted rating. `movie_genres` and `user_prior_movies` are [batch, n] string matrices padded
   with ""; `user_prior_movie_ratings` is [batch, n] too, read where `user_prior_movies` is not "".
@@ -164,7 +166,7 @@ def _predict(model: tf.keras.Model, transformed: dict[str, tf.Tensor], rating_ra
 
 
 def make_signatures(model: tf.keras.Model, tft_output: tft.TFTransformOutput) -> dict:
-    """Concrete functions for the three signatures. Attaches the Transform layer to `model`.
+    """Concrete functions for the four signatures. Attaches the Transform layer to `model`.
 
     The raw inputs are the schema's (no user attributes in releases without a users file); predictions are
     clipped to the schema's rating range. Every signature here, in recommend.py and explanation.py is traced
@@ -186,6 +188,11 @@ def make_signatures(model: tf.keras.Model, tft_output: tft.TFTransformOutput) ->
     def transform_features(serialized):
         parsed = tf.io.parse_example(serialized, raw_spec)
         return model.tft_layer(parsed)
+
+    @tf.function(autograph=False, input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    def slice_features(serialized):
+        transformed = model.tft_layer(tf.io.parse_example(serialized, serving_spec))
+        return {name: transformed[name] for name in f.present(f.SLICE_FEATURES, transformed)}
 
     raw_signature = {name: tf.TensorSpec([None], dtype, name=name) for name, dtype in raw_dtypes.items()}
     for name in (*f.MULTI_STRING_FEATURES, *f.MULTI_FLOAT_FEATURES):
@@ -229,6 +236,7 @@ def make_signatures(model: tf.keras.Model, tft_output: tft.TFTransformOutput) ->
     return {
         f.SERVING_SIGNATURE: serve_examples.get_concrete_function(),
         f.TRANSFORM_SIGNATURE: transform_features.get_concrete_function(),
+        f.SLICE_SIGNATURE: slice_features.get_concrete_function(),
         f.RAW_SIGNATURE: predict_raw,
     }
 
