@@ -234,7 +234,7 @@ def present(names: tuple[str, ...], available) -> tuple[str, ...]:
 SERVING_SIGNATURE = "serving_default"
 TRANSFORM_SIGNATURE = "transform_features"
 # The Evaluator's slices besides the overall one (components/evaluator/eval_config.py), which it gets from the model's
-# SLICE_SIGNATURE: the Transform graph's outputs of these names only (gender and occupation pass through it as they are).
+# SLICE_SIGNATURE: the Transform graph's outputs of these names only (gender and occupation pass through as they are).
 SLICE_FEATURES = (USER_GENDER, USER_AGE_BUCKET_XF, USER_OCCUPATION, USER_SEEN_XF)
 SLICE_SIGNATURE = "slice_features"
 RAW_SIGNATURE = "predict_raw"
