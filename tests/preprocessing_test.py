@@ -1,7 +1,9 @@
 """preprocessing_fn through tft_beam on a few rows: vocabularies, OOV, time features."""
 
 import math
+import re
 
+import apache_beam as beam
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -205,3 +207,26 @@ def test_the_prior_is_the_popularity_weighted_mean_of_earlier_ratings(tmp_path):
     # A movie mean of 2 ratings of 5, shrunk towards the prior with 10 pseudo-ratings and centred on it.
     assert out[2][f.MOVIE_MEAN_XF] == pytest.approx((10.0 + 10 * weighted) / 12 - weighted, abs=1e-6)  # 0.0
     assert out[2][f.MOVIE_MEAN_XF] != pytest.approx((10.0 + 10 * plain) / 12 - plain, abs=1e-3)
+
+
+def test_year_z_scores_use_the_known_years_statistics(transformed):
+    """Years 1995, 1990 and unknown (imputed with their mean): z-scores +1, -1 and 0; the movie's age at the rating
+    z-scored with the two known rows' ages."""
+    train, _, _ = transformed
+    assert [r[f.MOVIE_YEAR_XF] for r in train] == pytest.approx([1.0, -1.0, 0.0], abs=1e-5)
+    seconds = np.array([THURSDAY_15H55, THURSDAY_15H55 + 3600, THURSDAY_15H55 + 86_400])
+    ages = np.maximum(1970 + seconds / (365.2425 * 86_400) - (np.array([1995, 1990, 1992.5]) + 0.5), 0.0)
+    expected = (ages - ages[:2].mean()) / ages[:2].std()
+    assert [r[f.MOVIE_AGE_XF] for r in train] == pytest.approx(expected, abs=1e-3)
+
+
+def test_transform_analyses_the_train_split_in_one_pass(tmp_path):
+    """An analyzer fed by another analyzer's result makes TFT analyse in phases, each one a pass over every train
+    example; TFT's Beam graph names each phase's steps (`...[Phase0]`, `...[Phase1]`)."""
+    metadata = dataset_metadata.DatasetMetadata(io_utils.SchemaReader().read(schema_path()))
+    pipeline = beam.Pipeline()
+    with tft_beam.Context(temp_dir=str(tmp_path)):
+        rows = pipeline | beam.Create([raw_row("1", "10", THURSDAY_15H55)])
+        _ = (rows, metadata) | tft_beam.AnalyzeDataset(preprocessing_fn)
+    phases = {int(match) for label in pipeline.applied_labels for match in re.findall(r"\[Phase(\d+)\]", label)}
+    assert phases == {0}

@@ -3,6 +3,10 @@
 Transform analyses the `train` split only, so vocabularies, means and variances
 never see eval/test data. Everything here also runs at serving time inside the
 exported SavedModel, so it must not depend on the label.
+
+No analyzer's input depends on another analyzer's result, so that Transform analyses the train split in one pass
+over it: an analyzer fed by another's output is a second phase, a second read and decode of every train example
+(tests/preprocessing_test.py checks there is one).
 """
 
 from __future__ import annotations
@@ -28,6 +32,13 @@ def _dense(x: tf.Tensor | tf.SparseTensor, default) -> tf.Tensor:
 
 def _vocab(x: tf.Tensor, name: str) -> tf.Tensor:
     return tft.compute_and_apply_vocabulary(x, num_oov_buckets=f.NUM_OOV_BUCKETS, vocab_filename=name)
+
+
+def z_score_by(x: tf.Tensor, sample: tf.Tensor) -> tf.Tensor:
+    """`x`'s z-score with the mean and variance of `sample` (train-split analyzers): `x` − mean where the variance is
+    0, as tft.scale_to_z_score."""
+    mean, std = tft.mean(sample), tf.sqrt(tft.var(sample))
+    return tf.where(std > 0, (x - mean) / tf.where(std > 0, std, 1.0), x - mean)
 
 
 def time_features(timestamp: tf.Tensor) -> dict[str, tf.Tensor]:
@@ -167,11 +178,14 @@ def preprocessing_fn(inputs: dict[str, tf.Tensor | tf.SparseTensor]) -> dict[str
     year = _dense(inputs[f.MOVIE_RELEASE_YEAR], f.RELEASE_YEAR_UNKNOWN)
     year_known = tf.not_equal(year, f.RELEASE_YEAR_UNKNOWN)
     year_float = tf.cast(year, tf.float32)
-    # Impute unknown release years with the mean of the known ones (train split).
-    mean_year = tft.mean(tf.boolean_mask(year_float, year_known))
-    year_imputed = tf.where(year_known, year_float, mean_year)
     rating_year = 1970.0 + tf.cast(timestamp, tf.float32) / _SECONDS_PER_YEAR
+    # Unknown release years are imputed with the mean of the known ones (train split), and both z-scores use the
+    # statistics of the examples whose year is known (an unknown year scores 0), not of the imputed values: those
+    # would need the mean first, a second analysis pass.
+    known_years = tf.boolean_mask(year_float, year_known)
+    year_imputed = tf.where(year_known, year_float, tft.mean(known_years))
     movie_age = tf.maximum(rating_year - (year_imputed + 0.5), 0.0)
+    known_ages = tf.boolean_mask(tf.maximum(rating_year - (year_float + 0.5), 0.0), year_known)  # not from the mean
 
     user_id = _dense(inputs[f.USER_ID], "")
     user_vocab = tft.vocabulary(user_id, vocab_filename=f.VOCAB_FEATURES[f.USER_ID_XF])
@@ -189,9 +203,9 @@ def preprocessing_fn(inputs: dict[str, tf.Tensor | tf.SparseTensor]) -> dict[str
         f.MOVIE_ID_XF: tft.apply_vocabulary(movie_id, movie_vocab, num_oov_buckets=f.NUM_OOV_BUCKETS),
         f.MOVIE_GENRES_XF: genre_indices(inputs[f.MOVIE_GENRES]),
         f.MOVIE_TITLE_TOKENS_XF: title_tokens(_dense(inputs[f.MOVIE_TITLE], "")),
-        f.MOVIE_YEAR_XF: tft.scale_to_z_score(year_imputed),
+        f.MOVIE_YEAR_XF: z_score_by(year_imputed, known_years),
         f.MOVIE_YEAR_MISSING_XF: 1.0 - tf.cast(year_known, tf.float32),
-        f.MOVIE_AGE_XF: tft.scale_to_z_score(movie_age),
+        f.MOVIE_AGE_XF: z_score_by(movie_age, known_ages),
         **time_features(timestamp),
         **history,
     }
