@@ -172,7 +172,7 @@ def create_pipeline(config: PipelineConfig, metadata_connection_config=None) -> 
             layouts.LAYOUTS[config.layout].rating_range,
         ),
         example_splits=[config.test_split],
-        schema=gate.outputs["evaluation_schema"],  # TFMA decodes only the label and the slice features
+        schema=gate.outputs["evaluation_schema"],  # TFMA decodes the label alone; the model gives the slices
     ).with_id(EVALUATOR)
     ranking_evaluator = RankingEvaluator(
         examples=example_gen.outputs["examples"],
