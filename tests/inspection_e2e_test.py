@@ -20,7 +20,9 @@ import pytest
 import tensorflow as tf
 import tensorflow_model_analysis as tfma
 from headless_browser import chromium, render
+from tfx.utils import io_utils
 
+from components import gates
 from pipeline import metadata
 from pipeline import pipeline as dag
 from pipeline.config import PipelineConfig, TrainerConfig, direct_runner_args
@@ -142,6 +144,16 @@ def test_split_counts_and_metrics_equal_the_examples_and_tfma(latest):
         name = "Overall" if key == () else f"{key[0][0]}={key[0][1]}"
         assert slices[name]["mean_absolute_error"] == metrics["mean_absolute_error"], name
         assert slices[name]["example_count"] == metrics["example_count"], name
+
+
+def test_the_evaluator_decoded_the_label_alone(latest):
+    """The ValidationGate's evaluation_schema (the Evaluator's schema input) is the validated schema's label alone."""
+    evaluation = latest["artifacts"][f"{dag.VALIDATION_GATE}.evaluation_schema"]
+    validated = latest["artifacts"][f"{dag.VALIDATION_GATE}.validated_schema"]
+    kept = io_utils.SchemaReader().read(os.path.join(evaluation, gates.SCHEMA_FILE))
+    schema = io_utils.SchemaReader().read(os.path.join(validated, gates.SCHEMA_FILE))
+    label = [feature for feature in schema.feature if feature.name == f.LABEL_KEY]
+    assert list(kept.feature) == label and len(label) == 1
 
 
 def _test_split(examples_uri: str) -> list[bytes]:
