@@ -70,6 +70,14 @@ def serialized_example(
     return example.SerializeToString()
 
 
+def labelled(requests: list[bytes]) -> tf.Tensor:
+    """The requests with a rating of 4 each: transform_features parses the label too."""
+    examples = [tf.train.Example.FromString(request) for request in requests]
+    for example in examples:
+        example.features.feature[f.RATING].float_list.value.append(4.0)
+    return tf.constant([example.SerializeToString() for example in examples])
+
+
 @pytest.fixture(scope="module")
 def model(first_run):
     """The SavedModel the first run pushed."""
@@ -119,11 +127,7 @@ def test_the_pushed_ensemble_predicts_its_members_mean(model):
     assert len(model.members) == ENSEMBLE
     requests = [serialized_example("1", "1"), serialized_example("no-such-user", "2")]
     examples = tf.constant(requests)
-    labelled = [tf.train.Example.FromString(request) for request in requests]  # transform_features needs one
-    for example in labelled:
-        example.features.feature[f.RATING].float_list.value.append(4.0)
-    labelled = tf.constant([example.SerializeToString() for example in labelled])
-    transformed = model.signatures[f.TRANSFORM_SIGNATURE](examples=labelled)
+    transformed = model.signatures[f.TRANSFORM_SIGNATURE](examples=labelled(requests))
     inputs = {name: value for name, value in transformed.items() if name != f.LABEL_XF}
     members = np.stack([member(inputs).numpy().ravel() for member in model.members])
     assert not np.allclose(members[0], members[1])  # two seeds, two models
@@ -134,12 +138,7 @@ def test_the_pushed_ensemble_predicts_its_members_mean(model):
 def test_slice_features_are_the_transformed_features_the_evaluator_slices_by(model):
     """`slice_features` (what the Evaluator calls) returns exactly those of `transform_features`' outputs, the same."""
     requests = [serialized_example("1", "1"), serialized_example("no-such-user", "2", occupation="artist")]
-    labelled = [tf.train.Example.FromString(request) for request in requests]  # transform_features needs one
-    for example in labelled:
-        example.features.feature[f.RATING].float_list.value.append(4.0)
-    everything = model.signatures[f.TRANSFORM_SIGNATURE](
-        examples=tf.constant([example.SerializeToString() for example in labelled])
-    )
+    everything = model.signatures[f.TRANSFORM_SIGNATURE](examples=labelled(requests))
     sliced = model.signatures[f.SLICE_SIGNATURE](examples=tf.constant(requests))  # no label needed
     assert set(sliced) == set(f.SLICE_FEATURES)  # ml-100k has users: all four
     for name, value in sliced.items():

@@ -34,10 +34,10 @@ def _vocab(x: tf.Tensor, name: str) -> tf.Tensor:
     return tft.compute_and_apply_vocabulary(x, num_oov_buckets=f.NUM_OOV_BUCKETS, vocab_filename=name)
 
 
-def z_score_by(x: tf.Tensor, sample: tf.Tensor) -> tf.Tensor:
-    """`x`'s z-score with the mean and variance of `sample` (train-split analyzers): `x` − mean where the variance is
-    0, as tft.scale_to_z_score."""
-    mean, std = tft.mean(sample), tf.sqrt(tft.var(sample))
+def z_score_by(x: tf.Tensor, sample: tf.Tensor, mean: tf.Tensor | None = None) -> tf.Tensor:
+    """`x`'s z-score with the mean and variance of `sample` (train-split analyzers; `mean`: tft.mean(sample) where the
+    caller has it already): `x` − mean where the variance is 0, as tft.scale_to_z_score."""
+    mean, std = tft.mean(sample) if mean is None else mean, tf.sqrt(tft.var(sample))
     return tf.where(std > 0, (x - mean) / tf.where(std > 0, std, 1.0), x - mean)
 
 
@@ -183,9 +183,14 @@ def preprocessing_fn(inputs: dict[str, tf.Tensor | tf.SparseTensor]) -> dict[str
     # statistics of the examples whose year is known (an unknown year scores 0), not of the imputed values: those
     # would need the mean first, a second analysis pass.
     known_years = tf.boolean_mask(year_float, year_known)
-    year_imputed = tf.where(year_known, year_float, tft.mean(known_years))
-    movie_age = tf.maximum(rating_year - (year_imputed + 0.5), 0.0)
-    known_ages = tf.boolean_mask(tf.maximum(rating_year - (year_float + 0.5), 0.0), year_known)  # not from the mean
+    mean_year = tft.mean(known_years)
+    year_imputed = tf.where(year_known, year_float, mean_year)
+
+    def age_at_rating(release_year: tf.Tensor) -> tf.Tensor:
+        return tf.maximum(rating_year - (release_year + 0.5), 0.0)
+
+    movie_age = age_at_rating(year_imputed)
+    known_ages = tf.boolean_mask(age_at_rating(year_float), year_known)  # from the raw years, not from the mean
 
     user_id = _dense(inputs[f.USER_ID], "")
     user_vocab = tft.vocabulary(user_id, vocab_filename=f.VOCAB_FEATURES[f.USER_ID_XF])
@@ -203,7 +208,7 @@ def preprocessing_fn(inputs: dict[str, tf.Tensor | tf.SparseTensor]) -> dict[str
         f.MOVIE_ID_XF: tft.apply_vocabulary(movie_id, movie_vocab, num_oov_buckets=f.NUM_OOV_BUCKETS),
         f.MOVIE_GENRES_XF: genre_indices(inputs[f.MOVIE_GENRES]),
         f.MOVIE_TITLE_TOKENS_XF: title_tokens(_dense(inputs[f.MOVIE_TITLE], "")),
-        f.MOVIE_YEAR_XF: z_score_by(year_imputed, known_years),
+        f.MOVIE_YEAR_XF: z_score_by(year_imputed, known_years, mean_year),
         f.MOVIE_YEAR_MISSING_XF: 1.0 - tf.cast(year_known, tf.float32),
         f.MOVIE_AGE_XF: z_score_by(movie_age, known_ages),
         **time_features(timestamp),
